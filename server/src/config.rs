@@ -1,0 +1,102 @@
+//! Server configuration: built-in defaults, then a TOML file, then `FERRY_*` environment
+//! variables (nested keys with `__`, e.g. `FERRY_SOURCES__S3__ENDPOINT`), then flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::error::FerryError;
+use crate::ingest::SourcesConfig;
+use crate::registry::Registry;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The gRPC listen address.
+    pub listen: SocketAddr,
+    /// Where the embedded registry and warehouse keep their files.
+    pub data_dir: PathBuf,
+    /// `sqlite://...` or `postgres://...`; defaults to a SQLite file in `data_dir`.
+    pub registry_url: Option<String>,
+    pub sources: SourcesConfig,
+    /// `json` (default, for collectors) or `pretty` (for humans).
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Pretty,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("./ferry-data"),
+            registry_url: None,
+            sources: SourcesConfig::default(),
+            log_format: LogFormat::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (or `./ferry.toml` when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, FerryError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(FerryError::InvalidArgument(format!("config file {} does not exist", path.display())));
+            }
+            Some(path) => figment = figment.merge(Toml::file(path)),
+            None => figment = figment.merge(Toml::file("ferry.toml")),
+        }
+        figment
+            .merge(Env::prefixed("FERRY_").split("__"))
+            .extract()
+            .map_err(|e| FerryError::InvalidArgument(format!("configuration: {e}")))
+    }
+
+    pub fn registry_url(&self) -> String {
+        self.registry_url
+            .clone()
+            .unwrap_or_else(|| Registry::sqlite_url(&self.data_dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_override_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:6000\"\ndata_dir = \"/srv/ferry\"\n[sources.s3]\nendpoint = \"http://127.0.0.1:9000\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path)).expect("loads");
+        assert_eq!(config.listen.port(), 6000);
+        assert_eq!(config.data_dir, PathBuf::from("/srv/ferry"));
+        assert_eq!(config.sources.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(config.registry_url().starts_with("sqlite:///srv/ferry/registry.sqlite"));
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_files_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(&path, "listne = \"127.0.0.1:1\"\n").expect("write");
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("listne"), "{err}");
+        assert!(Config::load(Some(&dir.path().join("missing.toml"))).is_err());
+    }
+}

@@ -1,0 +1,255 @@
+//! View filters: a restricted SQL boolean expression over a dataset's columns.
+//!
+//! The filter is parsed into an AST and walked against an allow-list: column references,
+//! literals, comparisons, AND/OR/NOT, IS [NOT] NULL, IN and LIKE. Warehouses never see the text
+//! the user wrote, only the validated AST rendered back to SQL, so a filter cannot smuggle in a
+//! statement, a subquery or a function call.
+
+use std::fmt;
+
+use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+use super::{ColumnType, Contract, PiiHandling};
+
+/// Why a filter was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterError(String);
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "filter {}", self.0)
+    }
+}
+
+/// A validated filter, safe to render into SQL for any warehouse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ViewFilter {
+    expr: Option<Expr>,
+}
+
+/// What an expression evaluates to, for the type checks a reviewer would expect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Number,
+    Boolean,
+    Null,
+    Date,
+}
+
+impl ViewFilter {
+    /// Parses `text` and checks it against the allow-list and the contract's columns. An empty
+    /// filter keeps every row.
+    pub fn parse(text: &str, contract: &Contract) -> Result<Self, FilterError> {
+        if text.trim().is_empty() {
+            return Ok(Self { expr: None });
+        }
+        let dialect = GenericDialect {};
+        let mut parser = Parser::new(&dialect)
+            .try_with_sql(text)
+            .map_err(|e| FilterError(format!("{text:?} does not parse: {e}")))?;
+        let expr = parser
+            .parse_expr()
+            .map_err(|e| FilterError(format!("{text:?} does not parse: {e}")))?;
+        let rest = parser.peek_token();
+        if rest.token != Token::EOF {
+            return Err(FilterError(format!(
+                "{text:?} has trailing input starting at {}: a filter is one boolean expression",
+                rest.token
+            )));
+        }
+        match check(&expr, contract)? {
+            Kind::Boolean | Kind::Null => Ok(Self { expr: Some(expr) }),
+            other => Err(FilterError(format!(
+                "{text:?} is not a boolean expression (it is {other:?})"
+            ))),
+        }
+    }
+
+    /// The filter as SQL, or `None` when it keeps every row.
+    pub fn to_sql(&self) -> Option<String> {
+        self.expr.as_ref().map(ToString::to_string)
+    }
+}
+
+fn reject(what: impl fmt::Display) -> FilterError {
+    FilterError(format!(
+        "uses {what}, which is not allowed: use columns, literals, comparisons, AND/OR/NOT, IS [NOT] NULL, IN and LIKE"
+    ))
+}
+
+fn check(expr: &Expr, contract: &Contract) -> Result<Kind, FilterError> {
+    match expr {
+        Expr::Identifier(ident) => {
+            // Quoted identifiers could differ from the contract's names only by case or quoting
+            // tricks; the contract's names are plain snake_case, so require them plain.
+            if ident.quote_style.is_some() {
+                return Err(FilterError(format!(
+                    "column {ident} must be written without quotes"
+                )));
+            }
+            let column = contract.column(&ident.value).ok_or_else(|| {
+                FilterError(format!(
+                    "refers to column {:?}, which is not in dataset {}",
+                    ident.value, contract.name
+                ))
+            })?;
+            if column.pii_handling == PiiHandling::Drop {
+                return Err(FilterError(format!(
+                    "refers to column {:?}, which is dropped at publish",
+                    ident.value
+                )));
+            }
+            Ok(match column.column_type {
+                ColumnType::String => Kind::Text,
+                ColumnType::Int64 | ColumnType::Float64 => Kind::Number,
+                ColumnType::Bool => Kind::Boolean,
+                ColumnType::Date => Kind::Date,
+            })
+        }
+        Expr::Value(value) => match &value.value {
+            Value::Number(..) => Ok(Kind::Number),
+            Value::SingleQuotedString(_) => Ok(Kind::Text),
+            Value::Boolean(_) => Ok(Kind::Boolean),
+            Value::Null => Ok(Kind::Null),
+            other => Err(reject(format!("the literal {other}"))),
+        },
+        Expr::Nested(inner) => check(inner, contract),
+        Expr::UnaryOp { op: UnaryOperator::Not, expr } => expect_boolean(expr, contract),
+        Expr::UnaryOp { op: UnaryOperator::Minus, expr } if matches!(expr.as_ref(), Expr::Value(_)) => {
+            match check(expr, contract)? {
+                Kind::Number => Ok(Kind::Number),
+                _ => Err(reject("a minus sign on a non-number")),
+            }
+        }
+        Expr::BinaryOp { left, op, right } => match op {
+            BinaryOperator::And | BinaryOperator::Or => {
+                expect_boolean(left, contract)?;
+                expect_boolean(right, contract)?;
+                Ok(Kind::Boolean)
+            }
+            BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq => {
+                let (l, r) = (check(left, contract)?, check(right, contract)?);
+                comparable(l, r, expr)?;
+                Ok(Kind::Boolean)
+            }
+            other => Err(reject(format!("the operator {other}"))),
+        },
+        Expr::IsNull(inner) | Expr::IsNotNull(inner) => {
+            check(inner, contract)?;
+            Ok(Kind::Boolean)
+        }
+        Expr::InList { expr: subject, list, .. } => {
+            let subject_kind = check(subject, contract)?;
+            for item in list {
+                if !matches!(item, Expr::Value(_) | Expr::UnaryOp { .. }) {
+                    return Err(reject(format!("{item} inside IN (only literals are allowed)")));
+                }
+                comparable(subject_kind, check(item, contract)?, expr)?;
+            }
+            Ok(Kind::Boolean)
+        }
+        Expr::Like { expr: subject, pattern, escape_char, .. }
+        | Expr::ILike { expr: subject, pattern, escape_char, .. } => {
+            if escape_char.is_some() {
+                return Err(reject("LIKE ... ESCAPE"));
+            }
+            if check(subject, contract)? != Kind::Text {
+                return Err(FilterError(format!("applies LIKE to a non-text value in {expr}")));
+            }
+            match pattern.as_ref() {
+                Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => Ok(Kind::Boolean),
+                other => Err(reject(format!("the LIKE pattern {other} (only a quoted string is allowed)"))),
+            }
+        }
+        Expr::Function(f) => Err(reject(format!("the function {}", f.name))),
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => Err(reject("a subquery")),
+        Expr::CompoundIdentifier(parts) => Err(FilterError(format!(
+            "refers to {}: use plain column names",
+            parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
+        ))),
+        other => Err(reject(format!("the expression {other}"))),
+    }
+}
+
+fn expect_boolean(expr: &Expr, contract: &Contract) -> Result<(), FilterError> {
+    match check(expr, contract)? {
+        Kind::Boolean | Kind::Null => Ok(()),
+        _ => Err(FilterError(format!("expects a boolean, but {expr} is not one"))),
+    }
+}
+
+fn comparable(left: Kind, right: Kind, whole: &Expr) -> Result<(), FilterError> {
+    let ok = left == right
+        || left == Kind::Null
+        || right == Kind::Null
+        // Dates compare with 'YYYY-MM-DD' literals.
+        || matches!((left, right), (Kind::Date, Kind::Text) | (Kind::Text, Kind::Date));
+    if ok {
+        Ok(())
+    } else {
+        Err(FilterError(format!("compares {left:?} with {right:?} in {whole}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::tests::catalog;
+
+    fn parse(text: &str) -> Result<ViewFilter, FilterError> {
+        ViewFilter::parse(text, &catalog())
+    }
+
+    #[test]
+    fn the_team_filters_parse_and_render_from_the_ast() {
+        let filter = parse("brand = 'Samsung' AND year_release > 2000 AND (image IS NULL OR image = '')")
+            .expect("valid");
+        assert_eq!(
+            filter.to_sql().as_deref(),
+            Some("brand = 'Samsung' AND year_release > 2000 AND (image IS NULL OR image = '')")
+        );
+        assert!(parse("image IS NOT NULL AND image <> ''").is_ok());
+        assert!(parse("brand IN ('HP', 'Dell') AND NOT comment LIKE '%Lorem%'").is_ok());
+        assert_eq!(parse("  ").expect("empty").to_sql(), None);
+    }
+
+    #[test]
+    fn injected_sql_is_refused() {
+        for attack in [
+            "1 = 1; DROP TABLE catalog",
+            "brand = 'x' UNION SELECT * FROM secrets",
+            "brand = 'x') OR (1 = 1",
+            "brand IN (SELECT brand FROM other)",
+            "EXISTS (SELECT 1)",
+            "brand = 'x' -- comment\n OR 1 = 1; DELETE FROM t",
+            "sleep(10) = 0",
+            "catalog.brand = 'x'",
+            "\"brand\" = 'x'",
+            "brand = CAST(1 AS VARCHAR)",
+            "brand || 'x' = 'y'",
+        ] {
+            assert!(parse(attack).is_err(), "{attack:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn unknown_columns_and_type_mismatches_are_refused() {
+        let err = parse("price > 10").unwrap_err().to_string();
+        assert!(err.contains("\"price\""), "{err}");
+        let err = parse("year_release = 'recent'").unwrap_err().to_string();
+        assert!(err.contains("compares"), "{err}");
+        let err = parse("year_release LIKE '19%'").unwrap_err().to_string();
+        assert!(err.contains("LIKE"), "{err}");
+        let err = parse("brand").unwrap_err().to_string();
+        assert!(err.contains("not a boolean"), "{err}");
+    }
+}

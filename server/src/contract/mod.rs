@@ -1,0 +1,408 @@
+//! Dataset contracts: what a dataset is, who owns it, how its source is read and which views
+//! derive from it. Contracts are YAML files reviewed in git; this module parses and validates
+//! them. It knows nothing of gRPC or of any warehouse.
+
+mod evolution;
+mod filter;
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FerryError;
+
+pub use evolution::{ContractVersion, Evolution, plan_evolution};
+pub use filter::ViewFilter;
+
+/// A column's logical type. Every warehouse maps these to its own types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    String,
+    Int64,
+    Float64,
+    Bool,
+    Date,
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            Self::String => "string",
+            Self::Int64 => "int64",
+            Self::Float64 => "float64",
+            Self::Bool => "bool",
+            Self::Date => "date",
+        };
+        f.write_str(name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Classification {
+    #[default]
+    Public,
+    Internal,
+    /// GDPR personal data.
+    Personal,
+    /// GDPR special categories.
+    Sensitive,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PiiHandling {
+    #[default]
+    Keep,
+    Pseudonymize,
+    Drop,
+}
+
+/// GDPR article 6 lawful bases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalBasis {
+    Consent,
+    Contract,
+    LegalObligation,
+    VitalInterests,
+    PublicTask,
+    LegitimateInterests,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Column {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub column_type: ColumnType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub classification: Classification,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    #[serde(default)]
+    pub pii_handling: PiiHandling,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<LegalBasis>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub purpose: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Partitioning {
+    /// Only `day` exists today.
+    #[serde(default = "Partitioning::day")]
+    pub granularity: String,
+    /// The column each row's partition date is stored in.
+    #[serde(default = "Partitioning::default_column")]
+    pub column: String,
+}
+
+impl Partitioning {
+    fn day() -> String {
+        "day".into()
+    }
+    fn default_column() -> String {
+        "partition_date".into()
+    }
+}
+
+impl Default for Partitioning {
+    fn default() -> Self {
+        Self {
+            granularity: Self::day(),
+            column: Self::default_column(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvOptions {
+    #[serde(default = "CsvOptions::comma")]
+    pub delimiter: char,
+    #[serde(default = "yes")]
+    pub has_header: bool,
+    /// Empty fields load as NULL, as BigQuery does.
+    #[serde(default = "yes")]
+    pub empty_as_null: bool,
+}
+
+impl CsvOptions {
+    fn comma() -> char {
+        ','
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        Self {
+            delimiter: ',',
+            has_header: true,
+            empty_as_null: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFormat {
+    #[serde(default)]
+    pub csv: CsvOptions,
+    /// Rows that fail validation are quarantined instead of failing the publish, up to this many.
+    #[serde(default)]
+    pub max_rejected_rows: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Materialization {
+    /// Stored per partition, replaced atomically with the raw partition.
+    #[default]
+    Materialized,
+    /// Evaluated over the raw table at read time.
+    OnRead,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedView {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Projected columns in order; empty means all of the dataset's columns.
+    #[serde(default)]
+    pub columns: Vec<String>,
+    /// A restricted SQL boolean expression; empty means every row.
+    #[serde(default)]
+    pub filter: String,
+    #[serde(default)]
+    pub materialization: Materialization,
+}
+
+/// A dataset contract as its owners write it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    pub name: String,
+    pub owner: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The declared major version; a breaking change requires raising it.
+    #[serde(default = "Contract::first_major")]
+    pub major_version: u32,
+    pub columns: Vec<Column>,
+    #[serde(default)]
+    pub partitioning: Partitioning,
+    #[serde(default)]
+    pub source: SourceFormat,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
+    #[serde(default)]
+    pub views: Vec<DerivedView>,
+}
+
+impl Contract {
+    fn first_major() -> u32 {
+        1
+    }
+
+    /// Parses and validates a contract written in YAML.
+    pub fn from_yaml(text: &str) -> Result<Self, FerryError> {
+        let contract: Contract = serde_norway::from_str(text)
+            .map_err(|e| FerryError::InvalidContract(format!("contract YAML: {e}")))?;
+        contract.validate()?;
+        Ok(contract)
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot render contract: {e}\n"))
+    }
+
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn view(&self, name: &str) -> Option<&DerivedView> {
+        self.views.iter().find(|v| v.name == name)
+    }
+
+    /// The columns stored in the warehouse, in order: dropped PII columns are never stored.
+    pub fn stored_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns
+            .iter()
+            .filter(|c| c.pii_handling != PiiHandling::Drop)
+    }
+
+    /// The stored columns a view projects, in order.
+    pub fn view_columns<'a>(&'a self, view: &'a DerivedView) -> Vec<&'a Column> {
+        if view.columns.is_empty() {
+            self.stored_columns().collect()
+        } else {
+            view.columns
+                .iter()
+                .filter_map(|name| self.column(name))
+                .collect()
+        }
+    }
+
+    /// Checks everything that can be checked without the registry.
+    pub fn validate(&self) -> Result<(), FerryError> {
+        let invalid = |msg: String| Err(FerryError::InvalidContract(msg));
+        validate_qualified_name(&self.name, "dataset")?;
+        if self.owner.trim().is_empty() {
+            return invalid(format!("dataset {}: owner is required (e.g. team:catalog)", self.name));
+        }
+        if self.major_version == 0 {
+            return invalid("major_version starts at 1".into());
+        }
+        if self.columns.is_empty() {
+            return invalid(format!("dataset {}: at least one column is required", self.name));
+        }
+        if self.partitioning.granularity != "day" {
+            return invalid(format!(
+                "partitioning.granularity {:?} is not supported; only \"day\" is",
+                self.partitioning.granularity
+            ));
+        }
+        validate_identifier(&self.partitioning.column, "partition column")?;
+        let mut seen = HashSet::new();
+        for column in &self.columns {
+            validate_identifier(&column.name, "column")?;
+            if !seen.insert(column.name.to_ascii_lowercase()) {
+                return invalid(format!("column {:?} is declared twice", column.name));
+            }
+            if column.name.eq_ignore_ascii_case(&self.partition_column()) {
+                return invalid(format!(
+                    "column {:?} clashes with the partition column; rename it or set partitioning.column",
+                    column.name
+                ));
+            }
+            if column.pii_handling == PiiHandling::Pseudonymize && column.column_type != ColumnType::String {
+                return invalid(format!(
+                    "column {:?}: pseudonymize applies to string columns only",
+                    column.name
+                ));
+            }
+        }
+        if !self.source.csv.delimiter.is_ascii() {
+            return invalid("source.csv.delimiter must be a single ASCII character".into());
+        }
+        let mut view_names = HashSet::new();
+        for view in &self.views {
+            validate_qualified_name(&view.name, "view")?;
+            if view.name == self.name || !view_names.insert(view.name.as_str()) {
+                return invalid(format!("view name {:?} is used twice", view.name));
+            }
+            for name in &view.columns {
+                match self.column(name) {
+                    None => {
+                        return invalid(format!(
+                            "view {}: column {name:?} is not in dataset {}",
+                            view.name, self.name
+                        ));
+                    }
+                    Some(c) if c.pii_handling == PiiHandling::Drop => {
+                        return invalid(format!(
+                            "view {}: column {name:?} is dropped at publish and cannot be projected",
+                            view.name
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            ViewFilter::parse(&view.filter, self)
+                .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
+        }
+        Ok(())
+    }
+
+    pub fn partition_column(&self) -> String {
+        self.partitioning.column.clone()
+    }
+}
+
+fn validate_identifier(name: &str, what: &str) -> Result<(), FerryError> {
+    let mut chars = name.chars();
+    let valid_start = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    if valid_start && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') && name.len() <= 128 {
+        Ok(())
+    } else {
+        Err(FerryError::InvalidContract(format!(
+            "{what} name {name:?} must be lower snake_case: a-z, 0-9 and _, starting with a letter or _"
+        )))
+    }
+}
+
+/// Datasets and views are named `namespace.name`, which maps to a BigQuery dataset and table.
+pub fn validate_qualified_name(name: &str, what: &str) -> Result<(), FerryError> {
+    match name.split_once('.') {
+        Some((namespace, local)) if !local.contains('.') => {
+            validate_identifier(namespace, &format!("{what} namespace"))?;
+            validate_identifier(local, what)
+        }
+        _ => Err(FerryError::InvalidContract(format!(
+            "{what} name {name:?} must look like namespace.name"
+        ))),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const CATALOG_YAML: &str = include_str!("../../../examples/product_catalog/contract.yaml");
+
+    pub(crate) fn catalog() -> Contract {
+        Contract::from_yaml(CATALOG_YAML).expect("example contract is valid")
+    }
+
+    #[test]
+    fn example_contract_declares_the_catalog_and_both_team_views() {
+        let contract = catalog();
+        assert_eq!(contract.name, "catalog.product_catalog");
+        let names: Vec<_> = contract.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["brand", "category_id", "comment", "currency", "description", "image", "year_release"]
+        );
+        assert!(contract.view("catalog.with_image").is_some());
+        assert!(contract.view("catalog.samsung_after_2000_without_image").is_some());
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_names_are_refused() {
+        let err = Contract::from_yaml(&CATALOG_YAML.replace("owner:", "ownr:")).unwrap_err();
+        assert!(err.to_string().contains("ownr"), "{err}");
+        let err = Contract::from_yaml(&CATALOG_YAML.replace("name: catalog.product_catalog", "name: Catalog"))
+            .unwrap_err();
+        assert!(err.to_string().contains("namespace.name"), "{err}");
+    }
+
+    #[test]
+    fn view_projecting_an_unknown_column_is_refused() {
+        let mut contract = catalog();
+        contract.views[0].columns.push("price".into());
+        let err = contract.validate().unwrap_err();
+        assert!(err.to_string().contains("\"price\" is not in dataset"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_columns_are_refused() {
+        let mut contract = catalog();
+        let first = contract.columns[0].clone();
+        contract.columns.push(first);
+        assert!(contract.validate().unwrap_err().to_string().contains("declared twice"));
+    }
+}

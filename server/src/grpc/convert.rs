@@ -1,0 +1,313 @@
+//! Conversions between `ferry.v1` messages and domain types.
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use ferry_proto::v1 as pb;
+
+use crate::contract::{
+    Classification, Column, ColumnType, Contract, CsvOptions, DerivedView, LegalBasis, Materialization, Partitioning,
+    PiiHandling, SourceFormat,
+};
+use crate::error::FerryError;
+use crate::registry::{PartitionEntry, Publication, PublicationStatus, RegisteredDataset};
+
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: t.timestamp_subsec_nanos() as i32,
+    }
+}
+
+fn column_type_to_pb(t: ColumnType) -> pb::ColumnType {
+    match t {
+        ColumnType::String => pb::ColumnType::String,
+        ColumnType::Int64 => pb::ColumnType::Int64,
+        ColumnType::Float64 => pb::ColumnType::Float64,
+        ColumnType::Bool => pb::ColumnType::Bool,
+        ColumnType::Date => pb::ColumnType::Date,
+    }
+}
+
+fn legal_basis_to_pb(b: Option<LegalBasis>) -> pb::LegalBasis {
+    match b {
+        None => pb::LegalBasis::Unspecified,
+        Some(LegalBasis::Consent) => pb::LegalBasis::Consent,
+        Some(LegalBasis::Contract) => pb::LegalBasis::Contract,
+        Some(LegalBasis::LegalObligation) => pb::LegalBasis::LegalObligation,
+        Some(LegalBasis::VitalInterests) => pb::LegalBasis::VitalInterests,
+        Some(LegalBasis::PublicTask) => pb::LegalBasis::PublicTask,
+        Some(LegalBasis::LegitimateInterests) => pb::LegalBasis::LegitimateInterests,
+    }
+}
+
+fn legal_basis_from_pb(value: i32) -> Result<Option<LegalBasis>, FerryError> {
+    Ok(match pb::LegalBasis::try_from(value) {
+        Ok(pb::LegalBasis::Unspecified) => None,
+        Ok(pb::LegalBasis::Consent) => Some(LegalBasis::Consent),
+        Ok(pb::LegalBasis::Contract) => Some(LegalBasis::Contract),
+        Ok(pb::LegalBasis::LegalObligation) => Some(LegalBasis::LegalObligation),
+        Ok(pb::LegalBasis::VitalInterests) => Some(LegalBasis::VitalInterests),
+        Ok(pb::LegalBasis::PublicTask) => Some(LegalBasis::PublicTask),
+        Ok(pb::LegalBasis::LegitimateInterests) => Some(LegalBasis::LegitimateInterests),
+        Err(_) => return Err(FerryError::InvalidContract(format!("unknown legal basis {value}"))),
+    })
+}
+
+pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
+    pb::DatasetContract {
+        name: c.name.clone(),
+        owner: c.owner.clone(),
+        description: c.description.clone(),
+        columns: c
+            .columns
+            .iter()
+            .map(|col| pb::Column {
+                name: col.name.clone(),
+                r#type: column_type_to_pb(col.column_type).into(),
+                required: col.required,
+                classification: match col.classification {
+                    Classification::Public => pb::Classification::Public,
+                    Classification::Internal => pb::Classification::Internal,
+                    Classification::Personal => pb::Classification::Personal,
+                    Classification::Sensitive => pb::Classification::Sensitive,
+                }
+                .into(),
+                description: col.description.clone(),
+                pii_handling: match col.pii_handling {
+                    PiiHandling::Keep => pb::PiiHandling::Keep,
+                    PiiHandling::Pseudonymize => pb::PiiHandling::Pseudonymize,
+                    PiiHandling::Drop => pb::PiiHandling::Drop,
+                }
+                .into(),
+                legal_basis: legal_basis_to_pb(col.legal_basis).into(),
+                purpose: col.purpose.clone(),
+                retention_days: col.retention_days.unwrap_or_default(),
+            })
+            .collect(),
+        partitioning: Some(pb::Partitioning {
+            granularity: c.partitioning.granularity.clone(),
+            partition_column: c.partitioning.column.clone(),
+        }),
+        source_format: Some(pb::SourceFormat {
+            csv: Some(pb::CsvOptions {
+                delimiter: c.source.csv.delimiter.to_string(),
+                has_header: c.source.csv.has_header,
+                empty_as_null: c.source.csv.empty_as_null,
+            }),
+            max_rejected_rows: c.source.max_rejected_rows,
+        }),
+        retention_days: c.retention_days.unwrap_or_default(),
+        views: c
+            .views
+            .iter()
+            .map(|v| pb::DerivedView {
+                name: v.name.clone(),
+                description: v.description.clone(),
+                columns: v.columns.clone(),
+                filter: v.filter.clone(),
+                materialization: match v.materialization {
+                    Materialization::Materialized => pb::Materialization::Materialized,
+                    Materialization::OnRead => pb::Materialization::OnRead,
+                }
+                .into(),
+            })
+            .collect(),
+        major_version: c.major_version,
+    }
+}
+
+pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> {
+    let invalid = |msg: String| FerryError::InvalidContract(msg);
+    let columns = c
+        .columns
+        .into_iter()
+        .map(|col| {
+            let column_type = match pb::ColumnType::try_from(col.r#type) {
+                Ok(pb::ColumnType::String) => ColumnType::String,
+                Ok(pb::ColumnType::Int64) => ColumnType::Int64,
+                Ok(pb::ColumnType::Float64) => ColumnType::Float64,
+                Ok(pb::ColumnType::Bool) => ColumnType::Bool,
+                Ok(pb::ColumnType::Date) => ColumnType::Date,
+                _ => return Err(invalid(format!("column {}: a type is required", col.name))),
+            };
+            Ok(Column {
+                column_type,
+                required: col.required,
+                classification: match pb::Classification::try_from(col.classification) {
+                    Ok(pb::Classification::Unspecified | pb::Classification::Public) => Classification::Public,
+                    Ok(pb::Classification::Internal) => Classification::Internal,
+                    Ok(pb::Classification::Personal) => Classification::Personal,
+                    Ok(pb::Classification::Sensitive) => Classification::Sensitive,
+                    Err(_) => return Err(invalid(format!("column {}: unknown classification", col.name))),
+                },
+                description: col.description,
+                pii_handling: match pb::PiiHandling::try_from(col.pii_handling) {
+                    Ok(pb::PiiHandling::Unspecified | pb::PiiHandling::Keep) => PiiHandling::Keep,
+                    Ok(pb::PiiHandling::Pseudonymize) => PiiHandling::Pseudonymize,
+                    Ok(pb::PiiHandling::Drop) => PiiHandling::Drop,
+                    Err(_) => return Err(invalid(format!("column {}: unknown PII handling", col.name))),
+                },
+                legal_basis: legal_basis_from_pb(col.legal_basis)?,
+                purpose: col.purpose,
+                retention_days: (col.retention_days > 0).then_some(col.retention_days),
+                name: col.name,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let partitioning = c.partitioning.map_or_else(Partitioning::default, |p| {
+        let default = Partitioning::default();
+        Partitioning {
+            granularity: if p.granularity.is_empty() { default.granularity } else { p.granularity },
+            column: if p.partition_column.is_empty() { default.column } else { p.partition_column },
+        }
+    });
+    let source = match c.source_format {
+        None => SourceFormat::default(),
+        Some(f) => {
+            let csv = f.csv.map_or_else(CsvOptions::default, |o| CsvOptions {
+                delimiter: o.delimiter.chars().next().unwrap_or(','),
+                has_header: o.has_header,
+                empty_as_null: o.empty_as_null,
+            });
+            SourceFormat {
+                csv,
+                max_rejected_rows: f.max_rejected_rows,
+            }
+        }
+    };
+    let views = c
+        .views
+        .into_iter()
+        .map(|v| DerivedView {
+            name: v.name,
+            description: v.description,
+            columns: v.columns,
+            filter: v.filter,
+            materialization: match pb::Materialization::try_from(v.materialization) {
+                Ok(pb::Materialization::OnRead) => Materialization::OnRead,
+                _ => Materialization::Materialized,
+            },
+        })
+        .collect();
+    let contract = Contract {
+        name: c.name,
+        owner: c.owner,
+        description: c.description,
+        major_version: c.major_version.max(1),
+        columns,
+        partitioning,
+        source,
+        retention_days: (c.retention_days > 0).then_some(c.retention_days),
+        views,
+    };
+    contract.validate()?;
+    Ok(contract)
+}
+
+pub fn dataset_to_pb(d: &RegisteredDataset, partitions: &[PartitionEntry]) -> pb::Dataset {
+    pb::Dataset {
+        contract: Some(contract_to_pb(&d.contract)),
+        contract_version: d.version.to_string(),
+        registered_at: Some(timestamp(d.registered_at)),
+        partitions: partitions
+            .iter()
+            .map(|p| pb::PartitionSummary {
+                partition_date: p.partition_date.to_string(),
+                rows: p.rows,
+                publication_id: p.publication_id.clone(),
+            })
+            .collect(),
+    }
+}
+
+pub fn publication_to_pb(p: &Publication) -> pb::Publication {
+    pb::Publication {
+        id: p.id.clone(),
+        dataset: p.dataset.clone(),
+        partition_date: p.partition_date.to_string(),
+        source_uri: p.source_uri.clone(),
+        sha256: p.sha256.clone(),
+        contract_version: p.contract_version.clone(),
+        status: match p.status {
+            PublicationStatus::Running => pb::PublicationStatus::Running,
+            PublicationStatus::Succeeded => pb::PublicationStatus::Succeeded,
+            PublicationStatus::Failed => pb::PublicationStatus::Failed,
+            PublicationStatus::Interrupted => pb::PublicationStatus::Interrupted,
+        }
+        .into(),
+        rows_accepted: p.rows_accepted,
+        rows_rejected: p.rows_rejected,
+        bytes: p.bytes,
+        duration_ms: p.duration_ms,
+        started_at: Some(timestamp(p.started_at)),
+        finished_at: p.finished_at.map(timestamp),
+        error: p.error.clone(),
+        row_errors: p
+            .row_errors
+            .iter()
+            .map(|e| pb::RowError {
+                line: e.line,
+                column: e.column.clone(),
+                reason: e.reason.clone(),
+            })
+            .collect(),
+        warehouse_job_ids: p.warehouse_job_ids.clone(),
+        published_by: p.published_by.clone(),
+    }
+}
+
+pub fn schema_to_pb(schema: &SchemaRef) -> Vec<pb::ColumnSchema> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| pb::ColumnSchema {
+            name: f.name().clone(),
+            r#type: match f.data_type() {
+                DataType::Int64 => pb::ColumnType::Int64,
+                DataType::Float64 => pb::ColumnType::Float64,
+                DataType::Boolean => pb::ColumnType::Bool,
+                DataType::Date32 => pb::ColumnType::Date,
+                _ => pb::ColumnType::String,
+            }
+            .into(),
+        })
+        .collect()
+}
+
+/// Turns a batch into rows of typed values.
+pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<pb::Row>, FerryError> {
+    use pb::value::Kind;
+    let mut rows: Vec<pb::Row> = (0..batch.num_rows())
+        .map(|_| pb::Row {
+            values: Vec::with_capacity(batch.num_columns()),
+        })
+        .collect();
+    for column in batch.columns() {
+        let kind_at = |i: usize| -> Result<Kind, FerryError> {
+            if column.is_null(i) {
+                return Ok(Kind::NullValue(true));
+            }
+            Ok(match column.data_type() {
+                DataType::Utf8 => Kind::StringValue(column.as_string::<i32>().value(i).to_owned()),
+                DataType::Utf8View => Kind::StringValue(column.as_string_view().value(i).to_owned()),
+                DataType::Int64 => Kind::Int64Value(column.as_primitive::<Int64Type>().value(i)),
+                DataType::Float64 => Kind::Float64Value(column.as_primitive::<Float64Type>().value(i)),
+                DataType::Boolean => Kind::BoolValue(column.as_boolean().value(i)),
+                DataType::Date32 => Kind::DateValue(
+                    column
+                        .as_primitive::<Date32Type>()
+                        .value_as_date(i)
+                        .map(|d| d.to_string())
+                        .unwrap_or_default(),
+                ),
+                other => return Err(FerryError::Internal(format!("cannot send a {other} column"))),
+            })
+        };
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.values.push(pb::Value { kind: Some(kind_at(i)?) });
+        }
+    }
+    Ok(rows)
+}

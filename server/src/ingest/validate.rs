@@ -1,0 +1,388 @@
+//! CSV to validated Arrow batches, one record at a time, in bounded memory.
+//!
+//! Every record is checked against the contract before any of its values is appended, so a
+//! batch never holds half a row. Errors carry the physical line where the record starts (quoted
+//! fields may span lines) and the column name.
+
+use std::fmt;
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+
+use crate::contract::{ColumnType, Contract};
+use crate::error::FerryError;
+
+/// Rows per batch: large enough to amortize per-batch work, small enough that the wide `image`
+/// column keeps a batch to a few MB.
+pub const BATCH_ROWS: usize = 4096;
+/// A batch is also cut once its text reaches this size, so unusually wide rows stay bounded.
+const BATCH_BYTES: usize = 8 << 20;
+/// Row errors kept for the report; the count of rejected rows is always exact.
+const KEPT_ROW_ERRORS: usize = 1000;
+
+/// A row that does not satisfy the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based physical line where the record starts.
+    pub line: u64,
+    pub column: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "line {}: {}", self.line, self.reason)
+        } else {
+            write!(f, "line {}, column {}: {}", self.line, self.column, self.reason)
+        }
+    }
+}
+
+/// What validation saw.
+#[derive(Debug, Default)]
+pub struct ValidationSummary {
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    /// The first errors, up to a bound.
+    pub errors: Vec<RowError>,
+}
+
+/// The Arrow schema of the stored table: the contract's stored columns, then the partition date.
+pub fn table_schema(contract: &Contract) -> SchemaRef {
+    let mut fields: Vec<Field> = contract
+        .stored_columns()
+        .map(|c| Field::new(&c.name, arrow_type(c.column_type), !c.required))
+        .collect();
+    fields.push(Field::new(contract.partition_column(), DataType::Date32, false));
+    Arc::new(Schema::new(fields))
+}
+
+pub fn arrow_type(column_type: ColumnType) -> DataType {
+    match column_type {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Date => DataType::Date32,
+    }
+}
+
+enum ColumnBuilder {
+    String(StringBuilder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Bool(BooleanBuilder),
+    Date(Date32Builder),
+}
+
+/// A parsed, valid field, held until the whole record is known to be valid. Text is held as the
+/// field's index so the buffer can be reused across records.
+#[derive(Clone, Copy)]
+enum Parsed {
+    Null,
+    Text(usize),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Date(i32),
+}
+
+/// One contract column and where it sits in the source.
+struct Slot {
+    name: String,
+    column_type: ColumnType,
+    required: bool,
+    stored: bool,
+    source_index: usize,
+}
+
+const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
+
+fn parse_field(raw: &[u8], slot: &Slot, empty_as_null: bool) -> Result<Parsed, String> {
+    if raw.is_empty() && (empty_as_null || slot.column_type != ColumnType::String) {
+        return if slot.required {
+            Err("a value is required but the field is empty".into())
+        } else {
+            Ok(Parsed::Null)
+        };
+    }
+    let text = std::str::from_utf8(raw).map_err(|e| format!("not valid UTF-8 ({e})"))?;
+    let shown = || {
+        let mut s: String = text.chars().take(40).collect();
+        if s.len() < text.len() {
+            s.push('…');
+        }
+        s
+    };
+    match slot.column_type {
+        ColumnType::String => Ok(Parsed::Text(slot.source_index)),
+        ColumnType::Int64 => text
+            .trim()
+            .parse::<i64>()
+            .map(Parsed::Int)
+            .map_err(|_| format!("{:?} is not an int64", shown())),
+        ColumnType::Float64 => text
+            .trim()
+            .parse::<f64>()
+            .map(Parsed::Float)
+            .map_err(|_| format!("{:?} is not a float64", shown())),
+        ColumnType::Bool => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(Parsed::Bool(true)),
+            "false" | "0" => Ok(Parsed::Bool(false)),
+            _ => Err(format!("{:?} is not a bool (true/false/1/0)", shown())),
+        },
+        ColumnType::Date => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .map(|d| Parsed::Date(chrono::Datelike::num_days_from_ce(&d) - UNIX_EPOCH_CE_DAYS))
+            .map_err(|_| format!("{:?} is not a date (YYYY-MM-DD)", shown())),
+    }
+}
+
+/// Counters another thread can watch while validation runs.
+#[derive(Debug, Default)]
+pub struct ValidationProgress {
+    pub rows: AtomicU64,
+}
+
+/// Validates CSV against a contract and turns valid records into batches that carry the
+/// partition date.
+pub struct CsvValidator<'c> {
+    contract: &'c Contract,
+    partition_day: i32,
+    schema: SchemaRef,
+    progress: Arc<ValidationProgress>,
+}
+
+/// A record that failed validation, with its raw fields, for the quarantine.
+pub struct RejectedRecord<'a> {
+    pub error: &'a RowError,
+    pub fields: &'a csv::ByteRecord,
+}
+
+impl<'c> CsvValidator<'c> {
+    pub fn new(contract: &'c Contract, partition_date: chrono::NaiveDate, progress: Arc<ValidationProgress>) -> Self {
+        let partition_day = chrono::Datelike::num_days_from_ce(&partition_date) - UNIX_EPOCH_CE_DAYS;
+        Self {
+            contract,
+            partition_day,
+            schema: table_schema(contract),
+            progress,
+        }
+    }
+
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    /// Runs validation to the end of `input`. `emit` receives valid batches; `reject` receives each
+    /// rejected record. The caller decides from the summary whether the publish stands.
+    pub fn run(
+        &self,
+        input: impl Read,
+        mut emit: impl FnMut(RecordBatch) -> Result<(), FerryError>,
+        mut reject: impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
+    ) -> Result<ValidationSummary, FerryError> {
+        let options = &self.contract.source.csv;
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(options.delimiter as u8)
+            .has_headers(options.has_header)
+            .flexible(true)
+            .buffer_capacity(1 << 20)
+            .from_reader(input);
+        let slots = self.slots(&mut reader)?;
+        let expected_fields = if options.has_header {
+            reader.byte_headers().map_err(csv_error)?.len()
+        } else {
+            slots.len()
+        };
+
+        let mut builders = self.new_builders();
+        let mut summary = ValidationSummary::default();
+        let mut record = csv::ByteRecord::new();
+        let mut parsed: Vec<Parsed> = Vec::with_capacity(slots.len());
+        let mut rows_in_batch = 0usize;
+        let mut bytes_in_batch = 0usize;
+
+        loop {
+            parsed.clear();
+            if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+                break;
+            }
+            let line = record.position().map_or(0, |p| p.line());
+            let outcome = if record.len() != expected_fields {
+                Err(RowError {
+                    line,
+                    column: String::new(),
+                    reason: format!("expected {expected_fields} fields, found {}", record.len()),
+                })
+            } else {
+                slots.iter().try_for_each(|slot| {
+                    let raw = &record[slot.source_index];
+                    match parse_field(raw, slot, options.empty_as_null) {
+                        Ok(value) => {
+                            parsed.push(value);
+                            Ok(())
+                        }
+                        Err(reason) => Err(RowError {
+                            line,
+                            column: slot.name.clone(),
+                            reason,
+                        }),
+                    }
+                })
+            };
+            match outcome {
+                Ok(()) => {
+                    let stored = parsed.iter().zip(&slots).filter(|(_, slot)| slot.stored);
+                    for (builder, (value, _)) in builders.iter_mut().zip(stored) {
+                        append(builder, *value, &record);
+                    }
+                    summary.rows_accepted += 1;
+                    rows_in_batch += 1;
+                    bytes_in_batch += record.as_slice().len();
+                    if rows_in_batch >= BATCH_ROWS || bytes_in_batch >= BATCH_BYTES {
+                        emit(self.finish_batch(&mut builders, rows_in_batch)?)?;
+                        self.progress.rows.fetch_add(rows_in_batch as u64, Ordering::Relaxed);
+                        rows_in_batch = 0;
+                        bytes_in_batch = 0;
+                    }
+                }
+                Err(error) => {
+                    summary.rows_rejected += 1;
+                    reject(RejectedRecord { error: &error, fields: &record })?;
+                    if summary.errors.len() < KEPT_ROW_ERRORS {
+                        summary.errors.push(error);
+                    }
+                }
+            }
+        }
+        if rows_in_batch > 0 {
+            emit(self.finish_batch(&mut builders, rows_in_batch)?)?;
+            self.progress.rows.fetch_add(rows_in_batch as u64, Ordering::Relaxed);
+        }
+        Ok(summary)
+    }
+
+    /// Maps contract columns to source positions, by header name when there is a header.
+    fn slots(&self, reader: &mut csv::Reader<impl Read>) -> Result<Vec<Slot>, FerryError> {
+        let columns = &self.contract.columns;
+        let positions: Vec<usize> = if self.contract.source.csv.has_header {
+            let headers = reader.byte_headers().map_err(csv_error)?.clone();
+            if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
+                return Err(FerryError::MalformedSource("the source is empty: no header row".into()));
+            }
+            let names: Vec<String> = headers
+                .iter()
+                .map(|h| String::from_utf8_lossy(h).trim().to_owned())
+                .collect();
+            let missing: Vec<&str> = columns
+                .iter()
+                .filter(|c| !names.iter().any(|n| n == &c.name))
+                .map(|c| c.name.as_str())
+                .collect();
+            if !missing.is_empty() {
+                return Err(FerryError::MalformedSource(format!(
+                    "line 1: header is missing column(s) {} (found: {})",
+                    missing.join(", "),
+                    names.join(", ")
+                )));
+            }
+            let unexpected: Vec<&str> = names
+                .iter()
+                .filter(|n| self.contract.column(n).is_none())
+                .map(String::as_str)
+                .collect();
+            if !unexpected.is_empty() {
+                return Err(FerryError::MalformedSource(format!(
+                    "line 1: header has column(s) not in the contract: {}; add them to the contract as nullable columns first",
+                    unexpected.join(", ")
+                )));
+            }
+            columns
+                .iter()
+                .map(|c| names.iter().position(|n| n == &c.name).unwrap_or_default())
+                .collect()
+        } else {
+            (0..columns.len()).collect()
+        };
+        // Dropped columns are still validated, then never stored.
+        Ok(columns
+            .iter()
+            .zip(positions)
+            .map(|(c, source_index)| Slot {
+                name: c.name.clone(),
+                column_type: c.column_type,
+                required: c.required,
+                stored: c.pii_handling != crate::contract::PiiHandling::Drop,
+                source_index,
+            })
+            .collect())
+    }
+
+    fn new_builders(&self) -> Vec<ColumnBuilder> {
+        self.contract
+            .stored_columns()
+            .map(|c| match c.column_type {
+                ColumnType::String => ColumnBuilder::String(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 64)),
+                ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
+                ColumnType::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(BATCH_ROWS)),
+                ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
+                ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(BATCH_ROWS)),
+            })
+            .collect()
+    }
+
+    fn finish_batch(&self, builders: &mut [ColumnBuilder], rows: usize) -> Result<RecordBatch, FerryError> {
+        let mut arrays: Vec<ArrayRef> = builders
+            .iter_mut()
+            .map(|b| -> ArrayRef {
+                match b {
+                    ColumnBuilder::String(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Int64(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Float64(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Bool(b) => Arc::new(b.finish()),
+                    ColumnBuilder::Date(b) => Arc::new(b.finish()),
+                }
+            })
+            .collect();
+        let mut dates = Date32Builder::with_capacity(rows);
+        dates.append_value_n(self.partition_day, rows);
+        arrays.push(Arc::new(dates.finish()));
+        RecordBatch::try_new(self.schema.clone(), arrays)
+            .map_err(|e| FerryError::Internal(format!("building a batch: {e}")))
+    }
+}
+
+fn append(builder: &mut ColumnBuilder, value: Parsed, record: &csv::ByteRecord) {
+    match (builder, value) {
+        (ColumnBuilder::String(b), Parsed::Text(index)) => {
+            // Already checked by `parse_field`; re-checking UTF-8 is cheaper than holding borrows.
+            b.append_value(std::str::from_utf8(&record[index]).unwrap_or_default())
+        }
+        (ColumnBuilder::Int64(b), Parsed::Int(v)) => b.append_value(v),
+        (ColumnBuilder::Float64(b), Parsed::Float(v)) => b.append_value(v),
+        (ColumnBuilder::Bool(b), Parsed::Bool(v)) => b.append_value(v),
+        (ColumnBuilder::Date(b), Parsed::Date(v)) => b.append_value(v),
+        (ColumnBuilder::String(b), _) => b.append_null(),
+        (ColumnBuilder::Int64(b), _) => b.append_null(),
+        (ColumnBuilder::Float64(b), _) => b.append_null(),
+        (ColumnBuilder::Bool(b), _) => b.append_null(),
+        (ColumnBuilder::Date(b), _) => b.append_null(),
+    }
+}
+
+fn csv_error(e: csv::Error) -> FerryError {
+    match e.kind() {
+        csv::ErrorKind::Io(_) => FerryError::SourceUnavailable {
+            uri: String::new(),
+            reason: e.to_string(),
+        },
+        _ => FerryError::MalformedSource(e.to_string()),
+    }
+}

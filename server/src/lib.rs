@@ -1,0 +1,17 @@
+//! Ferry: governed publishing of day-partitioned datasets into the warehouse.
+//!
+//! Layers, outermost first: `grpc` (tonic adapters) -> `service` (validate, authorize, act) ->
+//! `contract`, `ingest`, `registry`, `warehouse` (domain and backends, no transport types).
+
+pub mod config;
+pub mod contract;
+pub mod error;
+pub mod grpc;
+pub mod ingest;
+pub mod registry;
+pub mod server;
+pub mod service;
+pub mod warehouse;
+
+pub use config::Config;
+pub use error::FerryError;

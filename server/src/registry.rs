@@ -1,0 +1,478 @@
+//! The registry: contracts and their versions, the partition manifest and the publication
+//! ledger, behind sqlx's `Any` driver so one set of migrations serves SQLite (embedded default)
+//! and PostgreSQL (production).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+use crate::contract::{Contract, ContractVersion};
+use crate::error::FerryError;
+use crate::ingest::RowError;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicationStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Interrupted,
+}
+
+impl PublicationStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, FerryError> {
+        Ok(match text {
+            "running" => Self::Running,
+            "succeeded" => Self::Succeeded,
+            "failed" => Self::Failed,
+            "interrupted" => Self::Interrupted,
+            other => return Err(FerryError::Registry(format!("unknown publication status {other:?}"))),
+        })
+    }
+}
+
+/// One ledger record.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    pub id: String,
+    pub dataset: String,
+    pub partition_date: NaiveDate,
+    pub source_uri: String,
+    pub sha256: String,
+    pub contract_version: String,
+    pub status: PublicationStatus,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    pub bytes: u64,
+    pub duration_ms: u64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: String,
+    pub row_errors: Vec<RowError>,
+    pub warehouse_job_ids: Vec<String>,
+    pub published_by: String,
+    pub same_as: Option<String>,
+}
+
+/// The live publication of one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionEntry {
+    pub partition_date: NaiveDate,
+    pub publication_id: String,
+    pub rows: u64,
+    pub sha256: String,
+    pub contract_version: String,
+}
+
+/// A registered dataset at its current version.
+#[derive(Debug, Clone)]
+pub struct RegisteredDataset {
+    pub contract: Contract,
+    pub version: ContractVersion,
+    pub registered_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRowError {
+    line: u64,
+    column: String,
+    reason: String,
+}
+
+#[derive(Clone)]
+pub struct Registry {
+    pool: AnyPool,
+}
+
+fn now_text() -> String {
+    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn parse_time(text: &str) -> Result<DateTime<Utc>, FerryError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| FerryError::Registry(format!("bad timestamp {text:?}: {e}")))
+}
+
+fn parse_date(text: &str) -> Result<NaiveDate, FerryError> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| FerryError::Registry(format!("bad date {text:?}: {e}")))
+}
+
+fn date_text(date: NaiveDate) -> String {
+    date.format("%Y-%m-%d").to_string()
+}
+
+impl Registry {
+    /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, FerryError> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if url.starts_with("sqlite:") { 4 } else { 16 })
+            .connect(url)
+            .await
+            .map_err(|e| FerryError::Registry(format!("cannot open registry {}: {e}", redact(url))))?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The embedded registry: one SQLite file under the data directory.
+    pub fn sqlite_url(data_dir: &std::path::Path) -> String {
+        format!("sqlite://{}?mode=rwc", data_dir.join("registry.sqlite").display())
+    }
+
+    pub async fn dataset(&self, name: &str) -> Result<Option<RegisteredDataset>, FerryError> {
+        let row = sqlx::query(
+            "SELECT d.major, d.minor, v.contract_json, v.registered_at FROM datasets d \
+             JOIN contract_versions v ON v.dataset = d.name AND v.major = d.major AND v.minor = d.minor \
+             WHERE d.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| registered_from_row(&r)).transpose()
+    }
+
+    pub async fn list_datasets(&self, prefix: &str) -> Result<Vec<RegisteredDataset>, FerryError> {
+        let rows = sqlx::query(
+            "SELECT d.major, d.minor, v.contract_json, v.registered_at FROM datasets d \
+             JOIN contract_versions v ON v.dataset = d.name AND v.major = d.major AND v.minor = d.minor \
+             WHERE substr(d.name, 1, $1) = $2 ORDER BY d.name",
+        )
+        .bind(prefix.len() as i64)
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(registered_from_row).collect()
+    }
+
+    /// The dataset a table name (dataset or view) belongs to.
+    pub async fn owning_dataset(&self, table: &str) -> Result<Option<String>, FerryError> {
+        let row = sqlx::query(
+            "SELECT name FROM datasets WHERE name = $1 UNION ALL SELECT dataset FROM views WHERE name = $1",
+        )
+        .bind(table)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.get::<String, _>(0)))
+    }
+
+    /// Stores a new contract version and makes it current.
+    pub async fn register(
+        &self,
+        contract: &Contract,
+        version: ContractVersion,
+        changes: &[String],
+        registered_by: &str,
+    ) -> Result<RegisteredDataset, FerryError> {
+        let now = now_text();
+        let json = serde_json::to_string(contract).map_err(|e| FerryError::Internal(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
+        for view in &contract.views {
+            let clash = sqlx::query(
+                "SELECT dataset FROM views WHERE name = $1 AND dataset <> $2 \
+                 UNION ALL SELECT name FROM datasets WHERE name = $1",
+            )
+            .bind(&view.name)
+            .bind(&contract.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(owner) = clash {
+                return Err(FerryError::InvalidContract(format!(
+                    "view name {} is already used by {}",
+                    view.name,
+                    owner.get::<String, _>(0)
+                )));
+            }
+        }
+        if sqlx::query("SELECT name FROM views WHERE name = $1")
+            .bind(&contract.name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some()
+        {
+            return Err(FerryError::InvalidContract(format!("{} is already a view name", contract.name)));
+        }
+        sqlx::query(
+            "INSERT INTO datasets (name, owner, major, minor, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (name) DO UPDATE SET owner = $2, major = $3, minor = $4, updated_at = $5",
+        )
+        .bind(&contract.name)
+        .bind(&contract.owner)
+        .bind(i64::from(version.major))
+        .bind(i64::from(version.minor))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO contract_versions (dataset, major, minor, contract_json, changes_json, registered_by, registered_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&contract.name)
+        .bind(i64::from(version.major))
+        .bind(i64::from(version.minor))
+        .bind(&json)
+        .bind(serde_json::to_string(changes).unwrap_or_default())
+        .bind(registered_by)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM views WHERE dataset = $1")
+            .bind(&contract.name)
+            .execute(&mut *tx)
+            .await?;
+        for view in &contract.views {
+            sqlx::query("INSERT INTO views (name, dataset) VALUES ($1, $2)")
+                .bind(&view.name)
+                .bind(&contract.name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(RegisteredDataset {
+            contract: contract.clone(),
+            version,
+            registered_at: parse_time(&now)?,
+        })
+    }
+
+    /// Live partitions of a dataset within an inclusive date range, in date order.
+    pub async fn partitions(
+        &self,
+        dataset: &str,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<PartitionEntry>, FerryError> {
+        let rows = sqlx::query(
+            "SELECT partition_date, publication_id, row_count, sha256, contract_version FROM partitions \
+             WHERE dataset = $1 AND partition_date >= $2 AND partition_date <= $3 ORDER BY partition_date",
+        )
+        .bind(dataset)
+        .bind(from.map_or_else(|| "0000-00-00".to_owned(), date_text))
+        .bind(to.map_or_else(|| "9999-99-99".to_owned(), date_text))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PartitionEntry {
+                    partition_date: parse_date(&r.get::<String, _>(0))?,
+                    publication_id: r.get(1),
+                    rows: r.get::<i64, _>(2) as u64,
+                    sha256: r.get(3),
+                    contract_version: r.get(4),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn live_publication_ids(&self) -> Result<Vec<String>, FerryError> {
+        let rows = sqlx::query("SELECT publication_id FROM partitions").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
+    /// Records a publish as running, before any data moves.
+    pub async fn start_publication(&self, p: &Publication) -> Result<(), FerryError> {
+        sqlx::query(
+            "INSERT INTO publications (id, dataset, partition_date, source_uri, sha256, contract_version, status, \
+             rows_accepted, rows_rejected, bytes, duration_ms, started_at, finished_at, error, row_errors_json, \
+             warehouse_job_ids_json, published_by, same_as) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, $8, NULL, '', '[]', '[]', $9, NULL)",
+        )
+        .bind(&p.id)
+        .bind(&p.dataset)
+        .bind(date_text(p.partition_date))
+        .bind(&p.source_uri)
+        .bind(&p.sha256)
+        .bind(&p.contract_version)
+        .bind(PublicationStatus::Running.as_str())
+        .bind(p.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .bind(&p.published_by)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes the final state of a publication that did not change the manifest.
+    pub async fn finish_publication(&self, p: &Publication) -> Result<(), FerryError> {
+        let mut conn = self.pool.acquire().await?;
+        update_publication(&mut conn, p).await
+    }
+
+    /// Makes `p` the live publication of its partition and records it as succeeded, in one
+    /// transaction: this is the moment readers switch to the new partition.
+    pub async fn commit_partition(&self, p: &Publication) -> Result<(), FerryError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO partitions (dataset, partition_date, publication_id, row_count, sha256, contract_version, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (dataset, partition_date) DO UPDATE SET publication_id = $3, row_count = $4, sha256 = $5, \
+             contract_version = $6, updated_at = $7",
+        )
+        .bind(&p.dataset)
+        .bind(date_text(p.partition_date))
+        .bind(&p.id)
+        .bind(p.rows_accepted as i64)
+        .bind(&p.sha256)
+        .bind(&p.contract_version)
+        .bind(now_text())
+        .execute(&mut *tx)
+        .await?;
+        update_publication(&mut tx, p).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn publication(&self, id: &str) -> Result<Option<Publication>, FerryError> {
+        let row = sqlx::query(&format!("{PUBLICATION_SELECT} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| publication_from_row(&r)).transpose()
+    }
+
+    /// Newest first.
+    pub async fn list_publications(
+        &self,
+        dataset: &str,
+        partition_date: Option<NaiveDate>,
+        limit: u32,
+    ) -> Result<Vec<Publication>, FerryError> {
+        let rows = sqlx::query(&format!(
+            "{PUBLICATION_SELECT} WHERE dataset = $1 AND ($2 = '' OR partition_date = $2) \
+             ORDER BY started_at DESC, id DESC LIMIT $3"
+        ))
+        .bind(dataset)
+        .bind(partition_date.map(date_text).unwrap_or_default())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(publication_from_row).collect()
+    }
+
+    /// Marks publications left running by a previous process as interrupted. Their staged data
+    /// was never made live, so the previous partitions are intact.
+    pub async fn mark_interrupted(&self) -> Result<u64, FerryError> {
+        let result = sqlx::query(
+            "UPDATE publications SET status = $1, finished_at = $2, \
+             error = 'the server stopped before this publish committed; the previous partition is unchanged' \
+             WHERE status = $3",
+        )
+        .bind(PublicationStatus::Interrupted.as_str())
+        .bind(now_text())
+        .bind(PublicationStatus::Running.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+const PUBLICATION_SELECT: &str = "SELECT id, dataset, partition_date, source_uri, sha256, contract_version, status, \
+    rows_accepted, rows_rejected, bytes, duration_ms, started_at, finished_at, error, row_errors_json, \
+    warehouse_job_ids_json, published_by, same_as FROM publications";
+
+async fn update_publication(conn: &mut sqlx::AnyConnection, p: &Publication) -> Result<(), FerryError> {
+    let row_errors: Vec<StoredRowError> = p
+        .row_errors
+        .iter()
+        .map(|e| StoredRowError {
+            line: e.line,
+            column: e.column.clone(),
+            reason: e.reason.clone(),
+        })
+        .collect();
+    sqlx::query(
+        "UPDATE publications SET sha256 = $2, status = $3, rows_accepted = $4, rows_rejected = $5, bytes = $6, \
+         duration_ms = $7, finished_at = $8, error = $9, row_errors_json = $10, warehouse_job_ids_json = $11, \
+         same_as = $12, contract_version = $13 WHERE id = $1",
+    )
+    .bind(&p.id)
+    .bind(&p.sha256)
+    .bind(p.status.as_str())
+    .bind(p.rows_accepted as i64)
+    .bind(p.rows_rejected as i64)
+    .bind(p.bytes as i64)
+    .bind(p.duration_ms as i64)
+    .bind(p.finished_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
+    .bind(&p.error)
+    .bind(serde_json::to_string(&row_errors).unwrap_or_default())
+    .bind(serde_json::to_string(&p.warehouse_job_ids).unwrap_or_default())
+    .bind(p.same_as.clone())
+    .bind(&p.contract_version)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn registered_from_row(row: &AnyRow) -> Result<RegisteredDataset, FerryError> {
+    let contract: Contract = serde_json::from_str(&row.get::<String, _>(2))
+        .map_err(|e| FerryError::Registry(format!("stored contract does not parse: {e}")))?;
+    Ok(RegisteredDataset {
+        contract,
+        version: ContractVersion {
+            major: row.get::<i64, _>(0) as u32,
+            minor: row.get::<i64, _>(1) as u32,
+        },
+        registered_at: parse_time(&row.get::<String, _>(3))?,
+    })
+}
+
+fn publication_from_row(row: &AnyRow) -> Result<Publication, FerryError> {
+    let row_errors: Vec<StoredRowError> = serde_json::from_str(&row.get::<String, _>(14)).unwrap_or_default();
+    Ok(Publication {
+        id: row.get(0),
+        dataset: row.get(1),
+        partition_date: parse_date(&row.get::<String, _>(2))?,
+        source_uri: row.get(3),
+        sha256: row.get(4),
+        contract_version: row.get(5),
+        status: PublicationStatus::parse(&row.get::<String, _>(6))?,
+        rows_accepted: row.get::<i64, _>(7) as u64,
+        rows_rejected: row.get::<i64, _>(8) as u64,
+        bytes: row.get::<i64, _>(9) as u64,
+        duration_ms: row.get::<i64, _>(10) as u64,
+        started_at: parse_time(&row.get::<String, _>(11))?,
+        finished_at: row.get::<Option<String>, _>(12).map(|t| parse_time(&t)).transpose()?,
+        error: row.get(13),
+        row_errors: row_errors
+            .into_iter()
+            .map(|e| RowError {
+                line: e.line,
+                column: e.column,
+                reason: e.reason,
+            })
+            .collect(),
+        warehouse_job_ids: serde_json::from_str(&row.get::<String, _>(15)).unwrap_or_default(),
+        published_by: row.get(16),
+        same_as: row.get(17),
+    })
+}
+
+/// Hides a password in a database URL before it reaches an error message.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl FromStr for PublicationStatus {
+    type Err = FerryError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}

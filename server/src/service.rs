@@ -1,0 +1,376 @@
+//! Ferry's use cases, free of transport types. Each one validates its input, authorizes the
+//! caller, then acts on the registry and the warehouse.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use chrono::{NaiveDate, Utc};
+use tracing::{info, instrument, warn};
+
+use crate::contract::{Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name};
+use crate::error::FerryError;
+use crate::ingest::{IngestProgress, Source, SourcesConfig, ingest};
+use crate::registry::{PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry};
+use crate::warehouse::{LivePartition, PartitionTarget, ReadPlan, RowStream, Warehouse};
+
+/// Who is calling. Authentication arrives with the governance work; until then every caller is
+/// the anonymous local user.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: String,
+}
+
+impl Caller {
+    pub fn anonymous() -> Self {
+        Self {
+            principal: "anonymous".into(),
+        }
+    }
+}
+
+pub struct RegisterOutcome {
+    pub dataset: RegisteredDataset,
+    pub unchanged: bool,
+    pub changes: Vec<String>,
+}
+
+pub struct PublishRequest {
+    pub dataset: String,
+    pub partition_date: String,
+    pub source_uri: String,
+    pub expected_sha256: String,
+}
+
+pub struct PublishOutcome {
+    pub publication: Publication,
+    /// Identical content was already live; nothing changed.
+    pub unchanged: bool,
+}
+
+pub struct ReadRequest {
+    pub name: String,
+    pub from_date: String,
+    pub to_date: String,
+    pub columns: Vec<String>,
+    pub limit: u64,
+}
+
+pub struct Ferry {
+    registry: Registry,
+    warehouse: Arc<dyn Warehouse>,
+    sources: SourcesConfig,
+    /// One publish at a time per (dataset, day); different partitions run in parallel.
+    partition_locks: Mutex<HashMap<(String, NaiveDate), Arc<tokio::sync::Mutex<()>>>>,
+}
+
+pub fn parse_date(text: &str, what: &str) -> Result<NaiveDate, FerryError> {
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|_| FerryError::InvalidArgument(format!("{what} {text:?} is not a date (YYYY-MM-DD)")))
+}
+
+fn optional_date(text: &str, what: &str) -> Result<Option<NaiveDate>, FerryError> {
+    if text.trim().is_empty() { Ok(None) } else { parse_date(text, what).map(Some) }
+}
+
+impl Ferry {
+    pub fn new(registry: Registry, warehouse: Arc<dyn Warehouse>, sources: SourcesConfig) -> Self {
+        Self {
+            registry,
+            warehouse,
+            sources,
+            partition_locks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Recovers from a previous process that stopped mid-publish.
+    pub async fn recover(&self) -> Result<(), FerryError> {
+        let interrupted = self.registry.mark_interrupted().await?;
+        if interrupted > 0 {
+            warn!(interrupted, "publications were interrupted by a restart; previous partitions are intact");
+        }
+        self.collect_garbage().await;
+        Ok(())
+    }
+
+    async fn collect_garbage(&self) {
+        let result = async {
+            let live = self.registry.live_publication_ids().await?;
+            self.warehouse.collect_garbage(&live).await
+        }
+        .await;
+        match result {
+            Ok(0) => {}
+            Ok(removed) => info!(removed, "collected superseded partition files"),
+            Err(e) => warn!(error = %e, "garbage collection failed; will retry after the next publish"),
+        }
+    }
+
+    #[instrument(skip_all, fields(dataset = %contract.name))]
+    pub async fn register_dataset(&self, contract: Contract, caller: &Caller) -> Result<RegisterOutcome, FerryError> {
+        contract.validate()?;
+        let current = self.registry.dataset(&contract.name).await?;
+        let evolution = plan_evolution(current.as_ref().map(|d| (&d.contract, d.version)), &contract)?;
+        match evolution {
+            Evolution::Unchanged(_) => Ok(RegisterOutcome {
+                dataset: current.ok_or_else(|| FerryError::Internal("unchanged without a current version".into()))?,
+                unchanged: true,
+                changes: Vec::new(),
+            }),
+            Evolution::NewVersion { version, changes } => {
+                self.warehouse.prepare_dataset(&contract).await?;
+                let dataset = self.registry.register(&contract, version, &changes, &caller.principal).await?;
+                info!(version = %version, "registered contract");
+                Ok(RegisterOutcome {
+                    dataset,
+                    unchanged: false,
+                    changes,
+                })
+            }
+        }
+    }
+
+    pub async fn get_dataset(&self, name: &str) -> Result<(RegisteredDataset, Vec<PartitionEntry>), FerryError> {
+        validate_qualified_name(name, "dataset").map_err(|e| FerryError::InvalidArgument(e.to_string()))?;
+        let dataset = self.existing_dataset(name).await?;
+        let partitions = self.registry.partitions(name, None, None).await?;
+        Ok((dataset, partitions))
+    }
+
+    pub async fn list_datasets(&self, prefix: &str) -> Result<Vec<RegisteredDataset>, FerryError> {
+        self.registry.list_datasets(prefix).await
+    }
+
+    async fn existing_dataset(&self, name: &str) -> Result<RegisteredDataset, FerryError> {
+        self.registry
+            .dataset(name)
+            .await?
+            .ok_or_else(|| FerryError::NotFound(format!("dataset {name}")))
+    }
+
+    fn partition_lock(&self, dataset: &str, date: NaiveDate) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.partition_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry((dataset.to_owned(), date)).or_default().clone()
+    }
+
+    #[instrument(skip_all, fields(dataset = %request.dataset, partition_date = %request.partition_date))]
+    pub async fn publish(
+        &self,
+        request: PublishRequest,
+        caller: &Caller,
+        progress: Arc<IngestProgress>,
+    ) -> Result<PublishOutcome, FerryError> {
+        // Validate.
+        let date = parse_date(&request.partition_date, "partition_date")?;
+        let expected = request.expected_sha256.trim().to_ascii_lowercase();
+        if !expected.is_empty() && (expected.len() != 64 || !expected.chars().all(|c| c.is_ascii_hexdigit())) {
+            return Err(FerryError::InvalidArgument(
+                "expected_sha256 must be 64 hex characters".into(),
+            ));
+        }
+        let source = Source::resolve(&request.source_uri, &self.sources)?;
+        let registered = self.existing_dataset(&request.dataset).await?;
+        let contract = Arc::new(registered.contract);
+        let contract_version = registered.version.to_string();
+
+        // Act.
+        let lock = self.partition_lock(&contract.name, date);
+        let _guard = lock.lock().await;
+        let started = Instant::now();
+        let mut publication = Publication {
+            id: uuid::Uuid::now_v7().to_string(),
+            dataset: contract.name.clone(),
+            partition_date: date,
+            source_uri: request.source_uri.clone(),
+            sha256: String::new(),
+            contract_version,
+            status: PublicationStatus::Running,
+            rows_accepted: 0,
+            rows_rejected: 0,
+            bytes: 0,
+            duration_ms: 0,
+            started_at: Utc::now(),
+            finished_at: None,
+            error: String::new(),
+            row_errors: Vec::new(),
+            warehouse_job_ids: Vec::new(),
+            published_by: caller.principal.clone(),
+            same_as: None,
+        };
+        self.registry.start_publication(&publication).await?;
+        info!(publication = %publication.id, source = %request.source_uri, "publish started");
+
+        let result = self.run_publish(&source, contract, &expected, &mut publication, progress).await;
+        publication.duration_ms = started.elapsed().as_millis() as u64;
+        publication.finished_at = Some(Utc::now());
+        match result {
+            Ok(Committed::Replaced) => {
+                info!(publication = %publication.id, rows = publication.rows_accepted, "partition replaced");
+                self.collect_garbage().await;
+                Ok(PublishOutcome { publication, unchanged: false })
+            }
+            Ok(Committed::AlreadyLive(live_id)) => {
+                publication.status = PublicationStatus::Succeeded;
+                publication.same_as = Some(live_id.clone());
+                self.registry.finish_publication(&publication).await?;
+                info!(publication = %live_id, "identical content already live; nothing changed");
+                let live = self
+                    .registry
+                    .publication(&live_id)
+                    .await?
+                    .ok_or_else(|| FerryError::Internal(format!("live publication {live_id} is missing")))?;
+                Ok(PublishOutcome { publication: live, unchanged: true })
+            }
+            Err(error) => {
+                publication.status = PublicationStatus::Failed;
+                publication.error = error.to_string();
+                if let Err(e) = self.registry.finish_publication(&publication).await {
+                    warn!(error = %e, "could not record the failed publication");
+                }
+                warn!(publication = %publication.id, error = %error, "publish failed; previous partition unchanged");
+                Err(error)
+            }
+        }
+    }
+
+    async fn run_publish(
+        &self,
+        source: &Source,
+        contract: Arc<Contract>,
+        expected_sha256: &str,
+        publication: &mut Publication,
+        progress: Arc<IngestProgress>,
+    ) -> Result<Committed, FerryError> {
+        let target = PartitionTarget {
+            contract: contract.clone(),
+            partition_date: publication.partition_date,
+            publication_id: publication.id.clone(),
+        };
+        let sink = self.warehouse.open_partition(target)?;
+        let outcome = ingest(source, contract.clone(), publication.partition_date, sink, None, progress).await?;
+        publication.sha256 = outcome.sha256.clone();
+        publication.bytes = outcome.bytes;
+        publication.rows_accepted = outcome.summary.rows_accepted;
+        publication.rows_rejected = outcome.summary.rows_rejected;
+        publication.row_errors = outcome.summary.errors;
+        let Some(staged) = outcome.staged else {
+            return Err(FerryError::RowsRejected {
+                publication_id: publication.id.clone(),
+                rejected: publication.rows_rejected,
+                errors: publication.row_errors.clone(),
+            });
+        };
+        if !expected_sha256.is_empty() && expected_sha256 != outcome.sha256 {
+            self.warehouse.discard_partition(&staged).await;
+            return Err(FerryError::ChecksumMismatch {
+                expected: expected_sha256.to_owned(),
+                actual: outcome.sha256,
+            });
+        }
+        let live = self
+            .registry
+            .partitions(&contract.name, Some(publication.partition_date), Some(publication.partition_date))
+            .await?;
+        if let Some(current) = live.first()
+            && current.sha256 == outcome.sha256
+            && current.contract_version == publication.contract_version
+        {
+            self.warehouse.discard_partition(&staged).await;
+            return Ok(Committed::AlreadyLive(current.publication_id.clone()));
+        }
+        publication.status = PublicationStatus::Succeeded;
+        let registry = self.registry.clone();
+        let record = publication.clone();
+        let commit = Box::pin(async move { registry.commit_partition(&record).await });
+        let job_ids = self.warehouse.commit_partition(&staged, commit).await.inspect_err(|_| {
+            publication.status = PublicationStatus::Failed;
+        })?;
+        publication.warehouse_job_ids = job_ids;
+        Ok(Committed::Replaced)
+    }
+
+    pub async fn get_publication(&self, id: &str) -> Result<Publication, FerryError> {
+        self.registry
+            .publication(id.trim())
+            .await?
+            .ok_or_else(|| FerryError::NotFound(format!("publication {id}")))
+    }
+
+    pub async fn list_publications(
+        &self,
+        dataset: &str,
+        partition_date: &str,
+        limit: u32,
+    ) -> Result<Vec<Publication>, FerryError> {
+        let date = optional_date(partition_date, "partition_date")?;
+        self.existing_dataset(dataset).await?;
+        let limit = if limit == 0 { 100 } else { limit.min(10_000) };
+        self.registry.list_publications(dataset, date, limit).await
+    }
+
+    #[instrument(skip_all, fields(name = %request.name))]
+    pub async fn read(&self, request: ReadRequest) -> Result<RowStream, FerryError> {
+        let from = optional_date(&request.from_date, "from_date")?;
+        let to = optional_date(&request.to_date, "to_date")?;
+        if let (Some(from), Some(to)) = (from, to)
+            && from > to
+        {
+            return Err(FerryError::InvalidArgument(format!("from_date {from} is after to_date {to}")));
+        }
+        let dataset_name = self
+            .registry
+            .owning_dataset(&request.name)
+            .await?
+            .ok_or_else(|| FerryError::NotFound(format!("dataset or view {}", request.name)))?;
+        let contract = Arc::new(self.existing_dataset(&dataset_name).await?.contract);
+        let partitions = self
+            .registry
+            .partitions(&dataset_name, from, to)
+            .await?
+            .into_iter()
+            .map(|p| LivePartition {
+                partition_date: p.partition_date,
+                publication_id: p.publication_id,
+            })
+            .collect();
+        let limit = (request.limit > 0).then_some(request.limit);
+        let mut plan = ReadPlan {
+            contract: contract.clone(),
+            table: request.name.clone(),
+            partitions,
+            columns: request.columns,
+            filter: None,
+            limit,
+        };
+        if let Some(view) = contract.view(&request.name)
+            && view.materialization == Materialization::OnRead
+        {
+            // Evaluated over the raw table; the projection defaults to the view's columns.
+            plan.table = contract.name.clone();
+            plan.filter = Some(
+                ViewFilter::parse(&view.filter, &contract)
+                    .map_err(|e| FerryError::Internal(format!("stored view {} no longer parses: {e}", view.name)))?,
+            );
+            if plan.columns.is_empty() {
+                plan.columns = contract.view_columns(view).iter().map(|c| c.name.clone()).collect();
+                plan.columns.push(contract.partition_column());
+            } else if let Some(bad) = plan
+                .columns
+                .iter()
+                .find(|c| **c != contract.partition_column() && !contract.view_columns(view).iter().any(|v| &v.name == *c))
+            {
+                return Err(FerryError::InvalidArgument(format!("{} has no column {bad:?}", view.name)));
+            }
+        }
+        self.warehouse.read(plan).await
+    }
+}
+
+enum Committed {
+    Replaced,
+    AlreadyLive(String),
+}

@@ -1,0 +1,367 @@
+//! The embedded warehouse: Parquet files per partition under the data directory, queried with
+//! DataFusion.
+//!
+//! Each publication writes new files named after its id
+//! (`tables/<table>/<date>/<publication>.parquet`), so nothing a reader may be using is ever
+//! overwritten. The partition becomes visible when the registry's manifest row for
+//! (dataset, date) points at the new publication: one transaction flips the raw table and every
+//! view together. Files no manifest row references are collected after a grace period.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::filter_record_batch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::DFSchema;
+use datafusion::physical_plan::PhysicalExpr;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::{BoxCommit, PartitionSink, PartitionTarget, ReadPlan, RowStream, StagedPartition, Warehouse};
+use crate::contract::{Contract, Materialization, ViewFilter};
+use crate::error::FerryError;
+use crate::ingest::table_schema;
+
+/// Rows per Parquet row group. The writer buffers a whole row group, so with ~1.5 KB rows this
+/// bounds each open file to a few tens of MB.
+const ROW_GROUP_ROWS: usize = 16 * 1024;
+/// Unreferenced files younger than this may belong to a publish in flight or a reader that
+/// planned against the previous manifest.
+const GARBAGE_GRACE: Duration = Duration::from_secs(600);
+
+pub struct LocalWarehouse {
+    root: PathBuf,
+    garbage_grace: Duration,
+}
+
+impl LocalWarehouse {
+    pub fn new(data_dir: &Path) -> Result<Self, FerryError> {
+        let root = data_dir.join("tables");
+        std::fs::create_dir_all(&root)?;
+        Ok(Self {
+            root,
+            garbage_grace: GARBAGE_GRACE,
+        })
+    }
+
+    /// Collects unreferenced files immediately; for tests and the `gc` admin command.
+    pub fn with_garbage_grace(mut self, grace: Duration) -> Self {
+        self.garbage_grace = grace;
+        self
+    }
+
+    fn file(&self, table: &str, date: chrono::NaiveDate, publication_id: &str) -> PathBuf {
+        self.root
+            .join(table)
+            .join(date.format("%Y-%m-%d").to_string())
+            .join(format!("{publication_id}.parquet"))
+    }
+}
+
+fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_size(ROW_GROUP_ROWS)
+        .build()
+}
+
+/// One output file: the raw table or a materialized view.
+struct TableWriter {
+    table: String,
+    path: PathBuf,
+    writer: ArrowWriter<File>,
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    projection: Option<Vec<usize>>,
+    rows: u64,
+}
+
+impl TableWriter {
+    fn create(table: &str, path: PathBuf, schema: SchemaRef) -> Result<Self, FerryError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = File::create(&path)?;
+        Ok(Self {
+            table: table.to_owned(),
+            writer: ArrowWriter::try_new(file, schema, Some(writer_properties()))?,
+            path,
+            filter: None,
+            projection: None,
+            rows: 0,
+        })
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), FerryError> {
+        let filtered;
+        let mut batch = batch;
+        if let Some(filter) = &self.filter {
+            let mask = filter.evaluate(batch)?.into_array(batch.num_rows())?;
+            filtered = filter_record_batch(batch, mask.as_boolean())
+                .map_err(|e| FerryError::Internal(format!("filtering a batch: {e}")))?;
+            batch = &filtered;
+        }
+        let projected;
+        if let Some(indices) = &self.projection {
+            projected = batch
+                .project(indices)
+                .map_err(|e| FerryError::Internal(format!("projecting a batch: {e}")))?;
+            batch = &projected;
+        }
+        if batch.num_rows() > 0 {
+            self.writer.write(batch)?;
+            self.rows += batch.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(String, u64), FerryError> {
+        let file = self.writer.into_inner()?;
+        // Durable before the manifest can point at it.
+        file.sync_all()?;
+        Ok((self.table, self.rows))
+    }
+}
+
+struct LocalPartitionSink {
+    target: PartitionTarget,
+    raw: TableWriter,
+    views: Vec<TableWriter>,
+}
+
+impl PartitionSink for LocalPartitionSink {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), FerryError> {
+        self.raw.write(batch)?;
+        for view in &mut self.views {
+            view.write(batch)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<StagedPartition, FerryError> {
+        let (_, rows) = self.raw.finish()?;
+        let view_rows = self
+            .views
+            .into_iter()
+            .map(TableWriter::finish)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(StagedPartition {
+            target: self.target,
+            rows,
+            view_rows,
+            job_ids: Vec::new(),
+        })
+    }
+
+    fn abort(self: Box<Self>) {
+        for path in std::iter::once(&self.raw.path).chain(self.views.iter().map(|v| &v.path)) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Compiles a validated filter into a DataFusion physical expression over `schema`.
+fn physical_filter(filter: &ViewFilter, schema: &SchemaRef) -> Result<Option<Arc<dyn PhysicalExpr>>, FerryError> {
+    let Some(sql) = filter.to_sql() else {
+        return Ok(None);
+    };
+    let ctx = SessionContext::new();
+    let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
+    let expr = ctx.parse_sql_expr(&sql, &df_schema)?;
+    Ok(Some(ctx.create_physical_expr(expr, &df_schema)?))
+}
+
+/// Column indices of a view's projection (its columns plus the partition column).
+fn view_projection(contract: &Contract, columns: &[String], schema: &SchemaRef) -> Result<Vec<usize>, FerryError> {
+    columns
+        .iter()
+        .cloned()
+        .chain(std::iter::once(contract.partition_column()))
+        .map(|name| {
+            schema
+                .index_of(&name)
+                .map_err(|_| FerryError::Internal(format!("column {name} is not stored")))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Warehouse for LocalWarehouse {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn prepare_dataset(&self, _contract: &Contract) -> Result<(), FerryError> {
+        // Tables are directories created on first publish; nothing to declare up front.
+        Ok(())
+    }
+
+    fn open_partition(&self, target: PartitionTarget) -> Result<Box<dyn PartitionSink>, FerryError> {
+        let contract = &target.contract;
+        let schema = table_schema(contract);
+        let date = target.partition_date;
+        let id = &target.publication_id;
+        let raw = TableWriter::create(&contract.name, self.file(&contract.name, date, id), schema.clone())?;
+        let mut views = Vec::new();
+        for view in contract.views.iter().filter(|v| v.materialization == Materialization::Materialized) {
+            let filter = ViewFilter::parse(&view.filter, contract)
+                .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
+            let columns: Vec<String> = contract.view_columns(view).iter().map(|c| c.name.clone()).collect();
+            let projection = view_projection(contract, &columns, &schema)?;
+            let view_schema = Arc::new(
+                schema
+                    .project(&projection)
+                    .map_err(|e| FerryError::Internal(format!("view schema: {e}")))?,
+            );
+            let mut writer = TableWriter::create(&view.name, self.file(&view.name, date, id), view_schema)?;
+            writer.filter = physical_filter(&filter, &schema)?;
+            writer.projection = Some(projection);
+            views.push(writer);
+        }
+        Ok(Box::new(LocalPartitionSink { target, raw, views }))
+    }
+
+    async fn commit_partition(
+        &self,
+        _staged: &StagedPartition,
+        commit_visibility: BoxCommit<'_>,
+    ) -> Result<Vec<String>, FerryError> {
+        // The files are already durable; the manifest flip is the whole commit.
+        commit_visibility.await?;
+        Ok(Vec::new())
+    }
+
+    async fn discard_partition(&self, staged: &StagedPartition) {
+        let target = &staged.target;
+        let tables = std::iter::once(target.contract.name.as_str()).chain(staged.view_rows.iter().map(|(v, _)| v.as_str()));
+        for table in tables {
+            let _ = tokio::fs::remove_file(self.file(table, target.partition_date, &target.publication_id)).await;
+        }
+    }
+
+    async fn read(&self, plan: ReadPlan) -> Result<RowStream, FerryError> {
+        let contract = &plan.contract;
+        let stored = table_schema(contract);
+        let table_columns: Vec<String> = if plan.table == contract.name {
+            stored.fields().iter().map(|f| f.name().clone()).collect()
+        } else {
+            let view = contract
+                .view(&plan.table)
+                .ok_or_else(|| FerryError::NotFound(format!("view {}", plan.table)))?;
+            let mut names: Vec<String> = contract.view_columns(view).iter().map(|c| c.name.clone()).collect();
+            names.push(contract.partition_column());
+            names
+        };
+        let table_schema = Arc::new(
+            stored
+                .project(
+                    &table_columns
+                        .iter()
+                        .map(|n| stored.index_of(n).map_err(|_| FerryError::Internal(format!("column {n}"))))
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+                .map_err(|e| FerryError::Internal(e.to_string()))?,
+        );
+        let columns = if plan.columns.is_empty() { table_columns } else { plan.columns.clone() };
+        let out_schema = Arc::new(
+            table_schema
+                .project(
+                    &columns
+                        .iter()
+                        .map(|n| {
+                            table_schema.index_of(n).map_err(|_| {
+                                FerryError::InvalidArgument(format!("{} has no column {n:?}", plan.table))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
+                .map_err(|e| FerryError::Internal(e.to_string()))?,
+        );
+        if plan.partitions.is_empty() || plan.limit == Some(0) {
+            return Ok(RowStream {
+                schema: out_schema,
+                batches: futures::stream::empty().boxed(),
+            });
+        }
+        let paths: Vec<String> = plan
+            .partitions
+            .iter()
+            .map(|p| self.file(&plan.table, p.partition_date, &p.publication_id).to_string_lossy().into_owned())
+            .collect();
+        // One target partition reads files in manifest order, so rows come back in date order
+        // and source order without a sort.
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        let mut frame = ctx
+            .read_parquet(paths, ParquetReadOptions::default().schema(&table_schema))
+            .await?;
+        if let Some(sql) = plan.filter.as_ref().and_then(ViewFilter::to_sql) {
+            let expr = frame.parse_sql_expr(&sql)?;
+            frame = frame.filter(expr)?;
+        }
+        let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();
+        frame = frame.select_columns(&column_refs)?;
+        if let Some(limit) = plan.limit {
+            frame = frame.limit(0, Some(limit as usize))?;
+        }
+        let stream = frame.execute_stream().await?;
+        Ok(RowStream {
+            schema: out_schema,
+            batches: stream.map_err(FerryError::from).boxed(),
+        })
+    }
+
+    async fn collect_garbage(&self, live_publication_ids: &[String]) -> Result<u64, FerryError> {
+        let root = self.root.clone();
+        let live: std::collections::HashSet<String> = live_publication_ids.iter().cloned().collect();
+        let grace = self.garbage_grace;
+        tokio::task::spawn_blocking(move || collect_unreferenced(&root, &live, grace))
+            .await
+            .map_err(|e| FerryError::Internal(format!("garbage collection task: {e}")))?
+    }
+}
+
+fn collect_unreferenced(
+    root: &Path,
+    live: &std::collections::HashSet<String>,
+    grace: Duration,
+) -> Result<u64, FerryError> {
+    let mut removed = 0;
+    let now = SystemTime::now();
+    for table in std::fs::read_dir(root)? {
+        let table = table?.path();
+        if !table.is_dir() {
+            continue;
+        }
+        for day in std::fs::read_dir(&table)? {
+            let day = day?.path();
+            if !day.is_dir() {
+                continue;
+            }
+            for file in std::fs::read_dir(&day)? {
+                let file = file?;
+                let path = file.path();
+                let Some(id) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+                if live.contains(id) {
+                    continue;
+                }
+                let age = file
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|modified| now.duration_since(modified).ok())
+                    .unwrap_or_default();
+                if age >= grace && std::fs::remove_file(&path).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+    }
+    Ok(removed)
+}

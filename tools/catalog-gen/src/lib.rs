@@ -1,0 +1,262 @@
+//! Realistic product-catalog CSV extracts of any size.
+//!
+//! The shape follows the real daily extracts: seven columns with a header, a wide base64 PNG
+//! `image` column (about a quarter of rows have none), free-text comments that are often quoted
+//! with commas inside, and a few brands. Output is deterministic for a given seed, so tests can
+//! rely on exact counts and benchmarks on identical inputs.
+
+use std::io::{self, Write};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+pub const HEADER: &str = "brand,category_id,comment,currency,description,image,year_release";
+
+const BRANDS: &[&str] = &["Toshiba", "HP", "Acer", "Dell", "Lenovo", "Samsung"];
+const CURRENCIES: &[&str] = &[
+    "IDR", "CNY", "EUR", "RUB", "PHP", "BRL", "USD", "PLN", "SEK", "NOK", "PEN", "JPY", "ZAR",
+    "TJS", "UAH", "CZK", "ARS", "COP", "MXN", "THB",
+];
+const DESCRIPTIONS: &[&str] = &["Male", "Female", ""];
+const SENTENCES: &[&str] = &[
+    "Lorem ipsum dolor sit amet, consectetuer adipiscing elit.",
+    "Proin risus.",
+    "Praesent lectus.",
+    "Vestibulum quam sapien, varius ut, blandit non, interdum in, ante.",
+    "Duis faucibus accumsan odio.",
+    "Curabitur convallis.",
+    "Donec ut dolor.",
+    "Morbi vel lectus in quam fringilla rhoncus.",
+    "Mauris enim leo, rhoncus sed, vestibulum sit amet, cursus id, turpis.",
+    "Integer aliquet, massa id lobortis convallis, tortor risus dapibus augue, vel accumsan tellus nisi eu orci.",
+    "Suspendisse potenti.",
+    "Cras in purus eu magna vulputate luctus.",
+    "Etiam pretium iaculis justo.",
+    "In hac habitasse platea dictumst.",
+    "Nulla justo.",
+    "Aliquam quis turpis eget elit sodales scelerisque.",
+    "Suspendisse accumsan tortor quis turpis.",
+    "Sed ante.",
+    "Vivamus tortor.",
+];
+const PNG_PREFIX: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAABAAAAAQCAYAAAAf8/9hAAAABGdBTUEAAK/INwWK6QAAABl0RVh0U29mdHdhcmUAQWRvYmUgSW1hZ2VSZWFkeXHJZTwAAA";
+const PNG_SUFFIX: &str = "AAAAAElFTkSuQmCC";
+const BASE64_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+const POOL_LEN: usize = 1 << 16;
+
+/// What the generated rows look like.
+#[derive(Debug, Clone)]
+pub struct CatalogOptions {
+    pub seed: u64,
+    /// Share of rows with an empty `image`.
+    pub no_image_ratio: f64,
+    /// Share of rows with an empty `comment`.
+    pub no_comment_ratio: f64,
+    /// Share of comments that contain a line break inside their quotes (RFC 4180).
+    pub multiline_comment_ratio: f64,
+    /// Write `\r\n` line endings instead of `\n`.
+    pub crlf: bool,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        Self {
+            seed: 20210403,
+            no_image_ratio: 0.25,
+            no_comment_ratio: 0.07,
+            multiline_comment_ratio: 0.0,
+            crlf: false,
+        }
+    }
+}
+
+/// Counts that the consumer views of the founding use case should see for a generated file.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CatalogStats {
+    pub rows: u64,
+    pub bytes: u64,
+    /// Rows with a non-empty image (team A's view).
+    pub with_image: u64,
+    /// Samsung rows released after 2000 without an image (team B's view).
+    pub samsung_after_2000_without_image: u64,
+}
+
+/// Writes catalog rows; keeps the random state so one generator can produce a file in chunks.
+pub struct CatalogGenerator {
+    rng: StdRng,
+    options: CatalogOptions,
+    base64_pool: Vec<u8>,
+    line: Vec<u8>,
+}
+
+impl CatalogGenerator {
+    pub fn new(options: CatalogOptions) -> Self {
+        let mut rng = StdRng::seed_from_u64(options.seed);
+        // Slicing a random pool is what lets the generator outrun the publisher it benchmarks.
+        let base64_pool = (0..POOL_LEN)
+            .map(|_| BASE64_ALPHABET[rng.random_range(0..BASE64_ALPHABET.len())])
+            .collect();
+        Self {
+            rng,
+            options,
+            base64_pool,
+            line: Vec::with_capacity(4096),
+        }
+    }
+
+    fn newline(&self) -> &'static [u8] {
+        if self.options.crlf { b"\r\n" } else { b"\n" }
+    }
+
+    /// Writes the header row.
+    pub fn write_header(&mut self, out: &mut impl Write) -> io::Result<u64> {
+        out.write_all(HEADER.as_bytes())?;
+        out.write_all(self.newline())?;
+        Ok((HEADER.len() + self.newline().len()) as u64)
+    }
+
+    /// Writes one data row and accounts for it in `stats`.
+    pub fn write_row(&mut self, out: &mut impl Write, stats: &mut CatalogStats) -> io::Result<()> {
+        let newline = self.newline();
+        let brand = BRANDS[self.rng.random_range(0..BRANDS.len())];
+        let category_id: u32 = self.rng.random_range(1..=100);
+        let year_release: u32 = self.rng.random_range(1955..=2020);
+        let has_image = !self.rng.random_bool(self.options.no_image_ratio);
+        let line = &mut self.line;
+        line.clear();
+        line.extend_from_slice(brand.as_bytes());
+        line.push(b',');
+        line.extend_from_slice(category_id.to_string().as_bytes());
+        line.push(b',');
+        if !self.rng.random_bool(self.options.no_comment_ratio) {
+            let sentences = self.rng.random_range(1..=10);
+            let multiline = self.rng.random_bool(self.options.multiline_comment_ratio);
+            let mut comment = String::new();
+            for i in 0..sentences {
+                if i > 0 {
+                    comment.push_str(if multiline && i == 1 { "\n" } else { " " });
+                }
+                comment.push_str(SENTENCES[self.rng.random_range(0..SENTENCES.len())]);
+            }
+            if comment.contains([',', '"', '\n']) {
+                line.push(b'"');
+                line.extend_from_slice(comment.replace('"', "\"\"").as_bytes());
+                line.push(b'"');
+            } else {
+                line.extend_from_slice(comment.as_bytes());
+            }
+        }
+        line.push(b',');
+        line.extend_from_slice(CURRENCIES[self.rng.random_range(0..CURRENCIES.len())].as_bytes());
+        line.push(b',');
+        line.extend_from_slice(
+            DESCRIPTIONS[self.rng.random_range(0..DESCRIPTIONS.len())].as_bytes(),
+        );
+        line.push(b',');
+        if has_image {
+            let len = self.rng.random_range(200..=1200);
+            let start = self.rng.random_range(0..POOL_LEN - len);
+            line.push(b'"');
+            line.extend_from_slice(PNG_PREFIX.as_bytes());
+            line.extend_from_slice(&self.base64_pool[start..start + len]);
+            line.extend_from_slice(PNG_SUFFIX.as_bytes());
+            line.push(b'"');
+        }
+        line.push(b',');
+        line.extend_from_slice(year_release.to_string().as_bytes());
+        line.extend_from_slice(newline);
+        out.write_all(line)?;
+
+        stats.rows += 1;
+        stats.bytes += line.len() as u64;
+        if has_image {
+            stats.with_image += 1;
+        } else if brand == "Samsung" && year_release > 2000 {
+            stats.samsung_after_2000_without_image += 1;
+        }
+        Ok(())
+    }
+}
+
+/// Writes a header and exactly `rows` rows.
+pub fn write_rows(out: &mut impl Write, options: CatalogOptions, rows: u64) -> io::Result<CatalogStats> {
+    let mut generator = CatalogGenerator::new(options);
+    let mut stats = CatalogStats {
+        bytes: generator.write_header(out)?,
+        ..CatalogStats::default()
+    };
+    for _ in 0..rows {
+        generator.write_row(out, &mut stats)?;
+    }
+    Ok(stats)
+}
+
+/// Writes a header and rows until the output holds at least `bytes` bytes.
+pub fn write_bytes(out: &mut impl Write, options: CatalogOptions, bytes: u64) -> io::Result<CatalogStats> {
+    let mut generator = CatalogGenerator::new(options);
+    let mut stats = CatalogStats {
+        bytes: generator.write_header(out)?,
+        ..CatalogStats::default()
+    };
+    while stats.bytes < bytes {
+        generator.write_row(out, &mut stats)?;
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(data: &[u8]) -> Vec<csv::StringRecord> {
+        csv::Reader::from_reader(data)
+            .records()
+            .collect::<Result<_, _>>()
+            .expect("generated CSV parses")
+    }
+
+    #[test]
+    fn same_seed_same_bytes_and_counts_match_content() {
+        let mut first = Vec::new();
+        let stats = write_rows(&mut first, CatalogOptions::default(), 500).expect("write");
+        let mut second = Vec::new();
+        write_rows(&mut second, CatalogOptions::default(), 500).expect("write");
+        assert_eq!(first, second);
+        assert_eq!(stats.bytes, first.len() as u64);
+
+        let records = parse(&first);
+        assert_eq!(records.len(), 500);
+        let with_image = records.iter().filter(|r| !r[5].is_empty()).count() as u64;
+        assert_eq!(with_image, stats.with_image);
+        let samsung = records
+            .iter()
+            .filter(|r| &r[0] == "Samsung" && r[6].parse::<u32>().expect("year") > 2000 && r[5].is_empty())
+            .count() as u64;
+        assert_eq!(samsung, stats.samsung_after_2000_without_image);
+        // About a quarter without image, as in the real extracts.
+        assert!((80..=170).contains(&(500 - with_image)), "{with_image}");
+    }
+
+    #[test]
+    fn multiline_comments_stay_inside_quotes() {
+        let options = CatalogOptions {
+            multiline_comment_ratio: 1.0,
+            no_comment_ratio: 0.0,
+            crlf: true,
+            ..CatalogOptions::default()
+        };
+        let mut data = Vec::new();
+        write_rows(&mut data, options, 50).expect("write");
+        let records = parse(&data);
+        assert_eq!(records.len(), 50);
+        assert!(records.iter().any(|r| r[2].contains('\n')));
+    }
+
+    #[test]
+    fn write_bytes_reaches_the_requested_size() {
+        let mut data = Vec::new();
+        let stats = write_bytes(&mut data, CatalogOptions::default(), 100_000).expect("write");
+        assert!(data.len() >= 100_000);
+        assert_eq!(stats.bytes, data.len() as u64);
+    }
+}
