@@ -52,7 +52,10 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(FerryError::InvalidArgument(format!("config file {} does not exist", path.display())));
+                return Err(FerryError::InvalidArgument(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
             }
             Some(path) => figment = figment.merge(Toml::file(path)),
             None => figment = figment.merge(Toml::file("ferry.toml")),
@@ -86,8 +89,15 @@ mod tests {
         let config = Config::load(Some(&path)).expect("loads");
         assert_eq!(config.listen.port(), 6000);
         assert_eq!(config.data_dir, PathBuf::from("/srv/ferry"));
-        assert_eq!(config.sources.s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-        assert!(config.registry_url().starts_with("sqlite:///srv/ferry/registry.sqlite"));
+        assert_eq!(
+            config.sources.s3.endpoint.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert!(
+            config
+                .registry_url()
+                .starts_with("sqlite:///srv/ferry/registry.sqlite")
+        );
     }
 
     #[test]

@@ -49,7 +49,8 @@ fn rejected_summary(publication_id: &str, rejected: &u64, errors: &[RowError]) -
     for error in errors.iter().take(LISTED_ROW_ERRORS) {
         text.push_str(&format!("\n  {error}"));
     }
-    if errors.len() > LISTED_ROW_ERRORS || *rejected as usize > errors.len().min(LISTED_ROW_ERRORS) {
+    if errors.len() > LISTED_ROW_ERRORS || *rejected as usize > errors.len().min(LISTED_ROW_ERRORS)
+    {
         text.push_str(&format!(
             "\n  ... see `ferry publications` / GetPublication {publication_id} for the full report"
         ));

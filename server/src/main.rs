@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use ferry_server::Config;
 use ferry_server::config::LogFormat;
 use ferry_server::server::{BoundServer, shutdown_signal};
-use ferry_server::Config;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -43,7 +43,11 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let mut config = Config::load(cli.config.as_deref())?;
     match cli.command {
-        Command::Serve { listen, data_dir, log_format } => {
+        Command::Serve {
+            listen,
+            data_dir,
+            log_format,
+        } => {
             if let Some(listen) = listen {
                 config.listen = listen;
             }
@@ -54,7 +58,9 @@ async fn main() -> anyhow::Result<()> {
                 config.log_format = format;
             }
             init_logging(config.log_format);
-            let server = BoundServer::bind(&config).await.context("starting ferry-server")?;
+            let server = BoundServer::bind(&config)
+                .await
+                .context("starting ferry-server")?;
             server.serve(shutdown_signal()).await?;
             Ok(())
         }
@@ -67,7 +73,9 @@ async fn main() -> anyhow::Result<()> {
 
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),

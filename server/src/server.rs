@@ -20,7 +20,10 @@ use crate::warehouse::LocalWarehouse;
 /// publish a previous process left unfinished.
 pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        FerryError::InvalidArgument(format!("cannot create data dir {}: {e}", config.data_dir.display()))
+        FerryError::InvalidArgument(format!(
+            "cannot create data dir {}: {e}",
+            config.data_dir.display()
+        ))
     })?;
     let registry = Registry::connect(&config.registry_url()).await?;
     let warehouse = Arc::new(LocalWarehouse::new(&config.data_dir)?);
@@ -40,9 +43,9 @@ impl BoundServer {
     /// Binds `config.listen` (port 0 picks a free port, as tests do).
     pub async fn bind(config: &Config) -> Result<Self, FerryError> {
         let ferry = build_ferry(config).await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| FerryError::InvalidArgument(format!("cannot listen on {}: {e}", config.listen)))?;
+        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
+            FerryError::InvalidArgument(format!("cannot listen on {}: {e}", config.listen))
+        })?;
         Ok(Self {
             local_addr: listener.local_addr()?,
             listener,
@@ -51,7 +54,10 @@ impl BoundServer {
     }
 
     /// Serves until `shutdown` completes, then drains in-flight calls.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), FerryError> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), FerryError> {
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_serving::<FerryServiceServer<FerryGrpc>>()

@@ -8,10 +8,14 @@ use std::time::Instant;
 use chrono::{NaiveDate, Utc};
 use tracing::{info, instrument, warn};
 
-use crate::contract::{Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name};
+use crate::contract::{
+    Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name,
+};
 use crate::error::FerryError;
 use crate::ingest::{IngestProgress, Source, SourcesConfig, ingest};
-use crate::registry::{PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry};
+use crate::registry::{
+    PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry,
+};
 use crate::warehouse::{LivePartition, PartitionTarget, ReadPlan, RowStream, Warehouse};
 
 /// Who is calling. Authentication arrives with the governance work; until then every caller is
@@ -56,21 +60,28 @@ pub struct ReadRequest {
     pub limit: u64,
 }
 
+type PartitionLock = Arc<tokio::sync::Mutex<()>>;
+
 pub struct Ferry {
     registry: Registry,
     warehouse: Arc<dyn Warehouse>,
     sources: SourcesConfig,
     /// One publish at a time per (dataset, day); different partitions run in parallel.
-    partition_locks: Mutex<HashMap<(String, NaiveDate), Arc<tokio::sync::Mutex<()>>>>,
+    partition_locks: Mutex<HashMap<(String, NaiveDate), PartitionLock>>,
 }
 
 pub fn parse_date(text: &str, what: &str) -> Result<NaiveDate, FerryError> {
-    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-        .map_err(|_| FerryError::InvalidArgument(format!("{what} {text:?} is not a date (YYYY-MM-DD)")))
+    NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
+        FerryError::InvalidArgument(format!("{what} {text:?} is not a date (YYYY-MM-DD)"))
+    })
 }
 
 fn optional_date(text: &str, what: &str) -> Result<Option<NaiveDate>, FerryError> {
-    if text.trim().is_empty() { Ok(None) } else { parse_date(text, what).map(Some) }
+    if text.trim().is_empty() {
+        Ok(None)
+    } else {
+        parse_date(text, what).map(Some)
+    }
 }
 
 impl Ferry {
@@ -91,7 +102,10 @@ impl Ferry {
     pub async fn recover(&self) -> Result<(), FerryError> {
         let interrupted = self.registry.mark_interrupted().await?;
         if interrupted > 0 {
-            warn!(interrupted, "publications were interrupted by a restart; previous partitions are intact");
+            warn!(
+                interrupted,
+                "publications were interrupted by a restart; previous partitions are intact"
+            );
         }
         self.collect_garbage().await;
         Ok(())
@@ -106,24 +120,38 @@ impl Ferry {
         match result {
             Ok(0) => {}
             Ok(removed) => info!(removed, "collected superseded partition files"),
-            Err(e) => warn!(error = %e, "garbage collection failed; will retry after the next publish"),
+            Err(e) => {
+                warn!(error = %e, "garbage collection failed; will retry after the next publish")
+            }
         }
     }
 
     #[instrument(skip_all, fields(dataset = %contract.name))]
-    pub async fn register_dataset(&self, contract: Contract, caller: &Caller) -> Result<RegisterOutcome, FerryError> {
+    pub async fn register_dataset(
+        &self,
+        contract: Contract,
+        caller: &Caller,
+    ) -> Result<RegisterOutcome, FerryError> {
         contract.validate()?;
         let current = self.registry.dataset(&contract.name).await?;
-        let evolution = plan_evolution(current.as_ref().map(|d| (&d.contract, d.version)), &contract)?;
+        let evolution = plan_evolution(
+            current.as_ref().map(|d| (&d.contract, d.version)),
+            &contract,
+        )?;
         match evolution {
             Evolution::Unchanged(_) => Ok(RegisterOutcome {
-                dataset: current.ok_or_else(|| FerryError::Internal("unchanged without a current version".into()))?,
+                dataset: current.ok_or_else(|| {
+                    FerryError::Internal("unchanged without a current version".into())
+                })?,
                 unchanged: true,
                 changes: Vec::new(),
             }),
             Evolution::NewVersion { version, changes } => {
                 self.warehouse.prepare_dataset(&contract).await?;
-                let dataset = self.registry.register(&contract, version, &changes, &caller.principal).await?;
+                let dataset = self
+                    .registry
+                    .register(&contract, version, &changes, &caller.principal)
+                    .await?;
                 info!(version = %version, "registered contract");
                 Ok(RegisterOutcome {
                     dataset,
@@ -134,8 +162,12 @@ impl Ferry {
         }
     }
 
-    pub async fn get_dataset(&self, name: &str) -> Result<(RegisteredDataset, Vec<PartitionEntry>), FerryError> {
-        validate_qualified_name(name, "dataset").map_err(|e| FerryError::InvalidArgument(e.to_string()))?;
+    pub async fn get_dataset(
+        &self,
+        name: &str,
+    ) -> Result<(RegisteredDataset, Vec<PartitionEntry>), FerryError> {
+        validate_qualified_name(name, "dataset")
+            .map_err(|e| FerryError::InvalidArgument(e.to_string()))?;
         let dataset = self.existing_dataset(name).await?;
         let partitions = self.registry.partitions(name, None, None).await?;
         Ok((dataset, partitions))
@@ -153,7 +185,10 @@ impl Ferry {
     }
 
     fn partition_lock(&self, dataset: &str, date: NaiveDate) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.partition_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut locks = self
+            .partition_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         locks.entry((dataset.to_owned(), date)).or_default().clone()
     }
 
@@ -167,7 +202,9 @@ impl Ferry {
         // Validate.
         let date = parse_date(&request.partition_date, "partition_date")?;
         let expected = request.expected_sha256.trim().to_ascii_lowercase();
-        if !expected.is_empty() && (expected.len() != 64 || !expected.chars().all(|c| c.is_ascii_hexdigit())) {
+        if !expected.is_empty()
+            && (expected.len() != 64 || !expected.chars().all(|c| c.is_ascii_hexdigit()))
+        {
             return Err(FerryError::InvalidArgument(
                 "expected_sha256 must be 64 hex characters".into(),
             ));
@@ -204,26 +241,39 @@ impl Ferry {
         self.registry.start_publication(&publication).await?;
         info!(publication = %publication.id, source = %request.source_uri, "publish started");
 
-        let result = self.run_publish(&source, contract, &expected, &mut publication, progress).await;
+        let result = self
+            .run_publish(
+                &source,
+                contract,
+                &expected,
+                &mut publication,
+                progress,
+                started,
+            )
+            .await;
         publication.duration_ms = started.elapsed().as_millis() as u64;
         publication.finished_at = Some(Utc::now());
         match result {
             Ok(Committed::Replaced) => {
                 info!(publication = %publication.id, rows = publication.rows_accepted, "partition replaced");
                 self.collect_garbage().await;
-                Ok(PublishOutcome { publication, unchanged: false })
+                Ok(PublishOutcome {
+                    publication,
+                    unchanged: false,
+                })
             }
             Ok(Committed::AlreadyLive(live_id)) => {
                 publication.status = PublicationStatus::Succeeded;
                 publication.same_as = Some(live_id.clone());
                 self.registry.finish_publication(&publication).await?;
                 info!(publication = %live_id, "identical content already live; nothing changed");
-                let live = self
-                    .registry
-                    .publication(&live_id)
-                    .await?
-                    .ok_or_else(|| FerryError::Internal(format!("live publication {live_id} is missing")))?;
-                Ok(PublishOutcome { publication: live, unchanged: true })
+                let live = self.registry.publication(&live_id).await?.ok_or_else(|| {
+                    FerryError::Internal(format!("live publication {live_id} is missing"))
+                })?;
+                Ok(PublishOutcome {
+                    publication: live,
+                    unchanged: true,
+                })
             }
             Err(error) => {
                 publication.status = PublicationStatus::Failed;
@@ -244,6 +294,7 @@ impl Ferry {
         expected_sha256: &str,
         publication: &mut Publication,
         progress: Arc<IngestProgress>,
+        started: Instant,
     ) -> Result<Committed, FerryError> {
         let target = PartitionTarget {
             contract: contract.clone(),
@@ -251,7 +302,15 @@ impl Ferry {
             publication_id: publication.id.clone(),
         };
         let sink = self.warehouse.open_partition(target)?;
-        let outcome = ingest(source, contract.clone(), publication.partition_date, sink, None, progress).await?;
+        let outcome = ingest(
+            source,
+            contract.clone(),
+            publication.partition_date,
+            sink,
+            None,
+            progress,
+        )
+        .await?;
         publication.sha256 = outcome.sha256.clone();
         publication.bytes = outcome.bytes;
         publication.rows_accepted = outcome.summary.rows_accepted;
@@ -273,7 +332,11 @@ impl Ferry {
         }
         let live = self
             .registry
-            .partitions(&contract.name, Some(publication.partition_date), Some(publication.partition_date))
+            .partitions(
+                &contract.name,
+                Some(publication.partition_date),
+                Some(publication.partition_date),
+            )
             .await?;
         if let Some(current) = live.first()
             && current.sha256 == outcome.sha256
@@ -283,12 +346,19 @@ impl Ferry {
             return Ok(Committed::AlreadyLive(current.publication_id.clone()));
         }
         publication.status = PublicationStatus::Succeeded;
+        // The committed record is the ledger's final word, so it carries the duration.
+        publication.duration_ms = started.elapsed().as_millis() as u64;
+        publication.finished_at = Some(Utc::now());
         let registry = self.registry.clone();
         let record = publication.clone();
         let commit = Box::pin(async move { registry.commit_partition(&record).await });
-        let job_ids = self.warehouse.commit_partition(&staged, commit).await.inspect_err(|_| {
-            publication.status = PublicationStatus::Failed;
-        })?;
+        let job_ids = self
+            .warehouse
+            .commit_partition(&staged, commit)
+            .await
+            .inspect_err(|_| {
+                publication.status = PublicationStatus::Failed;
+            })?;
         publication.warehouse_job_ids = job_ids;
         Ok(Committed::Replaced)
     }
@@ -319,7 +389,9 @@ impl Ferry {
         if let (Some(from), Some(to)) = (from, to)
             && from > to
         {
-            return Err(FerryError::InvalidArgument(format!("from_date {from} is after to_date {to}")));
+            return Err(FerryError::InvalidArgument(format!(
+                "from_date {from} is after to_date {to}"
+            )));
         }
         let dataset_name = self
             .registry
@@ -351,19 +423,24 @@ impl Ferry {
         {
             // Evaluated over the raw table; the projection defaults to the view's columns.
             plan.table = contract.name.clone();
-            plan.filter = Some(
-                ViewFilter::parse(&view.filter, &contract)
-                    .map_err(|e| FerryError::Internal(format!("stored view {} no longer parses: {e}", view.name)))?,
-            );
+            plan.filter = Some(ViewFilter::parse(&view.filter, &contract).map_err(|e| {
+                FerryError::Internal(format!("stored view {} no longer parses: {e}", view.name))
+            })?);
             if plan.columns.is_empty() {
-                plan.columns = contract.view_columns(view).iter().map(|c| c.name.clone()).collect();
+                plan.columns = contract
+                    .view_columns(view)
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
                 plan.columns.push(contract.partition_column());
-            } else if let Some(bad) = plan
-                .columns
-                .iter()
-                .find(|c| **c != contract.partition_column() && !contract.view_columns(view).iter().any(|v| &v.name == *c))
-            {
-                return Err(FerryError::InvalidArgument(format!("{} has no column {bad:?}", view.name)));
+            } else if let Some(bad) = plan.columns.iter().find(|c| {
+                **c != contract.partition_column()
+                    && !contract.view_columns(view).iter().any(|v| &v.name == *c)
+            }) {
+                return Err(FerryError::InvalidArgument(format!(
+                    "{} has no column {bad:?}",
+                    view.name
+                )));
             }
         }
         self.warehouse.read(plan).await

@@ -54,7 +54,10 @@ pub fn plan_evolution(
 ) -> Result<Evolution, FerryError> {
     let Some((current, version)) = current else {
         return Ok(Evolution::NewVersion {
-            version: ContractVersion { major: proposed.major_version, minor: 0 },
+            version: ContractVersion {
+                major: proposed.major_version,
+                minor: 0,
+            },
             changes: vec!["first registration".into()],
         });
     };
@@ -72,7 +75,10 @@ pub fn plan_evolution(
         let mut changes = vec![format!("new major version {}", proposed.major_version)];
         changes.extend(breaking.into_iter().chain(compatible));
         return Ok(Evolution::NewVersion {
-            version: ContractVersion { major: proposed.major_version, minor: 0 },
+            version: ContractVersion {
+                major: proposed.major_version,
+                minor: 0,
+            },
             changes,
         });
     }
@@ -85,7 +91,10 @@ pub fn plan_evolution(
         )));
     }
     Ok(Evolution::NewVersion {
-        version: ContractVersion { major: version.major, minor: version.minor + 1 },
+        version: ContractVersion {
+            major: version.major,
+            minor: version.minor + 1,
+        },
         changes: compatible,
     })
 }
@@ -133,7 +142,10 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
                     || new_col.purpose != old_col.purpose
                     || new_col.retention_days != old_col.retention_days
                 {
-                    compatible.push(format!("column {} documentation or legal terms edited", old_col.name));
+                    compatible.push(format!(
+                        "column {} documentation or legal terms edited",
+                        old_col.name
+                    ));
                 }
             }
         }
@@ -173,7 +185,10 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
         match new.view(&old_view.name) {
             None => breaking.push(format!("view {} removed", old_view.name)),
             Some(v) if v.filter != old_view.filter || v.columns != old_view.columns => {
-                breaking.push(format!("view {} changed its rows or columns", old_view.name));
+                breaking.push(format!(
+                    "view {} changed its rows or columns",
+                    old_view.name
+                ));
             }
             Some(v) if v.materialization != old_view.materialization => {
                 breaking.push(format!("view {} changed materialization", old_view.name));
@@ -209,7 +224,10 @@ mod tests {
     #[test]
     fn identical_contract_is_unchanged() {
         let c = catalog();
-        assert_eq!(plan_evolution(Some((&c, V1_0)), &c).expect("ok"), Evolution::Unchanged(V1_0));
+        assert_eq!(
+            plan_evolution(Some((&c, V1_0)), &c).expect("ok"),
+            Evolution::Unchanged(V1_0)
+        );
     }
 
     #[test]
@@ -221,7 +239,11 @@ mod tests {
         match plan_evolution(Some((&old, V1_0)), &new).expect("compatible") {
             Evolution::NewVersion { version, changes } => {
                 assert_eq!(version.to_string(), "1.1");
-                assert!(changes.iter().any(|c| c.contains("nullable column price_note added")));
+                assert!(
+                    changes
+                        .iter()
+                        .any(|c| c.contains("nullable column price_note added"))
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -259,13 +281,19 @@ mod tests {
         let mut new = old.clone();
         new.columns.remove(2);
         new.major_version = 2;
-        match plan_evolution(Some((&old, ContractVersion { major: 1, minor: 3 })), &new).expect("ok") {
+        match plan_evolution(Some((&old, ContractVersion { major: 1, minor: 3 })), &new)
+            .expect("ok")
+        {
             Evolution::NewVersion { version, .. } => assert_eq!(version.to_string(), "2.0"),
             other => panic!("{other:?}"),
         }
         let mut older = new.clone();
         older.major_version = 1;
-        let err = plan_evolution(Some((&new, ContractVersion { major: 2, minor: 0 })), &older).unwrap_err();
-        assert!(err.to_string().contains("older than the version in force"), "{err}");
+        let err = plan_evolution(Some((&new, ContractVersion { major: 2, minor: 0 })), &older)
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("older than the version in force"),
+            "{err}"
+        );
     }
 }

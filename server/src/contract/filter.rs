@@ -118,13 +118,17 @@ fn check(expr: &Expr, contract: &Contract) -> Result<Kind, FilterError> {
             other => Err(reject(format!("the literal {other}"))),
         },
         Expr::Nested(inner) => check(inner, contract),
-        Expr::UnaryOp { op: UnaryOperator::Not, expr } => expect_boolean(expr, contract),
-        Expr::UnaryOp { op: UnaryOperator::Minus, expr } if matches!(expr.as_ref(), Expr::Value(_)) => {
-            match check(expr, contract)? {
-                Kind::Number => Ok(Kind::Number),
-                _ => Err(reject("a minus sign on a non-number")),
-            }
-        }
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr,
+        } => expect_boolean(expr, contract).map(|()| Kind::Boolean),
+        Expr::UnaryOp {
+            op: UnaryOperator::Minus,
+            expr,
+        } if matches!(expr.as_ref(), Expr::Value(_)) => match check(expr, contract)? {
+            Kind::Number => Ok(Kind::Number),
+            _ => Err(reject("a minus sign on a non-number")),
+        },
         Expr::BinaryOp { left, op, right } => match op {
             BinaryOperator::And | BinaryOperator::Or => {
                 expect_boolean(left, contract)?;
@@ -147,34 +151,62 @@ fn check(expr: &Expr, contract: &Contract) -> Result<Kind, FilterError> {
             check(inner, contract)?;
             Ok(Kind::Boolean)
         }
-        Expr::InList { expr: subject, list, .. } => {
+        Expr::InList {
+            expr: subject,
+            list,
+            ..
+        } => {
             let subject_kind = check(subject, contract)?;
             for item in list {
                 if !matches!(item, Expr::Value(_) | Expr::UnaryOp { .. }) {
-                    return Err(reject(format!("{item} inside IN (only literals are allowed)")));
+                    return Err(reject(format!(
+                        "{item} inside IN (only literals are allowed)"
+                    )));
                 }
                 comparable(subject_kind, check(item, contract)?, expr)?;
             }
             Ok(Kind::Boolean)
         }
-        Expr::Like { expr: subject, pattern, escape_char, .. }
-        | Expr::ILike { expr: subject, pattern, escape_char, .. } => {
+        Expr::Like {
+            expr: subject,
+            pattern,
+            escape_char,
+            ..
+        }
+        | Expr::ILike {
+            expr: subject,
+            pattern,
+            escape_char,
+            ..
+        } => {
             if escape_char.is_some() {
                 return Err(reject("LIKE ... ESCAPE"));
             }
             if check(subject, contract)? != Kind::Text {
-                return Err(FilterError(format!("applies LIKE to a non-text value in {expr}")));
+                return Err(FilterError(format!(
+                    "applies LIKE to a non-text value in {expr}"
+                )));
             }
             match pattern.as_ref() {
-                Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => Ok(Kind::Boolean),
-                other => Err(reject(format!("the LIKE pattern {other} (only a quoted string is allowed)"))),
+                Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)) => {
+                    Ok(Kind::Boolean)
+                }
+                other => Err(reject(format!(
+                    "the LIKE pattern {other} (only a quoted string is allowed)"
+                ))),
             }
         }
         Expr::Function(f) => Err(reject(format!("the function {}", f.name))),
-        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => Err(reject("a subquery")),
+        Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+            Err(reject("a subquery"))
+        }
         Expr::CompoundIdentifier(parts) => Err(FilterError(format!(
             "refers to {}: use plain column names",
-            parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(".")
+            parts
+                .iter()
+                .map(|p| p.value.as_str())
+                .collect::<Vec<_>>()
+                .join(".")
         ))),
         other => Err(reject(format!("the expression {other}"))),
     }
@@ -183,7 +215,9 @@ fn check(expr: &Expr, contract: &Contract) -> Result<Kind, FilterError> {
 fn expect_boolean(expr: &Expr, contract: &Contract) -> Result<(), FilterError> {
     match check(expr, contract)? {
         Kind::Boolean | Kind::Null => Ok(()),
-        _ => Err(FilterError(format!("expects a boolean, but {expr} is not one"))),
+        _ => Err(FilterError(format!(
+            "expects a boolean, but {expr} is not one"
+        ))),
     }
 }
 
@@ -196,7 +230,9 @@ fn comparable(left: Kind, right: Kind, whole: &Expr) -> Result<(), FilterError> 
     if ok {
         Ok(())
     } else {
-        Err(FilterError(format!("compares {left:?} with {right:?} in {whole}")))
+        Err(FilterError(format!(
+            "compares {left:?} with {right:?} in {whole}"
+        )))
     }
 }
 
@@ -211,8 +247,9 @@ mod tests {
 
     #[test]
     fn the_team_filters_parse_and_render_from_the_ast() {
-        let filter = parse("brand = 'Samsung' AND year_release > 2000 AND (image IS NULL OR image = '')")
-            .expect("valid");
+        let filter =
+            parse("brand = 'Samsung' AND year_release > 2000 AND (image IS NULL OR image = '')")
+                .expect("valid");
         assert_eq!(
             filter.to_sql().as_deref(),
             Some("brand = 'Samsung' AND year_release > 2000 AND (image IS NULL OR image = '')")

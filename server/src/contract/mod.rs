@@ -262,13 +262,19 @@ impl Contract {
         let invalid = |msg: String| Err(FerryError::InvalidContract(msg));
         validate_qualified_name(&self.name, "dataset")?;
         if self.owner.trim().is_empty() {
-            return invalid(format!("dataset {}: owner is required (e.g. team:catalog)", self.name));
+            return invalid(format!(
+                "dataset {}: owner is required (e.g. team:catalog)",
+                self.name
+            ));
         }
         if self.major_version == 0 {
             return invalid("major_version starts at 1".into());
         }
         if self.columns.is_empty() {
-            return invalid(format!("dataset {}: at least one column is required", self.name));
+            return invalid(format!(
+                "dataset {}: at least one column is required",
+                self.name
+            ));
         }
         if self.partitioning.granularity != "day" {
             return invalid(format!(
@@ -289,7 +295,9 @@ impl Contract {
                     column.name
                 ));
             }
-            if column.pii_handling == PiiHandling::Pseudonymize && column.column_type != ColumnType::String {
+            if column.pii_handling == PiiHandling::Pseudonymize
+                && column.column_type != ColumnType::String
+            {
                 return invalid(format!(
                     "column {:?}: pseudonymize applies to string columns only",
                     column.name
@@ -335,8 +343,13 @@ impl Contract {
 
 fn validate_identifier(name: &str, what: &str) -> Result<(), FerryError> {
     let mut chars = name.chars();
-    let valid_start = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    if valid_start && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') && name.len() <= 128 {
+    let valid_start = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    if valid_start
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && name.len() <= 128
+    {
         Ok(())
     } else {
         Err(FerryError::InvalidContract(format!(
@@ -362,7 +375,8 @@ pub fn validate_qualified_name(name: &str, what: &str) -> Result<(), FerryError>
 pub(crate) mod tests {
     use super::*;
 
-    pub(crate) const CATALOG_YAML: &str = include_str!("../../../examples/product_catalog/contract.yaml");
+    pub(crate) const CATALOG_YAML: &str =
+        include_str!("../../../examples/product_catalog/contract.yaml");
 
     pub(crate) fn catalog() -> Contract {
         Contract::from_yaml(CATALOG_YAML).expect("example contract is valid")
@@ -375,18 +389,32 @@ pub(crate) mod tests {
         let names: Vec<_> = contract.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
-            ["brand", "category_id", "comment", "currency", "description", "image", "year_release"]
+            [
+                "brand",
+                "category_id",
+                "comment",
+                "currency",
+                "description",
+                "image",
+                "year_release"
+            ]
         );
         assert!(contract.view("catalog.with_image").is_some());
-        assert!(contract.view("catalog.samsung_after_2000_without_image").is_some());
+        assert!(
+            contract
+                .view("catalog.samsung_after_2000_without_image")
+                .is_some()
+        );
     }
 
     #[test]
     fn unknown_fields_and_bad_names_are_refused() {
         let err = Contract::from_yaml(&CATALOG_YAML.replace("owner:", "ownr:")).unwrap_err();
         assert!(err.to_string().contains("ownr"), "{err}");
-        let err = Contract::from_yaml(&CATALOG_YAML.replace("name: catalog.product_catalog", "name: Catalog"))
-            .unwrap_err();
+        let err = Contract::from_yaml(
+            &CATALOG_YAML.replace("name: catalog.product_catalog", "name: Catalog"),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("namespace.name"), "{err}");
     }
 
@@ -395,7 +423,10 @@ pub(crate) mod tests {
         let mut contract = catalog();
         contract.views[0].columns.push("price".into());
         let err = contract.validate().unwrap_err();
-        assert!(err.to_string().contains("\"price\" is not in dataset"), "{err}");
+        assert!(
+            err.to_string().contains("\"price\" is not in dataset"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -403,6 +434,12 @@ pub(crate) mod tests {
         let mut contract = catalog();
         let first = contract.columns[0].clone();
         contract.columns.push(first);
-        assert!(contract.validate().unwrap_err().to_string().contains("declared twice"));
+        assert!(
+            contract
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("declared twice")
+        );
     }
 }

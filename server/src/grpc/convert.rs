@@ -7,8 +7,8 @@ use datafusion::arrow::record_batch::RecordBatch;
 use ferry_proto::v1 as pb;
 
 use crate::contract::{
-    Classification, Column, ColumnType, Contract, CsvOptions, DerivedView, LegalBasis, Materialization, Partitioning,
-    PiiHandling, SourceFormat,
+    Classification, Column, ColumnType, Contract, CsvOptions, DerivedView, LegalBasis,
+    Materialization, Partitioning, PiiHandling, SourceFormat,
 };
 use crate::error::FerryError;
 use crate::registry::{PartitionEntry, Publication, PublicationStatus, RegisteredDataset};
@@ -51,7 +51,11 @@ fn legal_basis_from_pb(value: i32) -> Result<Option<LegalBasis>, FerryError> {
         Ok(pb::LegalBasis::VitalInterests) => Some(LegalBasis::VitalInterests),
         Ok(pb::LegalBasis::PublicTask) => Some(LegalBasis::PublicTask),
         Ok(pb::LegalBasis::LegitimateInterests) => Some(LegalBasis::LegitimateInterests),
-        Err(_) => return Err(FerryError::InvalidContract(format!("unknown legal basis {value}"))),
+        Err(_) => {
+            return Err(FerryError::InvalidContract(format!(
+                "unknown legal basis {value}"
+            )));
+        }
     })
 }
 
@@ -136,18 +140,30 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
                 column_type,
                 required: col.required,
                 classification: match pb::Classification::try_from(col.classification) {
-                    Ok(pb::Classification::Unspecified | pb::Classification::Public) => Classification::Public,
+                    Ok(pb::Classification::Unspecified | pb::Classification::Public) => {
+                        Classification::Public
+                    }
                     Ok(pb::Classification::Internal) => Classification::Internal,
                     Ok(pb::Classification::Personal) => Classification::Personal,
                     Ok(pb::Classification::Sensitive) => Classification::Sensitive,
-                    Err(_) => return Err(invalid(format!("column {}: unknown classification", col.name))),
+                    Err(_) => {
+                        return Err(invalid(format!(
+                            "column {}: unknown classification",
+                            col.name
+                        )));
+                    }
                 },
                 description: col.description,
                 pii_handling: match pb::PiiHandling::try_from(col.pii_handling) {
                     Ok(pb::PiiHandling::Unspecified | pb::PiiHandling::Keep) => PiiHandling::Keep,
                     Ok(pb::PiiHandling::Pseudonymize) => PiiHandling::Pseudonymize,
                     Ok(pb::PiiHandling::Drop) => PiiHandling::Drop,
-                    Err(_) => return Err(invalid(format!("column {}: unknown PII handling", col.name))),
+                    Err(_) => {
+                        return Err(invalid(format!(
+                            "column {}: unknown PII handling",
+                            col.name
+                        )));
+                    }
                 },
                 legal_basis: legal_basis_from_pb(col.legal_basis)?,
                 purpose: col.purpose,
@@ -159,8 +175,16 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
     let partitioning = c.partitioning.map_or_else(Partitioning::default, |p| {
         let default = Partitioning::default();
         Partitioning {
-            granularity: if p.granularity.is_empty() { default.granularity } else { p.granularity },
-            column: if p.partition_column.is_empty() { default.column } else { p.partition_column },
+            granularity: if p.granularity.is_empty() {
+                default.granularity
+            } else {
+                p.granularity
+            },
+            column: if p.partition_column.is_empty() {
+                default.column
+            } else {
+                p.partition_column
+            },
         }
     });
     let source = match c.source_format {
@@ -255,6 +279,7 @@ pub fn publication_to_pb(p: &Publication) -> pb::Publication {
             .collect(),
         warehouse_job_ids: p.warehouse_job_ids.clone(),
         published_by: p.published_by.clone(),
+        same_as_publication_id: p.same_as.clone().unwrap_or_default(),
     }
 }
 
@@ -291,9 +316,13 @@ pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<pb::Row>, FerryError> {
             }
             Ok(match column.data_type() {
                 DataType::Utf8 => Kind::StringValue(column.as_string::<i32>().value(i).to_owned()),
-                DataType::Utf8View => Kind::StringValue(column.as_string_view().value(i).to_owned()),
+                DataType::Utf8View => {
+                    Kind::StringValue(column.as_string_view().value(i).to_owned())
+                }
                 DataType::Int64 => Kind::Int64Value(column.as_primitive::<Int64Type>().value(i)),
-                DataType::Float64 => Kind::Float64Value(column.as_primitive::<Float64Type>().value(i)),
+                DataType::Float64 => {
+                    Kind::Float64Value(column.as_primitive::<Float64Type>().value(i))
+                }
                 DataType::Boolean => Kind::BoolValue(column.as_boolean().value(i)),
                 DataType::Date32 => Kind::DateValue(
                     column
@@ -302,11 +331,17 @@ pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<pb::Row>, FerryError> {
                         .map(|d| d.to_string())
                         .unwrap_or_default(),
                 ),
-                other => return Err(FerryError::Internal(format!("cannot send a {other} column"))),
+                other => {
+                    return Err(FerryError::Internal(format!(
+                        "cannot send a {other} column"
+                    )));
+                }
             })
         };
         for (i, row) in rows.iter_mut().enumerate() {
-            row.values.push(pb::Value { kind: Some(kind_at(i)?) });
+            row.values.push(pb::Value {
+                kind: Some(kind_at(i)?),
+            });
         }
     }
     Ok(rows)

@@ -37,7 +37,9 @@ impl FerryGrpc {
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
 fn unimplemented(rpc: &str, issue: &str) -> Status {
-    Status::unimplemented(format!("{rpc} is not implemented yet: it arrives with {issue}"))
+    Status::unimplemented(format!(
+        "{rpc} is not implemented yet: it arrives with {issue}"
+    ))
 }
 
 #[tonic::async_trait]
@@ -47,12 +49,26 @@ impl FerryService for FerryGrpc {
         request: Request<pb::RegisterDatasetRequest>,
     ) -> Result<Response<pb::RegisterDatasetResponse>, Status> {
         let contract = match request.into_inner().contract_source {
-            Some(pb::register_dataset_request::ContractSource::Contract(c)) => convert::contract_from_pb(c)?,
-            Some(pb::register_dataset_request::ContractSource::ContractYaml(yaml)) => Contract::from_yaml(&yaml)?,
-            None => return Err(Status::invalid_argument("a contract or contract_yaml is required")),
+            Some(pb::register_dataset_request::ContractSource::Contract(c)) => {
+                convert::contract_from_pb(c)?
+            }
+            Some(pb::register_dataset_request::ContractSource::ContractYaml(yaml)) => {
+                Contract::from_yaml(&yaml)?
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "a contract or contract_yaml is required",
+                ));
+            }
         };
-        let outcome = self.ferry.register_dataset(contract, &Caller::anonymous()).await?;
-        let (_, partitions) = self.ferry.get_dataset(&outcome.dataset.contract.name).await?;
+        let outcome = self
+            .ferry
+            .register_dataset(contract, &Caller::anonymous())
+            .await?;
+        let (_, partitions) = self
+            .ferry
+            .get_dataset(&outcome.dataset.contract.name)
+            .await?;
         Ok(Response::new(pb::RegisterDatasetResponse {
             dataset: Some(convert::dataset_to_pb(&outcome.dataset, &partitions)),
             unchanged: outcome.unchanged,
@@ -60,7 +76,10 @@ impl FerryService for FerryGrpc {
         }))
     }
 
-    async fn get_dataset(&self, request: Request<pb::GetDatasetRequest>) -> Result<Response<pb::Dataset>, Status> {
+    async fn get_dataset(
+        &self,
+        request: Request<pb::GetDatasetRequest>,
+    ) -> Result<Response<pb::Dataset>, Status> {
         let (dataset, partitions) = self.ferry.get_dataset(&request.into_inner().name).await?;
         Ok(Response::new(convert::dataset_to_pb(&dataset, &partitions)))
     }
@@ -69,9 +88,15 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::ListDatasetsRequest>,
     ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
-        let datasets = self.ferry.list_datasets(&request.into_inner().name_prefix).await?;
+        let datasets = self
+            .ferry
+            .list_datasets(&request.into_inner().name_prefix)
+            .await?;
         Ok(Response::new(pb::ListDatasetsResponse {
-            datasets: datasets.iter().map(|d| convert::dataset_to_pb(d, &[])).collect(),
+            datasets: datasets
+                .iter()
+                .map(|d| convert::dataset_to_pb(d, &[]))
+                .collect(),
         }))
     }
 
@@ -93,8 +118,11 @@ impl FerryService for FerryGrpc {
         let task_progress = progress.clone();
         // The publish runs to completion even if the client goes away, so a partition is never
         // left to a dropped future.
-        let mut publish =
-            tokio::spawn(async move { ferry.publish(request, &Caller::anonymous(), task_progress).await });
+        let mut publish = tokio::spawn(async move {
+            ferry
+                .publish(request, &Caller::anonymous(), task_progress)
+                .await
+        });
 
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
@@ -119,10 +147,12 @@ impl FerryService for FerryGrpc {
             };
             let message = match result {
                 Ok(Ok(outcome)) => Ok(pb::PublishPartitionEvent {
-                    event: Some(pb::publish_partition_event::Event::Result(pb::PublishResult {
-                        publication: Some(convert::publication_to_pb(&outcome.publication)),
-                        unchanged: outcome.unchanged,
-                    })),
+                    event: Some(pb::publish_partition_event::Event::Result(
+                        pb::PublishResult {
+                            publication: Some(convert::publication_to_pb(&outcome.publication)),
+                            unchanged: outcome.unchanged,
+                        },
+                    )),
                 }),
                 Ok(Err(error)) => Err(Status::from(error)),
                 Err(join) => Err(Status::internal(format!("publish task failed: {join}"))),
@@ -150,27 +180,51 @@ impl FerryService for FerryGrpc {
             .list_publications(&request.dataset, &request.partition_date, request.limit)
             .await?;
         Ok(Response::new(pb::ListPublicationsResponse {
-            publications: publications.iter().map(convert::publication_to_pb).collect(),
+            publications: publications
+                .iter()
+                .map(convert::publication_to_pb)
+                .collect(),
         }))
     }
 
-    async fn grant_access(&self, _: Request<pb::GrantAccessRequest>) -> Result<Response<pb::Grant>, Status> {
-        Err(unimplemented("GrantAccess", "the governance work (grants, casbin, PII rules)"))
+    async fn grant_access(
+        &self,
+        _: Request<pb::GrantAccessRequest>,
+    ) -> Result<Response<pb::Grant>, Status> {
+        Err(unimplemented(
+            "GrantAccess",
+            "the governance work (grants, casbin, PII rules)",
+        ))
     }
 
-    async fn revoke_access(&self, _: Request<pb::RevokeAccessRequest>) -> Result<Response<pb::Grant>, Status> {
-        Err(unimplemented("RevokeAccess", "the governance work (grants, casbin, PII rules)"))
+    async fn revoke_access(
+        &self,
+        _: Request<pb::RevokeAccessRequest>,
+    ) -> Result<Response<pb::Grant>, Status> {
+        Err(unimplemented(
+            "RevokeAccess",
+            "the governance work (grants, casbin, PII rules)",
+        ))
     }
 
-    async fn approve_grant(&self, _: Request<pb::ApproveGrantRequest>) -> Result<Response<pb::Grant>, Status> {
-        Err(unimplemented("ApproveGrant", "the governance work (grants, casbin, PII rules)"))
+    async fn approve_grant(
+        &self,
+        _: Request<pb::ApproveGrantRequest>,
+    ) -> Result<Response<pb::Grant>, Status> {
+        Err(unimplemented(
+            "ApproveGrant",
+            "the governance work (grants, casbin, PII rules)",
+        ))
     }
 
     async fn list_grants(
         &self,
         _: Request<pb::ListGrantsRequest>,
     ) -> Result<Response<pb::ListGrantsResponse>, Status> {
-        Err(unimplemented("ListGrants", "the governance work (grants, casbin, PII rules)"))
+        Err(unimplemented(
+            "ListGrants",
+            "the governance work (grants, casbin, PII rules)",
+        ))
     }
 
     type ReadRowsStream = EventStream<pb::ReadRowsResponse>;
@@ -196,20 +250,23 @@ impl FerryService for FerryGrpc {
             rows: Vec::new(),
         };
         let body = rows.batches.flat_map(|batch| {
-            let messages: Vec<Result<pb::ReadRowsResponse, Status>> = match batch.and_then(|b| convert::batch_to_rows(&b)) {
-                Ok(rows) => rows
-                    .chunks(ROWS_PER_MESSAGE)
-                    .map(|chunk| {
-                        Ok(pb::ReadRowsResponse {
-                            schema: Vec::new(),
-                            rows: chunk.to_vec(),
+            let messages: Vec<Result<pb::ReadRowsResponse, Status>> =
+                match batch.and_then(|b| convert::batch_to_rows(&b)) {
+                    Ok(rows) => rows
+                        .chunks(ROWS_PER_MESSAGE)
+                        .map(|chunk| {
+                            Ok(pb::ReadRowsResponse {
+                                schema: Vec::new(),
+                                rows: chunk.to_vec(),
+                            })
                         })
-                    })
-                    .collect(),
-                Err(e) => vec![Err(Status::from(e))],
-            };
+                        .collect(),
+                    Err(e) => vec![Err(Status::from(e))],
+                };
             futures::stream::iter(messages)
         });
-        Ok(Response::new(Box::pin(futures::stream::once(async { Ok(header) }).chain(body))))
+        Ok(Response::new(Box::pin(
+            futures::stream::once(async { Ok(header) }).chain(body),
+        )))
     }
 }

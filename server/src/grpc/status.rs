@@ -16,7 +16,9 @@ impl From<FerryError> for Status {
             FerryError::NotFound(_) | FerryError::SourceNotFound { .. } => Code::NotFound,
             FerryError::SourceUnavailable { .. } => Code::Unavailable,
             FerryError::Aborted(_) => Code::Aborted,
-            FerryError::Warehouse(_) | FerryError::Registry(_) | FerryError::Internal(_) => Code::Internal,
+            FerryError::Warehouse(_) | FerryError::Registry(_) | FerryError::Internal(_) => {
+                Code::Internal
+            }
         };
         if code == Code::Internal {
             tracing::error!(error = %error, "internal error");

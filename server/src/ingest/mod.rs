@@ -22,7 +22,10 @@ use crate::error::FerryError;
 use crate::warehouse::{PartitionSink, StagedPartition};
 
 pub use source::{Source, SourcesConfig};
-pub use validate::{BATCH_ROWS, CsvValidator, RejectedRecord, RowError, ValidationProgress, ValidationSummary, arrow_type, table_schema};
+pub use validate::{
+    BATCH_ROWS, CsvValidator, RejectedRecord, RowError, ValidationProgress, ValidationSummary,
+    arrow_type, table_schema,
+};
 
 /// Source bytes are regrouped into chunks of this size before crossing to the parser thread.
 const CHUNK_BYTES: usize = 1 << 20;
@@ -83,7 +86,9 @@ pub async fn ingest(
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(e) => {
-                    let _ = chunk_tx.send(Err(FerryError::Internal("source read failed".into()))).await;
+                    let _ = chunk_tx
+                        .send(Err(FerryError::Internal("source read failed".into())))
+                        .await;
                     return Err(e);
                 }
             };
@@ -91,7 +96,9 @@ pub async fn ingest(
             total += chunk.len() as u64;
             reader_progress.bytes_read.store(total, Ordering::Relaxed);
             pending.extend_from_slice(&chunk);
-            if pending.len() >= CHUNK_BYTES && chunk_tx.send(Ok(pending.split().freeze())).await.is_err() {
+            if pending.len() >= CHUNK_BYTES
+                && chunk_tx.send(Ok(pending.split().freeze())).await.is_err()
+            {
                 // The parser stopped (its error is reported instead).
                 return Ok((hex::encode(hasher.finalize()), total));
             }
@@ -104,7 +111,14 @@ pub async fn ingest(
 
     let validation_progress = progress.validation.clone();
     let parse = tokio::task::spawn_blocking(move || {
-        validate_into_sink(&contract, partition_date, ChannelReader::new(chunk_rx), sink, quarantine, validation_progress)
+        validate_into_sink(
+            &contract,
+            partition_date,
+            ChannelReader::new(chunk_rx),
+            sink,
+            quarantine,
+            validation_progress,
+        )
     });
 
     let parsed = parse
@@ -145,11 +159,11 @@ fn validate_into_sink(
         })
         .map_err(|e| FerryError::Internal(format!("cannot start the sink thread: {e}")))?;
 
-    let mut rejected = 0u64;
+    let rejected = std::cell::Cell::new(0u64);
     let result = validator.run(
         input,
         |batch| {
-            if rejected > limit {
+            if rejected.get() > limit {
                 return Ok(());
             }
             batch_tx
@@ -157,9 +171,9 @@ fn validate_into_sink(
                 .map_err(|_| FerryError::Internal("the partition sink stopped".into()))
         },
         |record| {
-            rejected += 1;
+            rejected.set(rejected.get() + 1);
             match quarantine.as_mut() {
-                Some(q) if rejected <= limit => q.put(record),
+                Some(q) if rejected.get() <= limit => q.put(record),
                 _ => Ok(()),
             }
         },
@@ -197,7 +211,10 @@ struct ChannelReader {
 
 impl ChannelReader {
     fn new(rx: mpsc::Receiver<Result<Bytes, FerryError>>) -> Self {
-        Self { rx, current: Bytes::new() }
+        Self {
+            rx,
+            current: Bytes::new(),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -69,7 +69,8 @@ pub struct SourceStream {
 impl Source {
     /// Resolves `uri` to a store, refusing schemes outside the allow-list.
     pub fn resolve(uri: &str, config: &SourcesConfig) -> Result<Self, FerryError> {
-        let invalid = |reason: String| FerryError::InvalidArgument(format!("source URI {uri:?}: {reason}"));
+        let invalid =
+            |reason: String| FerryError::InvalidArgument(format!("source URI {uri:?}: {reason}"));
         let url = Url::parse(uri).map_err(|e| invalid(e.to_string()))?;
         let client = client_options(config);
         let retry = retry_config(config);
@@ -98,7 +99,10 @@ impl Source {
                 if let Some(root) = &config.file_root {
                     let canonical = file.canonicalize().unwrap_or_else(|_| file.clone());
                     if !canonical.starts_with(root) {
-                        return Err(invalid(format!("local sources must be under {}", root.display())));
+                        return Err(invalid(format!(
+                            "local sources must be under {}",
+                            root.display()
+                        )));
                     }
                 }
                 let path = Path::from_absolute_path(&file).map_err(|e| invalid(e.to_string()))?;
@@ -120,9 +124,14 @@ impl Source {
                     builder = builder.with_region(region);
                 }
                 if let (Some(key), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
-                    builder = builder.with_access_key_id(key).with_secret_access_key(secret);
+                    builder = builder
+                        .with_access_key_id(key)
+                        .with_secret_access_key(secret);
                 }
-                (Arc::new(builder.build().map_err(unavailable)?), object_path()?)
+                (
+                    Arc::new(builder.build().map_err(unavailable)?),
+                    object_path()?,
+                )
             }
             "gs" => {
                 let mut builder = GoogleCloudStorageBuilder::from_env()
@@ -135,7 +144,10 @@ impl Source {
                 if let Some(base_url) = &config.gcs.base_url {
                     builder = builder.with_url(base_url);
                 }
-                (Arc::new(builder.build().map_err(unavailable)?), object_path()?)
+                (
+                    Arc::new(builder.build().map_err(unavailable)?),
+                    object_path()?,
+                )
             }
             scheme @ ("https" | "http") => {
                 if scheme == "http" && !config.allow_http {
@@ -167,7 +179,11 @@ impl Source {
 
     /// Opens the object for streaming.
     pub async fn open(&self) -> Result<SourceStream, FerryError> {
-        let result = self.store.get(&self.path).await.map_err(|e| self.map_error(e))?;
+        let result = self
+            .store
+            .get(&self.path)
+            .await
+            .map_err(|e| self.map_error(e))?;
         let size = result.meta.size;
         let uri = self.uri.clone();
         let chunks = result
@@ -186,12 +202,11 @@ impl Source {
                 uri: self.uri.clone(),
                 reason: "no such object".into(),
             },
-            object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-                FerryError::SourceUnavailable {
-                    uri: self.uri.clone(),
-                    reason: format!("access denied: {error}"),
-                }
-            }
+            object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. } => FerryError::SourceUnavailable {
+                uri: self.uri.clone(),
+                reason: format!("access denied: {error}"),
+            },
             other => FerryError::SourceUnavailable {
                 uri: self.uri.clone(),
                 reason: other.to_string(),
@@ -226,10 +241,16 @@ mod tests {
     fn only_allow_listed_schemes_resolve() {
         for bad in ["ftp://host/file.csv", "jdbc:postgres://x", "gopher://x/y"] {
             let err = resolve(bad).err().expect("refused");
-            assert!(matches!(err, FerryError::InvalidArgument(_)), "{bad}: {err}");
+            assert!(
+                matches!(err, FerryError::InvalidArgument(_)),
+                "{bad}: {err}"
+            );
         }
         let err = resolve("http://example.com/a.csv").err().expect("refused");
-        assert!(err.to_string().contains("plain http is not allowed"), "{err}");
+        assert!(
+            err.to_string().contains("plain http is not allowed"),
+            "{err}"
+        );
         assert!(resolve("s3://bucket/key.csv").is_ok());
         assert!(resolve("file:///tmp/a.csv").is_ok());
         assert!(resolve("https://example.com/a.csv").is_ok());

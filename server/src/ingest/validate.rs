@@ -40,7 +40,11 @@ impl fmt::Display for RowError {
         if self.column.is_empty() {
             write!(f, "line {}: {}", self.line, self.reason)
         } else {
-            write!(f, "line {}, column {}: {}", self.line, self.column, self.reason)
+            write!(
+                f,
+                "line {}, column {}: {}",
+                self.line, self.column, self.reason
+            )
         }
     }
 }
@@ -60,7 +64,11 @@ pub fn table_schema(contract: &Contract) -> SchemaRef {
         .stored_columns()
         .map(|c| Field::new(&c.name, arrow_type(c.column_type), !c.required))
         .collect();
-    fields.push(Field::new(contract.partition_column(), DataType::Date32, false));
+    fields.push(Field::new(
+        contract.partition_column(),
+        DataType::Date32,
+        false,
+    ));
     Arc::new(Schema::new(fields))
 }
 
@@ -166,8 +174,13 @@ pub struct RejectedRecord<'a> {
 }
 
 impl<'c> CsvValidator<'c> {
-    pub fn new(contract: &'c Contract, partition_date: chrono::NaiveDate, progress: Arc<ValidationProgress>) -> Self {
-        let partition_day = chrono::Datelike::num_days_from_ce(&partition_date) - UNIX_EPOCH_CE_DAYS;
+    pub fn new(
+        contract: &'c Contract,
+        partition_date: chrono::NaiveDate,
+        progress: Arc<ValidationProgress>,
+    ) -> Self {
+        let partition_day =
+            chrono::Datelike::num_days_from_ce(&partition_date) - UNIX_EPOCH_CE_DAYS;
         Self {
             contract,
             partition_day,
@@ -248,14 +261,19 @@ impl<'c> CsvValidator<'c> {
                     bytes_in_batch += record.as_slice().len();
                     if rows_in_batch >= BATCH_ROWS || bytes_in_batch >= BATCH_BYTES {
                         emit(self.finish_batch(&mut builders, rows_in_batch)?)?;
-                        self.progress.rows.fetch_add(rows_in_batch as u64, Ordering::Relaxed);
+                        self.progress
+                            .rows
+                            .fetch_add(rows_in_batch as u64, Ordering::Relaxed);
                         rows_in_batch = 0;
                         bytes_in_batch = 0;
                     }
                 }
                 Err(error) => {
                     summary.rows_rejected += 1;
-                    reject(RejectedRecord { error: &error, fields: &record })?;
+                    reject(RejectedRecord {
+                        error: &error,
+                        fields: &record,
+                    })?;
                     if summary.errors.len() < KEPT_ROW_ERRORS {
                         summary.errors.push(error);
                     }
@@ -264,7 +282,9 @@ impl<'c> CsvValidator<'c> {
         }
         if rows_in_batch > 0 {
             emit(self.finish_batch(&mut builders, rows_in_batch)?)?;
-            self.progress.rows.fetch_add(rows_in_batch as u64, Ordering::Relaxed);
+            self.progress
+                .rows
+                .fetch_add(rows_in_batch as u64, Ordering::Relaxed);
         }
         Ok(summary)
     }
@@ -275,7 +295,9 @@ impl<'c> CsvValidator<'c> {
         let positions: Vec<usize> = if self.contract.source.csv.has_header {
             let headers = reader.byte_headers().map_err(csv_error)?.clone();
             if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-                return Err(FerryError::MalformedSource("the source is empty: no header row".into()));
+                return Err(FerryError::MalformedSource(
+                    "the source is empty: no header row".into(),
+                ));
             }
             let names: Vec<String> = headers
                 .iter()
@@ -329,16 +351,24 @@ impl<'c> CsvValidator<'c> {
         self.contract
             .stored_columns()
             .map(|c| match c.column_type {
-                ColumnType::String => ColumnBuilder::String(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 64)),
+                ColumnType::String => {
+                    ColumnBuilder::String(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 64))
+                }
                 ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
-                ColumnType::Float64 => ColumnBuilder::Float64(Float64Builder::with_capacity(BATCH_ROWS)),
+                ColumnType::Float64 => {
+                    ColumnBuilder::Float64(Float64Builder::with_capacity(BATCH_ROWS))
+                }
                 ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
                 ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(BATCH_ROWS)),
             })
             .collect()
     }
 
-    fn finish_batch(&self, builders: &mut [ColumnBuilder], rows: usize) -> Result<RecordBatch, FerryError> {
+    fn finish_batch(
+        &self,
+        builders: &mut [ColumnBuilder],
+        rows: usize,
+    ) -> Result<RecordBatch, FerryError> {
         let mut arrays: Vec<ArrayRef> = builders
             .iter_mut()
             .map(|b| -> ArrayRef {

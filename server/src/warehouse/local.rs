@@ -25,7 +25,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use super::{BoxCommit, PartitionSink, PartitionTarget, ReadPlan, RowStream, StagedPartition, Warehouse};
+use super::{
+    BoxCommit, PartitionSink, PartitionTarget, ReadPlan, RowStream, StagedPartition, Warehouse,
+};
 use crate::contract::{Contract, Materialization, ViewFilter};
 use crate::error::FerryError;
 use crate::ingest::table_schema;
@@ -69,7 +71,7 @@ impl LocalWarehouse {
 fn writer_properties() -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_size(ROW_GROUP_ROWS)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .build()
 }
 
@@ -168,7 +170,10 @@ impl PartitionSink for LocalPartitionSink {
 }
 
 /// Compiles a validated filter into a DataFusion physical expression over `schema`.
-fn physical_filter(filter: &ViewFilter, schema: &SchemaRef) -> Result<Option<Arc<dyn PhysicalExpr>>, FerryError> {
+fn physical_filter(
+    filter: &ViewFilter,
+    schema: &SchemaRef,
+) -> Result<Option<Arc<dyn PhysicalExpr>>, FerryError> {
     let Some(sql) = filter.to_sql() else {
         return Ok(None);
     };
@@ -179,7 +184,11 @@ fn physical_filter(filter: &ViewFilter, schema: &SchemaRef) -> Result<Option<Arc
 }
 
 /// Column indices of a view's projection (its columns plus the partition column).
-fn view_projection(contract: &Contract, columns: &[String], schema: &SchemaRef) -> Result<Vec<usize>, FerryError> {
+fn view_projection(
+    contract: &Contract,
+    columns: &[String],
+    schema: &SchemaRef,
+) -> Result<Vec<usize>, FerryError> {
     columns
         .iter()
         .cloned()
@@ -203,24 +212,40 @@ impl Warehouse for LocalWarehouse {
         Ok(())
     }
 
-    fn open_partition(&self, target: PartitionTarget) -> Result<Box<dyn PartitionSink>, FerryError> {
+    fn open_partition(
+        &self,
+        target: PartitionTarget,
+    ) -> Result<Box<dyn PartitionSink>, FerryError> {
         let contract = &target.contract;
         let schema = table_schema(contract);
         let date = target.partition_date;
         let id = &target.publication_id;
-        let raw = TableWriter::create(&contract.name, self.file(&contract.name, date, id), schema.clone())?;
+        let raw = TableWriter::create(
+            &contract.name,
+            self.file(&contract.name, date, id),
+            schema.clone(),
+        )?;
         let mut views = Vec::new();
-        for view in contract.views.iter().filter(|v| v.materialization == Materialization::Materialized) {
+        for view in contract
+            .views
+            .iter()
+            .filter(|v| v.materialization == Materialization::Materialized)
+        {
             let filter = ViewFilter::parse(&view.filter, contract)
                 .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
-            let columns: Vec<String> = contract.view_columns(view).iter().map(|c| c.name.clone()).collect();
+            let columns: Vec<String> = contract
+                .view_columns(view)
+                .iter()
+                .map(|c| c.name.clone())
+                .collect();
             let projection = view_projection(contract, &columns, &schema)?;
             let view_schema = Arc::new(
                 schema
                     .project(&projection)
                     .map_err(|e| FerryError::Internal(format!("view schema: {e}")))?,
             );
-            let mut writer = TableWriter::create(&view.name, self.file(&view.name, date, id), view_schema)?;
+            let mut writer =
+                TableWriter::create(&view.name, self.file(&view.name, date, id), view_schema)?;
             writer.filter = physical_filter(&filter, &schema)?;
             writer.projection = Some(projection);
             views.push(writer);
@@ -240,9 +265,15 @@ impl Warehouse for LocalWarehouse {
 
     async fn discard_partition(&self, staged: &StagedPartition) {
         let target = &staged.target;
-        let tables = std::iter::once(target.contract.name.as_str()).chain(staged.view_rows.iter().map(|(v, _)| v.as_str()));
+        let tables = std::iter::once(target.contract.name.as_str())
+            .chain(staged.view_rows.iter().map(|(v, _)| v.as_str()));
         for table in tables {
-            let _ = tokio::fs::remove_file(self.file(table, target.partition_date, &target.publication_id)).await;
+            let _ = tokio::fs::remove_file(self.file(
+                table,
+                target.partition_date,
+                &target.publication_id,
+            ))
+            .await;
         }
     }
 
@@ -255,7 +286,11 @@ impl Warehouse for LocalWarehouse {
             let view = contract
                 .view(&plan.table)
                 .ok_or_else(|| FerryError::NotFound(format!("view {}", plan.table)))?;
-            let mut names: Vec<String> = contract.view_columns(view).iter().map(|c| c.name.clone()).collect();
+            let mut names: Vec<String> = contract
+                .view_columns(view)
+                .iter()
+                .map(|c| c.name.clone())
+                .collect();
             names.push(contract.partition_column());
             names
         };
@@ -264,12 +299,20 @@ impl Warehouse for LocalWarehouse {
                 .project(
                     &table_columns
                         .iter()
-                        .map(|n| stored.index_of(n).map_err(|_| FerryError::Internal(format!("column {n}"))))
+                        .map(|n| {
+                            stored
+                                .index_of(n)
+                                .map_err(|_| FerryError::Internal(format!("column {n}")))
+                        })
                         .collect::<Result<Vec<_>, _>>()?,
                 )
                 .map_err(|e| FerryError::Internal(e.to_string()))?,
         );
-        let columns = if plan.columns.is_empty() { table_columns } else { plan.columns.clone() };
+        let columns = if plan.columns.is_empty() {
+            table_columns
+        } else {
+            plan.columns.clone()
+        };
         let out_schema = Arc::new(
             table_schema
                 .project(
@@ -277,7 +320,10 @@ impl Warehouse for LocalWarehouse {
                         .iter()
                         .map(|n| {
                             table_schema.index_of(n).map_err(|_| {
-                                FerryError::InvalidArgument(format!("{} has no column {n:?}", plan.table))
+                                FerryError::InvalidArgument(format!(
+                                    "{} has no column {n:?}",
+                                    plan.table
+                                ))
                             })
                         })
                         .collect::<Result<Vec<_>, _>>()?,
@@ -293,7 +339,11 @@ impl Warehouse for LocalWarehouse {
         let paths: Vec<String> = plan
             .partitions
             .iter()
-            .map(|p| self.file(&plan.table, p.partition_date, &p.publication_id).to_string_lossy().into_owned())
+            .map(|p| {
+                self.file(&plan.table, p.partition_date, &p.publication_id)
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         // One target partition reads files in manifest order, so rows come back in date order
         // and source order without a sort.
@@ -319,7 +369,8 @@ impl Warehouse for LocalWarehouse {
 
     async fn collect_garbage(&self, live_publication_ids: &[String]) -> Result<u64, FerryError> {
         let root = self.root.clone();
-        let live: std::collections::HashSet<String> = live_publication_ids.iter().cloned().collect();
+        let live: std::collections::HashSet<String> =
+            live_publication_ids.iter().cloned().collect();
         let grace = self.garbage_grace;
         tokio::task::spawn_blocking(move || collect_unreferenced(&root, &live, grace))
             .await
@@ -347,7 +398,9 @@ fn collect_unreferenced(
             for file in std::fs::read_dir(&day)? {
                 let file = file?;
                 let path = file.path();
-                let Some(id) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+                let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
+                    continue;
+                };
                 if live.contains(id) {
                     continue;
                 }

@@ -84,7 +84,8 @@ pub trait Warehouse: Send + Sync + 'static {
     async fn prepare_dataset(&self, contract: &Contract) -> Result<(), FerryError>;
 
     /// Opens a sink that stages one partition of the raw table and its materialized views.
-    fn open_partition(&self, target: PartitionTarget) -> Result<Box<dyn PartitionSink>, FerryError>;
+    fn open_partition(&self, target: PartitionTarget)
+    -> Result<Box<dyn PartitionSink>, FerryError>;
 
     /// Makes a staged partition the live one, atomically across the raw table and its views.
     /// `commit_visibility` is the registry's part (flipping the manifest); the backend runs it at

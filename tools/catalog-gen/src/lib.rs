@@ -179,7 +179,11 @@ impl CatalogGenerator {
 }
 
 /// Writes a header and exactly `rows` rows.
-pub fn write_rows(out: &mut impl Write, options: CatalogOptions, rows: u64) -> io::Result<CatalogStats> {
+pub fn write_rows(
+    out: &mut impl Write,
+    options: CatalogOptions,
+    rows: u64,
+) -> io::Result<CatalogStats> {
     let mut generator = CatalogGenerator::new(options);
     let mut stats = CatalogStats {
         bytes: generator.write_header(out)?,
@@ -192,7 +196,11 @@ pub fn write_rows(out: &mut impl Write, options: CatalogOptions, rows: u64) -> i
 }
 
 /// Writes a header and rows until the output holds at least `bytes` bytes.
-pub fn write_bytes(out: &mut impl Write, options: CatalogOptions, bytes: u64) -> io::Result<CatalogStats> {
+pub fn write_bytes(
+    out: &mut impl Write,
+    options: CatalogOptions,
+    bytes: u64,
+) -> io::Result<CatalogStats> {
     let mut generator = CatalogGenerator::new(options);
     let mut stats = CatalogStats {
         bytes: generator.write_header(out)?,
@@ -230,7 +238,9 @@ mod tests {
         assert_eq!(with_image, stats.with_image);
         let samsung = records
             .iter()
-            .filter(|r| &r[0] == "Samsung" && r[6].parse::<u32>().expect("year") > 2000 && r[5].is_empty())
+            .filter(|r| {
+                &r[0] == "Samsung" && r[6].parse::<u32>().expect("year") > 2000 && r[5].is_empty()
+            })
             .count() as u64;
         assert_eq!(samsung, stats.samsung_after_2000_without_image);
         // About a quarter without image, as in the real extracts.

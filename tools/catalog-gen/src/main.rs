@@ -11,7 +11,10 @@ use ferry_catalog_gen::{CatalogOptions, write_bytes, write_rows};
 /// Generate a realistic product-catalog CSV (wide base64 images, quoted comments, ~25% without
 /// image). The same seed always gives the same file.
 #[derive(Parser)]
-#[command(version, after_help = "Examples:\n  catalog-gen --rows 100 -o day1.csv\n  catalog-gen --size 1GiB -o big.csv --seed 7")]
+#[command(
+    version,
+    after_help = "Examples:\n  catalog-gen --rows 100 -o day1.csv\n  catalog-gen --size 1GiB -o big.csv --seed 7"
+)]
 struct Args {
     /// Number of data rows to write.
     #[arg(long, conflicts_with = "size")]
@@ -37,9 +40,13 @@ struct Args {
 
 fn parse_size(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().with_context(|| format!("invalid size {text:?}"))?;
+    let number: f64 = number
+        .parse()
+        .with_context(|| format!("invalid size {text:?}"))?;
     let multiplier = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "kb" => 1e3,

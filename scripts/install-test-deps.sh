@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond the Rust toolchain: the moto S3 server (PyPI).
+# Idempotent; safe to run on every CI job.
+set -euo pipefail
+
+PYTHON=${PYTHON:-python3}
+if ! command -v moto_server >/dev/null 2>&1 || ! moto_server --help >/dev/null 2>&1; then
+  echo "installing moto[server]==5.2.5"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check 'moto[server]==5.2.5'
+  command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
+fi
+moto_server --help >/dev/null
+echo "moto_server: $(command -v moto_server)"

@@ -1,0 +1,369 @@
+//! Bad input gets a precise status and a readable message, and the stored data does not change.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use ferry_proto::v1 as pb;
+use tonic::Code;
+
+const DATE: &str = "2021-04-03";
+const HEADER: &str = "brand,category_id,comment,currency,description,image,year_release\n";
+
+/// A server with day 1 published from a local file, ready to receive bad publishes.
+async fn server_with_day_one(s3_endpoint: Option<&str>) -> (TestServer, Vec<Vec<Option<String>>>) {
+    let server = TestServer::start(s3_endpoint).await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+    let uri = write_file(server.scratch(), "day1.csv", DAY_1);
+    publish(&mut client, RAW, DATE, &uri).await.unwrap();
+    let rows = read_rows(&mut client, RAW, DATE, DATE, &[])
+        .await
+        .unwrap()
+        .1;
+    (server, rows)
+}
+
+async fn assert_unchanged(server: &TestServer, before: &[Vec<Option<String>>]) {
+    let mut client = server.client().await;
+    assert_eq!(
+        read_rows(&mut client, RAW, DATE, DATE, &[])
+            .await
+            .unwrap()
+            .1,
+        before
+    );
+    assert_eq!(count(&mut client, TEAM_A, DATE).await, team_counts(DAY_1).0);
+}
+
+async fn last_publication(server: &TestServer) -> pb::Publication {
+    let mut client = server.client().await;
+    client
+        .list_publications(pb::ListPublicationsRequest {
+            dataset: RAW.into(),
+            partition_date: DATE.into(),
+            limit: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .publications
+        .remove(0)
+}
+
+async fn publish_text(server: &TestServer, name: &str, text: &str) -> tonic::Status {
+    let mut client = server.client().await;
+    let uri = write_file(server.scratch(), name, text);
+    publish(&mut client, RAW, DATE, &uri)
+        .await
+        .expect_err("publish must fail")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_types_name_the_line_and_column_and_are_recorded() {
+    let (server, before) = server_with_day_one(None).await;
+    let text = format!(
+        "{HEADER}HP,12,,EUR,Male,,1999\nAcer,twelve,,EUR,Male,,2001\nDell,3,\"multi\nline\",EUR,,,20x1\n,4,,EUR,,,2002\n"
+    );
+    let status = publish_text(&server, "types.csv", &text).await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let message = status.message();
+    assert!(
+        message.contains("3 row(s) do not match the contract"),
+        "{message}"
+    );
+    assert!(
+        message.contains("line 3, column category_id: \"twelve\" is not an int64"),
+        "{message}"
+    );
+    // The quoted field spans lines 4-5; the record is reported where it starts.
+    assert!(
+        message.contains("line 4, column year_release: \"20x1\" is not an int64"),
+        "{message}"
+    );
+    assert!(
+        message.contains("line 6, column brand: a value is required"),
+        "{message}"
+    );
+    assert_unchanged(&server, &before).await;
+
+    let failed = last_publication(&server).await;
+    assert_eq!(failed.status, pb::PublicationStatus::Failed as i32);
+    assert_eq!(failed.rows_rejected, 3);
+    assert_eq!(failed.rows_accepted, 1);
+    assert_eq!(failed.row_errors.len(), 3);
+    assert_eq!(
+        (
+            failed.row_errors[0].line,
+            failed.row_errors[0].column.as_str()
+        ),
+        (3, "category_id")
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_csv_and_missing_columns_are_refused() {
+    let (server, before) = server_with_day_one(None).await;
+
+    let status = publish_text(
+        &server,
+        "ragged.csv",
+        &format!("{HEADER}HP,12,,EUR,Male,,1999,extra\nHP,1\n"),
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("line 2: expected 7 fields, found 8"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status
+            .message()
+            .contains("line 3: expected 7 fields, found 2"),
+        "{}",
+        status.message()
+    );
+
+    let status = publish_text(
+        &server,
+        "missing.csv",
+        "brand,category_id,currency\nHP,1,EUR\n",
+    )
+    .await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("missing column(s) comment, description, image, year_release"),
+        "{}",
+        status.message()
+    );
+
+    let status = publish_text(
+        &server,
+        "extra.csv",
+        &format!("{}price\n", HEADER.trim_end().to_owned() + ","),
+    )
+    .await;
+    assert!(
+        status.message().contains("not in the contract: price"),
+        "{}",
+        status.message()
+    );
+
+    let status = publish_text(&server, "empty.csv", "").await;
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("empty"), "{}", status.message());
+
+    assert_unchanged(&server, &before).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_utf8_is_rejected_with_its_line() {
+    let (server, before) = server_with_day_one(None).await;
+    let mut bytes = format!("{HEADER}HP,1,").into_bytes();
+    bytes.extend_from_slice(&[0xff, 0xfe]);
+    bytes.extend_from_slice(b",EUR,,,1999\n");
+    let mut client = server.client().await;
+    let uri = write_file(server.scratch(), "latin1.csv", bytes);
+    let status = publish(&mut client, RAW, DATE, &uri).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .contains("line 2, column comment: not valid UTF-8"),
+        "{}",
+        status.message()
+    );
+    assert_unchanged(&server, &before).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rfc4180_quoting_crlf_and_bom_are_accepted() {
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+    let text = "\u{feff}brand,category_id,comment,currency,description,image,year_release\r\n\
+                Samsung,7,\"Quoted, with commas\r\nand a line break, and \"\"quotes\"\"\",KRW,,,2005\r\n\
+                HP,8,,EUR,Female,\"data:image/png;base64,AAAA\",1999\r\n";
+    let uri = write_file(server.scratch(), "rfc4180.csv", text);
+    let result = publish(&mut client, RAW, DATE, &uri).await.unwrap();
+    assert_eq!(result.publication.unwrap().rows_accepted, 2);
+    let rows = read_rows(&mut client, RAW, DATE, DATE, &["brand", "comment", "image"])
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(rows[0][0].as_deref(), Some("Samsung"));
+    assert_eq!(
+        rows[0][1].as_deref(),
+        Some("Quoted, with commas\r\nand a line break, and \"quotes\"")
+    );
+    assert_eq!(rows[1][2].as_deref(), Some("data:image/png;base64,AAAA"));
+    assert_eq!(count(&mut client, TEAM_B, DATE).await, 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
+    let (server, before) = server_with_day_one(None).await;
+    let mut client = server.client().await;
+    let local = write_file(server.scratch(), "ok.csv", DAY_1);
+
+    let status = publish(&mut client, "catalog.nope", DATE, &local)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(
+        status.message().contains("dataset catalog.nope not found"),
+        "{}",
+        status.message()
+    );
+
+    let status = publish(&mut client, RAW, "2021-13-01", &local)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("not a date"),
+        "{}",
+        status.message()
+    );
+
+    let status = publish(&mut client, RAW, DATE, "ftp://host/file.csv")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("scheme \"ftp\" is not allowed"),
+        "{}",
+        status.message()
+    );
+
+    let status = publish(&mut client, RAW, DATE, "file:///no/such/file.csv")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+
+    let status = client
+        .get_dataset(pb::GetDatasetRequest {
+            name: "catalog.nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = read_rows(&mut client, "catalog.nope", "", "", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = read_rows(&mut client, TEAM_B, "", "", &["image"])
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("no column \"image\""),
+        "{}",
+        status.message()
+    );
+    let status = client
+        .grant_access(pb::GrantAccessRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+    assert_unchanged(&server, &before).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_s3_object_and_s3_down_are_not_found_and_unavailable() {
+    let s3 = MotoS3::start();
+    s3.create_bucket("catalog").await;
+    let (server, before) = server_with_day_one(Some(&s3.endpoint)).await;
+    let mut client = server.client().await;
+
+    let status = publish(&mut client, RAW, DATE, "s3://catalog/missing.csv")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(
+        status.message().contains("s3://catalog/missing.csv"),
+        "{}",
+        status.message()
+    );
+
+    drop(s3);
+    let status = publish(
+        &mut client,
+        RAW,
+        DATE,
+        "s3://catalog/product_catalog_20210403.csv",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
+    assert_unchanged(&server, &before).await;
+    let failed = last_publication(&server).await;
+    assert_eq!(failed.status, pb::PublicationStatus::Failed as i32);
+    assert!(failed.error.contains("unavailable"), "{}", failed.error);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contracts_refuse_injection_and_incompatible_changes() {
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+
+    let injected = CONTRACT_YAML.replace(
+        "filter: image IS NOT NULL AND image <> ''",
+        "filter: \"image IS NOT NULL; DROP TABLE catalog\"",
+    );
+    let status = register_yaml(&mut client, &injected).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("trailing input"),
+        "{}",
+        status.message()
+    );
+
+    let unchanged = register_yaml(&mut client, CONTRACT_YAML).await.unwrap();
+    assert!(unchanged.unchanged);
+
+    let compatible = CONTRACT_YAML.replace(
+        "partitioning:",
+        "  - name: sku_note\n    type: string\npartitioning:",
+    );
+    let bumped = register_yaml(&mut client, &compatible).await.unwrap();
+    assert_eq!(bumped.dataset.unwrap().contract_version, "1.1");
+
+    let breaking = compatible.replace(
+        "  - name: comment\n    type: string\n",
+        "  - name: comment\n    type: int64\n",
+    );
+    let status = register_yaml(&mut client, &breaking).await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("column comment changed type string -> int64"),
+        "{}",
+        status.message()
+    );
+    let major = breaking.replace("major_version: 1", "major_version: 2");
+    assert_eq!(
+        register_yaml(&mut client, &major)
+            .await
+            .unwrap()
+            .dataset
+            .unwrap()
+            .contract_version,
+        "2.0"
+    );
+    server.stop().await;
+}

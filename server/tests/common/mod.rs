@@ -1,0 +1,314 @@
+//! Test harness: a real Ferry server on 127.0.0.1:0, a real S3 server (moto) on a free port,
+//! and small helpers to talk to them over the wire.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferry_proto::v1 as pb;
+use ferry_proto::v1::ferry_service_client::FerryServiceClient;
+use ferry_server::Config;
+use ferry_server::server::BoundServer;
+use futures::StreamExt;
+use tonic::transport::Channel;
+
+pub const CONTRACT_YAML: &str = include_str!("../../../examples/product_catalog/contract.yaml");
+pub const DAY_1: &str =
+    include_str!("../../../examples/product_catalog/data/product_catalog_20210403.csv");
+pub const DAY_2: &str =
+    include_str!("../../../examples/product_catalog/data/product_catalog_20210404.csv");
+pub const DAY_2_CORRECTED: &str =
+    include_str!("../../../examples/product_catalog/data/product_catalog_20210404_corrected.csv");
+pub const RAW: &str = "catalog.product_catalog";
+pub const TEAM_A: &str = "catalog.with_image";
+pub const TEAM_B: &str = "catalog.samsung_after_2000_without_image";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// A moto S3 server, killed on drop.
+pub struct MotoS3 {
+    pub endpoint: String,
+    child: Child,
+}
+
+impl MotoS3 {
+    pub fn start() -> Self {
+        let program =
+            std::env::var("FERRY_TEST_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
+        let port = free_port();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {program} ({e}); install it with scripts/install-test-deps.sh")
+            });
+        assert!(
+            wait_for_port(port, Duration::from_secs(30)),
+            "moto did not start on port {port}"
+        );
+        Self {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/{bucket}", self.endpoint))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "create bucket: {}",
+            response.status()
+        );
+    }
+
+    pub async fn put(&self, bucket: &str, key: &str, body: impl Into<reqwest::Body>) {
+        let response = reqwest::Client::new()
+            .put(format!("{}/{bucket}/{key}", self.endpoint))
+            // Public so the same object can also be fetched as a plain http(s) URL.
+            .header("x-amz-acl", "public-read")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "put object: {}",
+            response.status()
+        );
+    }
+}
+
+impl Drop for MotoS3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: data_dir.to_path_buf(),
+        ..Config::default()
+    };
+    config.sources.allow_http = true;
+    config.sources.max_retries = Some(1);
+    config.sources.retry_timeout_secs = Some(2);
+    config.sources.s3.endpoint = s3_endpoint.map(str::to_owned);
+    config.sources.s3.region = Some("us-east-1".into());
+    config.sources.s3.access_key_id = Some("testing".into());
+    config.sources.s3.secret_access_key = Some("testing".into());
+    config
+}
+
+/// A Ferry server running in this process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    _scratch: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), ferry_server::FerryError>>>,
+}
+
+impl TestServer {
+    pub async fn start(s3_endpoint: Option<&str>) -> Self {
+        let scratch = tempfile::tempdir().unwrap();
+        let data_dir = scratch.path().join("data");
+        let server = BoundServer::bind(&config(&data_dir, s3_endpoint))
+            .await
+            .unwrap();
+        let addr = server.local_addr;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            data_dir,
+            _scratch: scratch,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn client(&self) -> FerryServiceClient<Channel> {
+        connect(self.addr).await
+    }
+
+    pub fn scratch(&self) -> &Path {
+        self._scratch.path()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub async fn connect(addr: SocketAddr) -> FerryServiceClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    FerryServiceClient::new(channel).max_decoding_message_size(64 << 20)
+}
+
+pub async fn register_catalog(
+    client: &mut FerryServiceClient<Channel>,
+) -> pb::RegisterDatasetResponse {
+    register_yaml(client, CONTRACT_YAML).await.unwrap()
+}
+
+pub async fn register_yaml(
+    client: &mut FerryServiceClient<Channel>,
+    yaml: &str,
+) -> Result<pb::RegisterDatasetResponse, tonic::Status> {
+    client
+        .register_dataset(pb::RegisterDatasetRequest {
+            contract_source: Some(pb::register_dataset_request::ContractSource::ContractYaml(
+                yaml.into(),
+            )),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// Publishes and returns the final result, collecting the progress events seen on the way.
+pub async fn publish(
+    client: &mut FerryServiceClient<Channel>,
+    dataset: &str,
+    date: &str,
+    source: &str,
+) -> Result<pb::PublishResult, tonic::Status> {
+    let mut events = client
+        .publish_partition(pb::PublishPartitionRequest {
+            dataset: dataset.into(),
+            partition_date: date.into(),
+            source_uri: source.into(),
+            expected_sha256: String::new(),
+        })
+        .await?
+        .into_inner();
+    while let Some(event) = events.next().await {
+        if let Some(pb::publish_partition_event::Event::Result(result)) = event?.event {
+            return Ok(result);
+        }
+    }
+    Err(tonic::Status::internal("stream ended without a result"))
+}
+
+/// All rows of a table for an inclusive date range, as text (None for NULL).
+pub async fn read_rows(
+    client: &mut FerryServiceClient<Channel>,
+    name: &str,
+    from: &str,
+    to: &str,
+    columns: &[&str],
+) -> Result<(Vec<String>, Vec<Vec<Option<String>>>), tonic::Status> {
+    let mut stream = client
+        .read_rows(pb::ReadRowsRequest {
+            name: name.into(),
+            from_date: from.into(),
+            to_date: to.into(),
+            columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+            limit: 0,
+        })
+        .await?
+        .into_inner();
+    let mut schema = Vec::new();
+    let mut rows = Vec::new();
+    while let Some(message) = stream.next().await {
+        let message = message?;
+        if !message.schema.is_empty() {
+            schema = message.schema.iter().map(|c| c.name.clone()).collect();
+        }
+        for row in message.rows {
+            rows.push(row.values.iter().map(value_text).collect());
+        }
+    }
+    Ok((schema, rows))
+}
+
+pub fn value_text(value: &pb::Value) -> Option<String> {
+    use pb::value::Kind;
+    match value.kind.as_ref()? {
+        Kind::NullValue(_) => None,
+        Kind::StringValue(s) | Kind::DateValue(s) => Some(s.clone()),
+        Kind::Int64Value(v) => Some(v.to_string()),
+        Kind::Float64Value(v) => Some(v.to_string()),
+        Kind::BoolValue(v) => Some(v.to_string()),
+    }
+}
+
+/// The source rows as Ferry should store them: empty fields become NULL.
+pub fn expected_rows(csv_text: &str) -> Vec<Vec<Option<String>>> {
+    csv::Reader::from_reader(csv_text.as_bytes())
+        .records()
+        .map(|r| {
+            r.unwrap()
+                .iter()
+                .map(|f| (!f.is_empty()).then(|| f.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Rows of the two team views, computed independently of Ferry from the source text.
+pub fn team_counts(csv_text: &str) -> (usize, usize) {
+    let rows = expected_rows(csv_text);
+    let team_a = rows.iter().filter(|r| r[5].is_some()).count();
+    let team_b = rows
+        .iter()
+        .filter(|r| {
+            r[0].as_deref() == Some("Samsung")
+                && r[6].as_deref().unwrap().parse::<i64>().unwrap() > 2000
+                && r[5].is_none()
+        })
+        .count();
+    (team_a, team_b)
+}
+
+pub async fn count(client: &mut FerryServiceClient<Channel>, name: &str, date: &str) -> usize {
+    read_rows(client, name, date, date, &["partition_date"])
+        .await
+        .unwrap()
+        .1
+        .len()
+}
+
+pub fn write_file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    format!("file://{}", path.display())
+}
