@@ -60,7 +60,8 @@ CREATE TABLE publications (
     warehouse_job_ids_json TEXT NOT NULL,
     published_by TEXT NOT NULL,
     -- For a no-op re-publish: the live publication whose content was identical.
-    same_as TEXT
+    same_as TEXT,
+    quarantine_uri TEXT NOT NULL DEFAULT ''
 );
 
 CREATE INDEX publications_by_dataset ON publications (dataset, started_at);

@@ -69,6 +69,8 @@ pub struct Publication {
     pub warehouse_job_ids: Vec<String>,
     pub published_by: String,
     pub same_as: Option<String>,
+    /// Where tolerated rejected rows were kept; empty when none were tolerated.
+    pub quarantine_uri: String,
 }
 
 /// The live publication of one partition.
@@ -399,7 +401,7 @@ impl Registry {
 
 const PUBLICATION_SELECT: &str = "SELECT id, dataset, partition_date, source_uri, sha256, contract_version, status, \
     rows_accepted, rows_rejected, bytes, duration_ms, started_at, finished_at, error, row_errors_json, \
-    warehouse_job_ids_json, published_by, same_as FROM publications";
+    warehouse_job_ids_json, published_by, same_as, quarantine_uri FROM publications";
 
 async fn update_publication(
     conn: &mut sqlx::AnyConnection,
@@ -417,7 +419,7 @@ async fn update_publication(
     sqlx::query(
         "UPDATE publications SET sha256 = $2, status = $3, rows_accepted = $4, rows_rejected = $5, bytes = $6, \
          duration_ms = $7, finished_at = $8, error = $9, row_errors_json = $10, warehouse_job_ids_json = $11, \
-         same_as = $12, contract_version = $13 WHERE id = $1",
+         same_as = $12, contract_version = $13, quarantine_uri = $14 WHERE id = $1",
     )
     .bind(&p.id)
     .bind(&p.sha256)
@@ -432,6 +434,7 @@ async fn update_publication(
     .bind(serde_json::to_string(&p.warehouse_job_ids).unwrap_or_default())
     .bind(p.same_as.clone())
     .bind(&p.contract_version)
+    .bind(&p.quarantine_uri)
     .execute(conn)
     .await?;
     Ok(())
@@ -482,6 +485,7 @@ fn publication_from_row(row: &AnyRow) -> Result<Publication, FerryError> {
         warehouse_job_ids: serde_json::from_str(&row.get::<String, _>(15)).unwrap_or_default(),
         published_by: row.get(16),
         same_as: row.get(17),
+        quarantine_uri: row.get(18),
     })
 }
 

@@ -27,7 +27,12 @@ pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
     })?;
     let registry = Registry::connect(&config.registry_url()).await?;
     let warehouse = Arc::new(LocalWarehouse::new(&config.data_dir)?);
-    let ferry = Arc::new(Ferry::new(registry, warehouse, config.sources.clone()));
+    let ferry = Arc::new(Ferry::new(
+        registry,
+        warehouse,
+        config.sources.clone(),
+        config.data_dir.join("quarantine"),
+    ));
     ferry.recover().await?;
     Ok(ferry)
 }

@@ -12,7 +12,7 @@ use crate::contract::{
     Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name,
 };
 use crate::error::FerryError;
-use crate::ingest::{IngestProgress, Source, SourcesConfig, ingest};
+use crate::ingest::{CsvQuarantine, IngestProgress, Quarantine, Source, SourcesConfig, ingest};
 use crate::registry::{
     PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry,
 };
@@ -66,6 +66,8 @@ pub struct Ferry {
     registry: Registry,
     warehouse: Arc<dyn Warehouse>,
     sources: SourcesConfig,
+    /// Where tolerated bad rows are kept, per dataset and day.
+    quarantine_dir: std::path::PathBuf,
     /// One publish at a time per (dataset, day); different partitions run in parallel.
     partition_locks: Mutex<HashMap<(String, NaiveDate), PartitionLock>>,
 }
@@ -85,11 +87,17 @@ fn optional_date(text: &str, what: &str) -> Result<Option<NaiveDate>, FerryError
 }
 
 impl Ferry {
-    pub fn new(registry: Registry, warehouse: Arc<dyn Warehouse>, sources: SourcesConfig) -> Self {
+    pub fn new(
+        registry: Registry,
+        warehouse: Arc<dyn Warehouse>,
+        sources: SourcesConfig,
+        quarantine_dir: std::path::PathBuf,
+    ) -> Self {
         Self {
             registry,
             warehouse,
             sources,
+            quarantine_dir,
             partition_locks: Mutex::new(HashMap::new()),
         }
     }
@@ -237,6 +245,7 @@ impl Ferry {
             warehouse_job_ids: Vec::new(),
             published_by: caller.principal.clone(),
             same_as: None,
+            quarantine_uri: String::new(),
         };
         self.registry.start_publication(&publication).await?;
         info!(publication = %publication.id, source = %request.source_uri, "publish started");
@@ -302,12 +311,23 @@ impl Ferry {
             publication_id: publication.id.clone(),
         };
         let sink = self.warehouse.open_partition(target)?;
+        let quarantine: Option<Box<dyn Quarantine>> = if contract.source.max_rejected_rows > 0 {
+            let dir = self
+                .quarantine_dir
+                .join(&contract.name)
+                .join(publication.partition_date.to_string());
+            let quarantine = CsvQuarantine::create(&dir, &publication.id)?;
+            publication.quarantine_uri = format!("file://{}", quarantine.path().display());
+            Some(Box::new(quarantine))
+        } else {
+            None
+        };
         let outcome = ingest(
             source,
             contract.clone(),
             publication.partition_date,
             sink,
-            None,
+            quarantine,
             progress,
         )
         .await?;

@@ -367,3 +367,41 @@ async fn contracts_refuse_injection_and_incompatible_changes() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tolerated_bad_rows_are_quarantined_not_dropped() {
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    let tolerant = CONTRACT_YAML.replace("max_rejected_rows: 0", "max_rejected_rows: 2");
+    register_yaml(&mut client, &tolerant).await.unwrap();
+    let text =
+        format!("{HEADER}HP,12,,EUR,Male,,1999\nAcer,twelve,,EUR,Male,,2001\nDell,3,,EUR,,,2005\n");
+    let uri = write_file(server.scratch(), "two_bad.csv", &text);
+    let result = publish(&mut client, RAW, DATE, &uri).await.unwrap();
+    let publication = result.publication.unwrap();
+    assert_eq!(
+        (publication.rows_accepted, publication.rows_rejected),
+        (2, 1)
+    );
+    assert_eq!(publication.row_errors[0].line, 3);
+    let quarantine = publication.quarantine_uri.strip_prefix("file://").unwrap();
+    let kept = std::fs::read_to_string(quarantine).unwrap();
+    assert!(
+        kept.contains("3,category_id,\"\"\"twelve\"\" is not an int64\",Acer,twelve"),
+        "{kept}"
+    );
+    assert_eq!(count(&mut client, RAW, DATE).await, 2);
+
+    // Over the tolerance, the publish fails and the partition keeps its two rows.
+    let text = format!("{HEADER}x,1,,EUR,,,y\nx,2,,EUR,,,y\nx,3,,EUR,,,y\n");
+    let uri = write_file(server.scratch(), "three_bad.csv", &text);
+    let status = publish(&mut client, RAW, DATE, &uri).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("3 row(s) do not match"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(count(&mut client, RAW, DATE).await, 2);
+    server.stop().await;
+}

@@ -245,6 +245,9 @@ pub fn print_publication(out: &mut impl Write, p: &pb::Publication) -> anyhow::R
     )?;
     writeln!(out, "  bytes:     {} in {} ms", p.bytes, p.duration_ms)?;
     writeln!(out, "  by:        {}", p.published_by)?;
+    if !p.quarantine_uri.is_empty() {
+        writeln!(out, "  quarantine: {}", p.quarantine_uri)?;
+    }
     if !p.error.is_empty() {
         writeln!(out, "  error:     {}", p.error)?;
     }

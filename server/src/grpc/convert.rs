@@ -280,6 +280,7 @@ pub fn publication_to_pb(p: &Publication) -> pb::Publication {
         warehouse_job_ids: p.warehouse_job_ids.clone(),
         published_by: p.published_by.clone(),
         same_as_publication_id: p.same_as.clone().unwrap_or_default(),
+        quarantine_uri: p.quarantine_uri.clone(),
     }
 }
 

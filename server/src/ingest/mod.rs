@@ -5,6 +5,7 @@
 //! a validating parser, and the sink's encoder. Bounded channels between them keep memory flat
 //! whatever the file size.
 
+mod quarantine;
 pub mod source;
 mod validate;
 
@@ -21,6 +22,7 @@ use crate::contract::Contract;
 use crate::error::FerryError;
 use crate::warehouse::{PartitionSink, StagedPartition};
 
+pub use quarantine::CsvQuarantine;
 pub use source::{Source, SourcesConfig};
 pub use validate::{
     BATCH_ROWS, CsvValidator, RejectedRecord, RowError, ValidationProgress, ValidationSummary,
