@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use ferry_proto::v1 as pb;
+use futures::StreamExt;
 
 const DAY_1_DATE: &str = "2021-04-03";
 const DAY_2_DATE: &str = "2021-04-04";
@@ -227,5 +228,61 @@ async fn https_style_sources_are_read_over_the_wire() {
     let uri = format!("{}/catalog/product_catalog_20210403.csv", s3.endpoint);
     let result = publish(&mut client, RAW, DAY_1_DATE, &uri).await.unwrap();
     assert_eq!(result.publication.unwrap().rows_accepted, 99);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_read_views_limits_and_column_selection() {
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    let on_read = CONTRACT_YAML.replace(
+        "    materialization: materialized\n  - name: catalog.samsung",
+        "    materialization: on_read\n  - name: catalog.samsung",
+    );
+    assert_ne!(on_read, CONTRACT_YAML);
+    register_yaml(&mut client, &on_read).await.unwrap();
+    let uri = write_file(server.scratch(), "day1.csv", DAY_1);
+    publish(&mut client, RAW, DAY_1_DATE, &uri).await.unwrap();
+    // Evaluated on read over the raw table; no files were written for it.
+    assert_eq!(
+        count(&mut client, TEAM_A, DAY_1_DATE).await,
+        team_counts(DAY_1).0
+    );
+    assert!(!server.data_dir.join("tables").join(TEAM_A).exists());
+    assert!(server.data_dir.join("tables").join(TEAM_B).exists());
+
+    let (schema, rows) = read_rows(
+        &mut client,
+        TEAM_A,
+        DAY_1_DATE,
+        DAY_1_DATE,
+        &["year_release", "brand"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(schema, ["year_release", "brand"]);
+    assert!(rows.iter().all(|r| r.len() == 2));
+
+    let mut limited = client
+        .read_rows(pb::ReadRowsRequest {
+            name: RAW.into(),
+            limit: 7,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = 0;
+    while let Some(message) = limited.next().await {
+        seen += message.unwrap().rows.len();
+    }
+    assert_eq!(seen, 7);
+
+    // Nothing published in range: an empty result with the schema, not an error.
+    let (schema, rows) = read_rows(&mut client, RAW, "2030-01-01", "2030-01-31", &[])
+        .await
+        .unwrap();
+    assert_eq!(schema.len(), 8);
+    assert!(rows.is_empty());
     server.stop().await;
 }
