@@ -286,3 +286,48 @@ async fn on_read_views_limits_and_column_selection() {
     assert!(rows.is_empty());
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_publishes_of_one_day_are_serialized() {
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+    let day1 = write_file(server.scratch(), "a.csv", DAY_1);
+    let day2 = write_file(server.scratch(), "b.csv", DAY_2);
+    let (mut c1, mut c2) = (server.client().await, server.client().await);
+    let (a, b) = tokio::join!(
+        publish(&mut c1, RAW, DAY_1_DATE, &day1),
+        publish(&mut c2, RAW, DAY_1_DATE, &day2),
+    );
+    let (a, b) = (
+        a.unwrap().publication.unwrap(),
+        b.unwrap().publication.unwrap(),
+    );
+    // Whichever committed last is live, whole: never a mix of the two files.
+    let live = client
+        .get_dataset(pb::GetDatasetRequest { name: RAW.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .partitions
+        .remove(0);
+    let expected = if live.publication_id == a.id {
+        DAY_1
+    } else {
+        DAY_2
+    };
+    assert!(live.publication_id == a.id || live.publication_id == b.id);
+    let rows = read_rows(&mut client, RAW, DAY_1_DATE, DAY_1_DATE, &[])
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(
+        rows.iter().map(|r| r[..7].to_vec()).collect::<Vec<_>>(),
+        expected_rows(expected)
+    );
+    assert_eq!(
+        count(&mut client, TEAM_A, DAY_1_DATE).await,
+        team_counts(expected).0
+    );
+    server.stop().await;
+}
