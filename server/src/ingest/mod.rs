@@ -23,7 +23,7 @@ use crate::error::FerryError;
 use crate::warehouse::{PartitionSink, StagedPartition};
 
 pub use quarantine::CsvQuarantine;
-pub use source::{Source, SourcesConfig};
+pub use source::{Source, SourceBody, SourcesConfig};
 pub use validate::{
     BATCH_ROWS, CsvValidator, RejectedRecord, RowError, ValidationProgress, ValidationSummary,
     arrow_type, table_schema,
@@ -78,38 +78,45 @@ pub async fn ingest(
     progress.total_bytes.store(opened.size, Ordering::Relaxed);
 
     let (chunk_tx, chunk_rx) = mpsc::channel::<Result<Bytes, FerryError>>(CHUNKS_IN_FLIGHT);
-    let reader_progress = progress.clone();
-    let reader = tokio::spawn(async move {
-        let mut hasher = Sha256::new();
-        let mut total = 0u64;
-        let mut pending = BytesMut::with_capacity(CHUNK_BYTES);
-        let mut chunks = opened.chunks;
-        while let Some(chunk) = chunks.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    let _ = chunk_tx
-                        .send(Err(FerryError::Internal("source read failed".into())))
-                        .await;
-                    return Err(e);
+    let mut chunker = Chunker::new(chunk_tx, progress.clone());
+    let reader = match opened.body {
+        SourceBody::File(mut file) => tokio::task::spawn_blocking(move || {
+            loop {
+                let mut buffer = BytesMut::zeroed(CHUNK_BYTES);
+                let n = match read_full(&mut file, &mut buffer) {
+                    Ok(n) => n,
+                    Err(e) => return Err(chunker.fail(e.to_string())),
+                };
+                if n == 0 {
+                    return Ok(chunker.finish());
                 }
-            };
-            hasher.update(&chunk);
-            total += chunk.len() as u64;
-            reader_progress.bytes_read.store(total, Ordering::Relaxed);
-            pending.extend_from_slice(&chunk);
-            if pending.len() >= CHUNK_BYTES
-                && chunk_tx.send(Ok(pending.split().freeze())).await.is_err()
-            {
-                // The parser stopped (its error is reported instead).
-                return Ok((hex::encode(hasher.finalize()), total));
+                buffer.truncate(n);
+                if !chunker.send_blocking(buffer.freeze()) {
+                    return Ok(chunker.finish());
+                }
             }
-        }
-        if !pending.is_empty() {
-            let _ = chunk_tx.send(Ok(pending.freeze())).await;
-        }
-        Ok((hex::encode(hasher.finalize()), total))
-    });
+        }),
+        SourceBody::Stream(mut chunks) => tokio::spawn(async move {
+            let mut pending = BytesMut::with_capacity(CHUNK_BYTES);
+            while let Some(chunk) = chunks.next().await {
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(e) => {
+                        chunker.fail(e.to_string());
+                        return Err(e);
+                    }
+                };
+                pending.extend_from_slice(&chunk);
+                if pending.len() >= CHUNK_BYTES && !chunker.send(pending.split().freeze()).await {
+                    break;
+                }
+            }
+            if !pending.is_empty() {
+                chunker.send(pending.freeze()).await;
+            }
+            Ok(chunker.finish())
+        }),
+    };
 
     let validation_progress = progress.validation.clone();
     let parse = tokio::task::spawn_blocking(move || {
@@ -130,7 +137,14 @@ pub async fn ingest(
         .await
         .map_err(|e| FerryError::Internal(format!("source reader task failed: {e}")))?;
     // A source failure explains a parser failure better than the parser's own error.
-    let (sha256, bytes) = read?;
+    let (sha256, bytes) = read.map_err(|e| match e {
+        // The reader saw a local I/O failure; the parser only saw its echo.
+        FerryError::Internal(reason) => FerryError::SourceUnavailable {
+            uri: source.uri.clone(),
+            reason,
+        },
+        other => other,
+    })?;
     let (summary, staged) = parsed?;
     Ok(IngestOutcome {
         sha256,
@@ -205,7 +219,71 @@ fn validate_into_sink(
     Err(summary)
 }
 
-/// A blocking `Read` over the chunks the async reader sends.
+/// Hashes and counts source bytes on their way to the parser.
+struct Chunker {
+    tx: mpsc::Sender<Result<Bytes, FerryError>>,
+    hasher: Sha256,
+    total: u64,
+    progress: Arc<IngestProgress>,
+}
+
+impl Chunker {
+    fn new(tx: mpsc::Sender<Result<Bytes, FerryError>>, progress: Arc<IngestProgress>) -> Self {
+        Self {
+            tx,
+            hasher: Sha256::new(),
+            total: 0,
+            progress,
+        }
+    }
+
+    fn account(&mut self, chunk: &Bytes) {
+        self.hasher.update(chunk);
+        self.total += chunk.len() as u64;
+        self.progress
+            .bytes_read
+            .store(self.total, Ordering::Relaxed);
+    }
+
+    /// Returns false when the parser has stopped (its error is reported instead).
+    async fn send(&mut self, chunk: Bytes) -> bool {
+        self.account(&chunk);
+        self.tx.send(Ok(chunk)).await.is_ok()
+    }
+
+    fn send_blocking(&mut self, chunk: Bytes) -> bool {
+        self.account(&chunk);
+        self.tx.blocking_send(Ok(chunk)).is_ok()
+    }
+
+    /// Tells the parser the source broke, so it stops instead of seeing a short file.
+    fn fail(&self, reason: String) -> FerryError {
+        let _ = self
+            .tx
+            .try_send(Err(FerryError::Internal("source read failed".into())));
+        FerryError::Internal(reason)
+    }
+
+    fn finish(self) -> (String, u64) {
+        (hex::encode(self.hasher.finalize()), self.total)
+    }
+}
+
+/// Reads until `buffer` is full or the file ends.
+fn read_full(file: &mut std::fs::File, buffer: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// A blocking `Read` over the chunks the reader sends.
 struct ChannelReader {
     rx: mpsc::Receiver<Result<Bytes, FerryError>>,
     current: Bytes,

@@ -12,7 +12,9 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::http::HttpBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, RetryConfig};
+use object_store::{
+    BackoffConfig, ClientOptions, GetResultPayload, ObjectStore, ObjectStoreExt, RetryConfig,
+};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -60,10 +62,17 @@ pub struct Source {
     path: Path,
 }
 
-/// The opened byte stream and its size.
+/// The opened object and its size.
 pub struct SourceStream {
     pub size: u64,
-    pub chunks: BoxStream<'static, Result<Bytes, FerryError>>,
+    pub body: SourceBody,
+}
+
+pub enum SourceBody {
+    /// A local file, read with blocking I/O: object_store's async file stream hands over small
+    /// chunks through the blocking pool, and the wake-ups cost more than the parsing.
+    File(std::fs::File),
+    Stream(BoxStream<'static, Result<Bytes, FerryError>>),
 }
 
 impl Source {
@@ -185,15 +194,21 @@ impl Source {
             .await
             .map_err(|e| self.map_error(e))?;
         let size = result.meta.size;
-        let uri = self.uri.clone();
-        let chunks = result
-            .into_stream()
-            .map_err(move |e| FerryError::SourceUnavailable {
-                uri: uri.clone(),
-                reason: format!("read failed mid-stream: {e}"),
-            })
-            .boxed();
-        Ok(SourceStream { size, chunks })
+        let body = match result.payload {
+            GetResultPayload::File(file, _) => SourceBody::File(file),
+            GetResultPayload::Stream(stream) => {
+                let uri = self.uri.clone();
+                SourceBody::Stream(
+                    stream
+                        .map_err(move |e| FerryError::SourceUnavailable {
+                            uri: uri.clone(),
+                            reason: format!("read failed mid-stream: {e}"),
+                        })
+                        .boxed(),
+                )
+            }
+        };
+        Ok(SourceStream { size, body })
     }
 
     fn map_error(&self, error: object_store::Error) -> FerryError {

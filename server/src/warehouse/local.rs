@@ -135,25 +135,62 @@ impl TableWriter {
 struct LocalPartitionSink {
     target: PartitionTarget,
     raw: TableWriter,
-    views: Vec<TableWriter>,
+    views: Option<ViewWorker>,
+    view_paths: Vec<PathBuf>,
+}
+
+/// Encodes the materialized views on their own thread, so the raw table and the views use both
+/// cores instead of queueing behind one encoder.
+struct ViewWorker {
+    batches: std::sync::mpsc::SyncSender<RecordBatch>,
+    handle: std::thread::JoinHandle<Result<Vec<(String, u64)>, FerryError>>,
+}
+
+impl ViewWorker {
+    fn start(mut views: Vec<TableWriter>) -> Result<Self, FerryError> {
+        let (batches, received) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let handle = std::thread::Builder::new()
+            .name("ferry-views".into())
+            .spawn(move || {
+                for batch in received {
+                    for view in &mut views {
+                        view.write(&batch)?;
+                    }
+                }
+                views.into_iter().map(TableWriter::finish).collect()
+            })
+            .map_err(|e| FerryError::Internal(format!("cannot start the view encoder: {e}")))?;
+        Ok(Self { batches, handle })
+    }
+
+    fn write(&self, batch: &RecordBatch) -> Result<(), FerryError> {
+        // A send fails only when the worker stopped on an error, which `finish` reports.
+        let _ = self.batches.send(batch.clone());
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Vec<(String, u64)>, FerryError> {
+        drop(self.batches);
+        self.handle
+            .join()
+            .map_err(|_| FerryError::Internal("the view encoder panicked".into()))?
+    }
 }
 
 impl PartitionSink for LocalPartitionSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), FerryError> {
-        self.raw.write(batch)?;
-        for view in &mut self.views {
-            view.write(batch)?;
+        if let Some(views) = &self.views {
+            views.write(batch)?;
         }
-        Ok(())
+        self.raw.write(batch)
     }
 
     fn finish(self: Box<Self>) -> Result<StagedPartition, FerryError> {
+        let view_rows = match self.views {
+            Some(views) => views.finish()?,
+            None => Vec::new(),
+        };
         let (_, rows) = self.raw.finish()?;
-        let view_rows = self
-            .views
-            .into_iter()
-            .map(TableWriter::finish)
-            .collect::<Result<Vec<_>, _>>()?;
         Ok(StagedPartition {
             target: self.target,
             rows,
@@ -163,7 +200,10 @@ impl PartitionSink for LocalPartitionSink {
     }
 
     fn abort(self: Box<Self>) {
-        for path in std::iter::once(&self.raw.path).chain(self.views.iter().map(|v| &v.path)) {
+        if let Some(views) = self.views {
+            let _ = views.finish();
+        }
+        for path in std::iter::once(&self.raw.path).chain(&self.view_paths) {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -250,7 +290,18 @@ impl Warehouse for LocalWarehouse {
             writer.projection = Some(projection);
             views.push(writer);
         }
-        Ok(Box::new(LocalPartitionSink { target, raw, views }))
+        let view_paths = views.iter().map(|v| v.path.clone()).collect();
+        let views = if views.is_empty() {
+            None
+        } else {
+            Some(ViewWorker::start(views)?)
+        };
+        Ok(Box::new(LocalPartitionSink {
+            target,
+            raw,
+            views,
+            view_paths,
+        }))
     }
 
     async fn commit_partition(
