@@ -8,3 +8,17 @@ pub mod v1 {
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         tonic::include_file_descriptor_set!("ferry_v1_descriptor");
 }
+
+impl v1::Value {
+    /// The value as display text; `None` for NULL. Dates are `YYYY-MM-DD`.
+    pub fn to_text(&self) -> Option<String> {
+        use v1::value::Kind;
+        match self.kind.as_ref()? {
+            Kind::NullValue(_) => None,
+            Kind::StringValue(s) | Kind::DateValue(s) => Some(s.clone()),
+            Kind::Int64Value(v) => Some(v.to_string()),
+            Kind::Float64Value(v) => Some(v.to_string()),
+            Kind::BoolValue(v) => Some(v.to_string()),
+        }
+    }
+}

@@ -15,17 +15,6 @@ pub enum Format {
 /// Longest text shown in a table cell; data URIs and comments are much longer.
 const TABLE_CELL_CHARS: usize = 32;
 
-pub fn value_text(value: &pb::Value) -> Option<String> {
-    use pb::value::Kind;
-    match value.kind.as_ref()? {
-        Kind::NullValue(_) => None,
-        Kind::StringValue(s) | Kind::DateValue(s) => Some(s.clone()),
-        Kind::Int64Value(v) => Some(v.to_string()),
-        Kind::Float64Value(v) => Some(v.to_string()),
-        Kind::BoolValue(v) => Some(v.to_string()),
-    }
-}
-
 fn value_json(value: &pb::Value) -> serde_json::Value {
     use pb::value::Kind;
     match value.kind.as_ref() {
@@ -64,7 +53,7 @@ pub fn render(
                 table.add_row(
                     row.values
                         .iter()
-                        .map(|v| value_text(v).map_or_else(|| "∅".to_owned(), |t| shorten(&t))),
+                        .map(|v| v.to_text().map_or_else(|| "∅".to_owned(), |t| shorten(&t))),
                 );
             }
             writeln!(out, "{table}")?;
@@ -79,8 +68,7 @@ pub fn render(
             let mut writer = csv::Writer::from_writer(out);
             writer.write_record(schema.iter().map(|c| c.name.as_str()))?;
             for row in rows {
-                writer
-                    .write_record(row.values.iter().map(|v| value_text(v).unwrap_or_default()))?;
+                writer.write_record(row.values.iter().map(|v| v.to_text().unwrap_or_default()))?;
             }
             writer.flush()?;
         }

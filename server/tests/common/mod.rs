@@ -254,21 +254,10 @@ pub async fn read_rows(
             schema = message.schema.iter().map(|c| c.name.clone()).collect();
         }
         for row in message.rows {
-            rows.push(row.values.iter().map(value_text).collect());
+            rows.push(row.values.iter().map(pb::Value::to_text).collect());
         }
     }
     Ok((schema, rows))
-}
-
-pub fn value_text(value: &pb::Value) -> Option<String> {
-    use pb::value::Kind;
-    match value.kind.as_ref()? {
-        Kind::NullValue(_) => None,
-        Kind::StringValue(s) | Kind::DateValue(s) => Some(s.clone()),
-        Kind::Int64Value(v) => Some(v.to_string()),
-        Kind::Float64Value(v) => Some(v.to_string()),
-        Kind::BoolValue(v) => Some(v.to_string()),
-    }
 }
 
 /// The source rows as Ferry should store them: empty fields become NULL.

@@ -184,15 +184,7 @@ pub fn write_rows(
     options: CatalogOptions,
     rows: u64,
 ) -> io::Result<CatalogStats> {
-    let mut generator = CatalogGenerator::new(options);
-    let mut stats = CatalogStats {
-        bytes: generator.write_header(out)?,
-        ..CatalogStats::default()
-    };
-    for _ in 0..rows {
-        generator.write_row(out, &mut stats)?;
-    }
-    Ok(stats)
+    write_while(out, options, |stats| stats.rows < rows)
 }
 
 /// Writes a header and rows until the output holds at least `bytes` bytes.
@@ -201,12 +193,20 @@ pub fn write_bytes(
     options: CatalogOptions,
     bytes: u64,
 ) -> io::Result<CatalogStats> {
+    write_while(out, options, |stats| stats.bytes < bytes)
+}
+
+fn write_while(
+    out: &mut impl Write,
+    options: CatalogOptions,
+    more: impl Fn(&CatalogStats) -> bool,
+) -> io::Result<CatalogStats> {
     let mut generator = CatalogGenerator::new(options);
     let mut stats = CatalogStats {
         bytes: generator.write_header(out)?,
         ..CatalogStats::default()
     };
-    while stats.bytes < bytes {
+    while more(&stats) {
         generator.write_row(out, &mut stats)?;
     }
     Ok(stats)
