@@ -34,7 +34,7 @@ enum Command {
         #[arg(long, value_enum)]
         log_format: Option<LogFormat>,
     },
-    /// Print the effective configuration (defaults, file and environment merged) as TOML-like JSON.
+    /// Print the effective configuration (defaults, file and environment merged) as JSON.
     Config,
 }
 

@@ -12,7 +12,9 @@ use crate::contract::{
     Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name,
 };
 use crate::error::FerryError;
-use crate::ingest::{CsvQuarantine, IngestProgress, Quarantine, Source, SourcesConfig, ingest};
+use crate::ingest::{
+    CsvQuarantine, IngestProgress, PublishStage, Quarantine, Source, SourcesConfig, ingest,
+};
 use crate::registry::{
     PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry,
 };
@@ -328,9 +330,10 @@ impl Ferry {
             publication.partition_date,
             sink,
             quarantine,
-            progress,
+            progress.clone(),
         )
         .await?;
+        progress.set_stage(PublishStage::Committing);
         publication.sha256 = outcome.sha256.clone();
         publication.bytes = outcome.bytes;
         publication.rows_accepted = outcome.summary.rows_accepted;

@@ -75,7 +75,12 @@ async fn killing_the_server_mid_publish_keeps_the_previous_partition() {
         .into_inner();
     loop {
         match events.next().await.unwrap().unwrap().event.unwrap() {
-            pb::publish_partition_event::Event::Progress(p) if p.rows_validated > 0 => break,
+            pb::publish_partition_event::Event::Progress(p) if p.rows_validated > 0 => {
+                assert_eq!(p.stage, "validating");
+                assert_eq!(p.total_bytes, std::fs::metadata(&big).unwrap().len());
+                assert!(p.bytes_read > 0 && p.bytes_read <= p.total_bytes);
+                break;
+            }
             pb::publish_partition_event::Event::Progress(_) => continue,
             pb::publish_partition_event::Event::Result(_) => {
                 panic!("the publish finished before the kill")

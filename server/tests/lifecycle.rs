@@ -103,3 +103,34 @@ async fn a_bad_config_file_is_a_clear_startup_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("listen"), "{stderr}");
 }
+
+#[test]
+fn environment_overrides_the_config_file() {
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("ferry.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:7000\"\ndata_dir = \"/from/file\"\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .arg("--config")
+        .arg(&config)
+        .arg("config")
+        .env("FERRY_DATA_DIR", "/from/env")
+        .env("FERRY_SOURCES__S3__ENDPOINT", "http://127.0.0.1:9000")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let effective: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(effective["listen"], "127.0.0.1:7000");
+    assert_eq!(effective["data_dir"], "/from/env");
+    assert_eq!(
+        effective["sources"]["s3"]["endpoint"],
+        "http://127.0.0.1:9000"
+    );
+}

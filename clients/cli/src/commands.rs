@@ -111,7 +111,7 @@ pub async fn publish(
             })) => {
                 bar.set_length(p.total_bytes);
                 bar.set_position(p.bytes_read);
-                bar.set_message(format!("{} rows validated", p.rows_validated));
+                bar.set_message(format!("{}: {} rows validated", p.stage, p.rows_validated));
             }
             Some(Ok(pb::PublishPartitionEvent {
                 event: Some(pb::publish_partition_event::Event::Result(r)),

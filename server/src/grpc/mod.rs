@@ -134,7 +134,7 @@ impl FerryService for FerryGrpc {
                     _ = ticker.tick() => {
                         let event = pb::PublishPartitionEvent {
                             event: Some(pb::publish_partition_event::Event::Progress(pb::PublishProgress {
-                                stage: "validating".into(),
+                                stage: progress.stage().name().into(),
                                 bytes_read: progress.bytes_read.load(Ordering::Relaxed),
                                 total_bytes: progress.total_bytes.load(Ordering::Relaxed),
                                 rows_validated: progress.rows(),

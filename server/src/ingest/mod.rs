@@ -42,11 +42,43 @@ pub struct IngestProgress {
     pub bytes_read: AtomicU64,
     pub total_bytes: AtomicU64,
     pub validation: Arc<ValidationProgress>,
+    stage: std::sync::atomic::AtomicU8,
+}
+
+/// Where a publish is, for progress reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PublishStage {
+    Opening = 0,
+    Validating = 1,
+    Committing = 2,
+}
+
+impl PublishStage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Opening => "opening source",
+            Self::Validating => "validating",
+            Self::Committing => "committing",
+        }
+    }
 }
 
 impl IngestProgress {
     pub fn rows(&self) -> u64 {
         self.validation.rows.load(Ordering::Relaxed)
+    }
+
+    pub fn stage(&self) -> PublishStage {
+        match self.stage.load(Ordering::Relaxed) {
+            0 => PublishStage::Opening,
+            1 => PublishStage::Validating,
+            _ => PublishStage::Committing,
+        }
+    }
+
+    pub fn set_stage(&self, stage: PublishStage) {
+        self.stage.store(stage as u8, Ordering::Relaxed);
     }
 }
 
@@ -76,6 +108,7 @@ pub async fn ingest(
 ) -> Result<IngestOutcome, FerryError> {
     let opened = source.open().await?;
     progress.total_bytes.store(opened.size, Ordering::Relaxed);
+    progress.set_stage(PublishStage::Validating);
 
     let (chunk_tx, chunk_rx) = mpsc::channel::<Result<Bytes, FerryError>>(CHUNKS_IN_FLIGHT);
     let mut chunker = Chunker::new(chunk_tx, progress.clone());
