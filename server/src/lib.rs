@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod registry;
 pub mod server;
 pub mod service;
+pub mod telemetry;
 pub mod warehouse;
 
 pub use config::Config;

@@ -5,10 +5,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ferry_server::Config;
 use ferry_server::config::LogFormat;
 use ferry_server::server::{BoundServer, shutdown_signal};
-use tracing_subscriber::EnvFilter;
+use ferry_server::{Config, telemetry};
 
 #[derive(Parser)]
 #[command(version, about = "Ferry: governed data publishing into the warehouse")]
@@ -57,27 +56,22 @@ async fn main() -> anyhow::Result<()> {
             if let Some(format) = log_format {
                 config.log_format = format;
             }
-            init_logging(config.log_format);
-            let server = BoundServer::bind(&config)
-                .await
-                .context("starting ferry-server")?;
-            server.serve(shutdown_signal()).await?;
-            Ok(())
+            let telemetry = telemetry::init(config.log_format)?;
+            let result = async {
+                let server = BoundServer::bind(&config)
+                    .await
+                    .context("starting ferry-server")?;
+                server.serve(shutdown_signal()).await?;
+                anyhow::Ok(())
+            }
+            .await;
+            // Flush buffered spans and metrics whether or not serving succeeded.
+            telemetry.shutdown();
+            result
         }
         Command::Config => {
             println!("{}", serde_json::to_string_pretty(&config)?);
             Ok(())
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Pretty => builder.init(),
     }
 }

@@ -11,7 +11,7 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::error::FerryError;
-use crate::grpc::FerryGrpc;
+use crate::grpc::{FerryGrpc, RpcTelemetryLayer};
 use crate::registry::Registry;
 use crate::service::Ferry;
 use crate::warehouse::LocalWarehouse;
@@ -74,6 +74,7 @@ impl BoundServer {
             .map_err(|e| FerryError::Internal(format!("reflection: {e}")))?;
         info!(addr = %self.local_addr, "ferry-server listening");
         tonic::transport::Server::builder()
+            .layer(RpcTelemetryLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(FerryServiceServer::new(FerryGrpc::new(self.ferry)))

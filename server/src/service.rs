@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
-use tracing::{info, instrument, warn};
+use opentelemetry::KeyValue;
+use tracing::{Instrument, info, info_span, instrument, warn};
+
+use crate::telemetry::metrics::METRICS;
 
 use crate::contract::{
     Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name,
@@ -252,6 +255,8 @@ impl Ferry {
         self.registry.start_publication(&publication).await?;
         info!(publication = %publication.id, source = %request.source_uri, "publish started");
 
+        let dataset_attr = [KeyValue::new("ferry.dataset", contract.name.clone())];
+        METRICS.active_publishes.add(1, &[]);
         let result = self
             .run_publish(
                 &source,
@@ -262,6 +267,30 @@ impl Ferry {
                 started,
             )
             .await;
+        METRICS.active_publishes.add(-1, &[]);
+        METRICS
+            .bytes_published
+            .add(publication.bytes, &dataset_attr);
+        METRICS
+            .rows_rejected
+            .add(publication.rows_rejected, &dataset_attr);
+        let outcome = match &result {
+            Ok(Committed::Replaced) => "replaced",
+            Ok(Committed::AlreadyLive(_)) => "unchanged",
+            Err(_) => "failed",
+        };
+        if matches!(result, Ok(Committed::Replaced)) {
+            METRICS
+                .rows_published
+                .add(publication.rows_accepted, &dataset_attr);
+        }
+        METRICS.publish_duration.record(
+            started.elapsed().as_secs_f64(),
+            &[
+                dataset_attr[0].clone(),
+                KeyValue::new("ferry.outcome", outcome),
+            ],
+        );
         publication.duration_ms = started.elapsed().as_millis() as u64;
         publication.finished_at = Some(Utc::now());
         match result {
@@ -375,13 +404,19 @@ impl Ferry {
         let registry = self.registry.clone();
         let record = publication.clone();
         let commit = Box::pin(async move { registry.commit_partition(&record).await });
-        let job_ids = self
+        let commit_started = Instant::now();
+        let committed = self
             .warehouse
             .commit_partition(&staged, commit)
-            .await
-            .inspect_err(|_| {
-                publication.status = PublicationStatus::Failed;
-            })?;
+            .instrument(info_span!(
+                "publish.commit",
+                warehouse = self.warehouse.kind()
+            ))
+            .await;
+        self.record_warehouse_call("commit_partition", commit_started);
+        let job_ids = committed.inspect_err(|_| {
+            publication.status = PublicationStatus::Failed;
+        })?;
         publication.warehouse_job_ids = job_ids;
         Ok(Committed::Replaced)
     }
@@ -466,7 +501,27 @@ impl Ferry {
                 )));
             }
         }
-        self.warehouse.read(plan).await
+        let started = Instant::now();
+        let rows = self
+            .warehouse
+            .read(plan)
+            .instrument(info_span!(
+                "warehouse.read",
+                warehouse = self.warehouse.kind()
+            ))
+            .await;
+        self.record_warehouse_call("read", started);
+        rows
+    }
+
+    fn record_warehouse_call(&self, operation: &'static str, started: Instant) {
+        METRICS.warehouse_duration.record(
+            started.elapsed().as_secs_f64(),
+            &[
+                KeyValue::new("ferry.warehouse", self.warehouse.kind()),
+                KeyValue::new("ferry.operation", operation),
+            ],
+        );
     }
 }
 

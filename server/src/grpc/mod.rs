@@ -1,7 +1,10 @@
 //! Thin gRPC adapters: proto in, domain call, proto out. Errors become statuses in `status.rs`.
 
 pub mod convert;
+mod rpc_telemetry;
 mod status;
+
+pub use rpc_telemetry::RpcTelemetryLayer;
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +17,7 @@ use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 use crate::contract::Contract;
 use crate::ingest::IngestProgress;
@@ -35,6 +39,15 @@ impl FerryGrpc {
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Names the caller and the dataset on the RPC span (never a token or a row value).
+fn record_call(dataset: &str) {
+    let span = tracing::Span::current();
+    span.record("ferry.principal", Caller::anonymous().principal.as_str());
+    if !dataset.is_empty() {
+        span.record("ferry.dataset", dataset);
+    }
+}
 
 fn unimplemented(rpc: &str, issue: &str) -> Status {
     Status::unimplemented(format!(
@@ -61,6 +74,7 @@ impl FerryService for FerryGrpc {
                 ));
             }
         };
+        record_call(&contract.name);
         let outcome = self
             .ferry
             .register_dataset(contract, &Caller::anonymous())
@@ -80,7 +94,9 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::GetDatasetRequest>,
     ) -> Result<Response<pb::Dataset>, Status> {
-        let (dataset, partitions) = self.ferry.get_dataset(&request.into_inner().name).await?;
+        let name = request.into_inner().name;
+        record_call(&name);
+        let (dataset, partitions) = self.ferry.get_dataset(&name).await?;
         Ok(Response::new(convert::dataset_to_pb(&dataset, &partitions)))
     }
 
@@ -107,6 +123,7 @@ impl FerryService for FerryGrpc {
         request: Request<pb::PublishPartitionRequest>,
     ) -> Result<Response<Self::PublishPartitionStream>, Status> {
         let request = request.into_inner();
+        record_call(&request.dataset);
         let request = PublishRequest {
             dataset: request.dataset,
             partition_date: request.partition_date,
@@ -118,11 +135,14 @@ impl FerryService for FerryGrpc {
         let task_progress = progress.clone();
         // The publish runs to completion even if the client goes away, so a partition is never
         // left to a dropped future.
-        let mut publish = tokio::spawn(async move {
-            ferry
-                .publish(request, &Caller::anonymous(), task_progress)
-                .await
-        });
+        let mut publish = tokio::spawn(
+            async move {
+                ferry
+                    .publish(request, &Caller::anonymous(), task_progress)
+                    .await
+            }
+            .instrument(tracing::Span::current()),
+        );
 
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
@@ -175,6 +195,7 @@ impl FerryService for FerryGrpc {
         request: Request<pb::ListPublicationsRequest>,
     ) -> Result<Response<pb::ListPublicationsResponse>, Status> {
         let request = request.into_inner();
+        record_call(&request.dataset);
         let publications = self
             .ferry
             .list_publications(&request.dataset, &request.partition_date, request.limit)
@@ -234,6 +255,7 @@ impl FerryService for FerryGrpc {
         request: Request<pb::ReadRowsRequest>,
     ) -> Result<Response<Self::ReadRowsStream>, Status> {
         let request = request.into_inner();
+        record_call(&request.name);
         let rows = self
             .ferry
             .read(ReadRequest {

@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::contract::Contract;
 use crate::error::FerryError;
@@ -106,7 +107,10 @@ pub async fn ingest(
     quarantine: Option<Box<dyn Quarantine>>,
     progress: Arc<IngestProgress>,
 ) -> Result<IngestOutcome, FerryError> {
-    let opened = source.open().await?;
+    let opened = source
+        .open()
+        .instrument(tracing::info_span!("publish.fetch_source"))
+        .await?;
     progress.total_bytes.store(opened.size, Ordering::Relaxed);
     progress.set_stage(PublishStage::Validating);
 
@@ -152,7 +156,9 @@ pub async fn ingest(
     };
 
     let validation_progress = progress.validation.clone();
+    let parent = tracing::Span::current();
     let parse = tokio::task::spawn_blocking(move || {
+        let _span = tracing::info_span!(parent: &parent, "publish.validate").entered();
         validate_into_sink(
             &contract,
             partition_date,
@@ -198,9 +204,11 @@ fn validate_into_sink(
     let validator = CsvValidator::new(contract, partition_date, progress);
     let limit = contract.source.max_rejected_rows;
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
+    let parent = tracing::Span::current();
     let writer = std::thread::Builder::new()
         .name("ferry-sink".into())
         .spawn(move || -> Result<Box<dyn PartitionSink>, FerryError> {
+            let _span = tracing::info_span!(parent: &parent, "publish.stage").entered();
             for batch in batch_rx {
                 sink.write(&batch)?;
             }

@@ -149,9 +149,11 @@ struct ViewWorker {
 impl ViewWorker {
     fn start(mut views: Vec<TableWriter>) -> Result<Self, FerryError> {
         let (batches, received) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let parent = tracing::Span::current();
         let handle = std::thread::Builder::new()
             .name("ferry-views".into())
             .spawn(move || {
+                let _span = tracing::info_span!(parent: &parent, "publish.refresh_views").entered();
                 for batch in received {
                     for view in &mut views {
                         view.write(&batch)?;
