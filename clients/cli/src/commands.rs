@@ -10,9 +10,12 @@ use ferry_proto::v1 as pb;
 use ferry_proto::v1::ferry_service_client::FerryServiceClient;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-pub type Client = FerryServiceClient<Channel>;
+use crate::trace_context::TraceContext;
+
+pub type Client = FerryServiceClient<InterceptedService<Channel, TraceContext>>;
 
 pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
     let channel = Channel::from_shared(endpoint.to_owned())
@@ -26,7 +29,10 @@ pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
             )
         })?;
     // Wide rows: allow read responses beyond the 4 MB default.
-    Ok(FerryServiceClient::new(channel).max_decoding_message_size(64 << 20))
+    Ok(
+        FerryServiceClient::with_interceptor(channel, TraceContext::from_env())
+            .max_decoding_message_size(64 << 20),
+    )
 }
 
 pub async fn register(

@@ -4,6 +4,7 @@ mod commands;
 mod exit;
 mod output;
 mod quickstart;
+mod trace_context;
 
 use std::io::Write;
 use std::path::PathBuf;
