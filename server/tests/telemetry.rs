@@ -382,3 +382,35 @@ async fn rpcs_succeed_when_the_collector_is_down() {
     );
     stop(server);
 }
+
+#[test]
+fn the_collector_config_routes_otlp_to_google_cloud() {
+    let text = include_str!("../../deploy/otel-collector.yaml");
+    let config: serde_norway::Value = serde_norway::from_str(text).unwrap();
+    assert!(
+        config["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with(":4317")
+    );
+    assert!(config["exporters"]["googlecloud"].is_mapping());
+    for pipeline in ["traces", "metrics"] {
+        let pipeline = &config["service"]["pipelines"][pipeline];
+        let names = |key: &str| -> Vec<String> {
+            pipeline[key]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(names("receivers"), ["otlp"]);
+        assert_eq!(names("exporters"), ["googlecloud"]);
+        for processor in names("processors") {
+            assert!(
+                config["processors"][processor.as_str()].is_mapping(),
+                "{processor} is not defined"
+            );
+        }
+    }
+}
