@@ -24,6 +24,8 @@ pub struct Config {
     pub sources: SourcesConfig,
     /// `json` (default, for collectors) or `pretty` (for humans).
     pub log_format: LogFormat,
+    /// A `tracing` filter such as `info` or `ferry_server=debug,info`; `RUST_LOG` wins when set.
+    pub log_level: String,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -42,6 +44,7 @@ impl Default for Config {
             registry_url: None,
             sources: SourcesConfig::default(),
             log_format: LogFormat::default(),
+            log_level: "info".into(),
         }
     }
 }

@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(format) = log_format {
                 config.log_format = format;
             }
-            let telemetry = telemetry::init(config.log_format)?;
+            let telemetry = telemetry::init(config.log_format, &config.log_level)?;
             let result = async {
                 let server = BoundServer::bind(&config)
                     .await

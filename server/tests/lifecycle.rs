@@ -134,3 +134,19 @@ fn environment_overrides_the_config_file() {
         "http://127.0.0.1:9000"
     );
 }
+
+#[test]
+fn an_invalid_log_level_is_refused_at_startup() {
+    let scratch = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(scratch.path())
+        .env("FERRY_LOG_LEVEL", "ferry_server=loud")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("log_level"), "{stderr}");
+}

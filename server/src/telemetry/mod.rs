@@ -47,8 +47,12 @@ pub fn otlp_configured() -> bool {
 }
 
 /// Installs logging and, when configured, OTLP/gRPC export. Call inside the Tokio runtime.
-pub fn init(log_format: LogFormat) -> Result<Telemetry, FerryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(log_format: LogFormat, log_level: &str) -> Result<Telemetry, FerryError> {
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => EnvFilter::try_new(log_level)
+            .map_err(|e| FerryError::InvalidArgument(format!("log_level {log_level:?}: {e}")))?,
+    };
     let logs = match log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .event_format(json_log::JsonWithTraceIds)
