@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs beyond the Rust toolchain: the moto S3 server (PyPI).
+# Installs what the test suite needs beyond the Rust toolchain:
+# - the moto S3 server (PyPI), started by the tests on a free port;
+# - PostgreSQL (Debian), whose clusters the tests create and start themselves.
 # Idempotent; safe to run on every CI job.
 set -euo pipefail
 
@@ -11,3 +13,11 @@ if ! command -v moto_server >/dev/null 2>&1 || ! moto_server --help >/dev/null 2
 fi
 moto_server --help >/dev/null
 echo "moto_server: $(command -v moto_server)"
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "installing postgresql"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq postgresql >/dev/null
+fi
+echo "postgres: $(ls -d /usr/lib/postgresql/*/bin | tail -1)"

@@ -5,16 +5,16 @@
 CREATE TABLE datasets (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
-    major INTEGER NOT NULL,
-    minor INTEGER NOT NULL,
+    major BIGINT NOT NULL,
+    minor BIGINT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
 );
 
 CREATE TABLE contract_versions (
     dataset TEXT NOT NULL REFERENCES datasets (name),
-    major INTEGER NOT NULL,
-    minor INTEGER NOT NULL,
+    major BIGINT NOT NULL,
+    minor BIGINT NOT NULL,
     contract_json TEXT NOT NULL,
     changes_json TEXT NOT NULL,
     registered_by TEXT NOT NULL,

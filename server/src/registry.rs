@@ -101,6 +101,37 @@ struct StoredRowError {
 #[derive(Clone)]
 pub struct Registry {
     pool: AnyPool,
+    postgres: bool,
+}
+
+/// Serializes publishes of one partition across every Ferry process sharing a PostgreSQL
+/// registry (a session advisory lock). With SQLite there is one process and its in-process lock
+/// is enough, so this holds nothing.
+pub struct PartitionLock {
+    held: Option<(sqlx::pool::PoolConnection<sqlx::Any>, i64)>,
+}
+
+const UNLOCK: &str = "SELECT pg_advisory_unlock($1)";
+
+impl PartitionLock {
+    pub async fn release(mut self) {
+        if let Some((mut conn, key)) = self.held.take() {
+            let _ = sqlx::query(UNLOCK).bind(key).execute(&mut *conn).await;
+        }
+    }
+}
+
+impl Drop for PartitionLock {
+    fn drop(&mut self) {
+        // A publish that panicked must not leave the lock on a pooled connection.
+        if let Some((mut conn, key)) = self.held.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = sqlx::query(UNLOCK).bind(key).execute(&mut *conn).await;
+            });
+        }
+    }
 }
 
 fn now_text() -> String {
@@ -134,7 +165,31 @@ impl Registry {
                 FerryError::Registry(format!("cannot open registry {}: {e}", redact(url)))
             })?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            postgres: url.starts_with("postgres"),
+        })
+    }
+
+    /// Waits until no other process publishes this partition, then holds it until released.
+    pub async fn lock_partition(
+        &self,
+        dataset: &str,
+        date: NaiveDate,
+    ) -> Result<PartitionLock, FerryError> {
+        if !self.postgres {
+            return Ok(PartitionLock { held: None });
+        }
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("{dataset}/{date}").as_bytes());
+        let key = i64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(key)
+            .execute(&mut *conn)
+            .await?;
+        Ok(PartitionLock {
+            held: Some((conn, key)),
+        })
     }
 
     /// The embedded registry: one SQLite file under the data directory.
@@ -161,7 +216,7 @@ impl Registry {
         let rows = sqlx::query(
             "SELECT d.major, d.minor, v.contract_json, v.registered_at FROM datasets d \
              JOIN contract_versions v ON v.dataset = d.name AND v.major = d.major AND v.minor = d.minor \
-             WHERE substr(d.name, 1, $1) = $2 ORDER BY d.name",
+             WHERE substr(d.name, 1, CAST($1 AS INTEGER)) = $2 ORDER BY d.name",
         )
         .bind(prefix.len() as i64)
         .bind(prefix)

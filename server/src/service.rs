@@ -230,6 +230,7 @@ impl Ferry {
         // Act.
         let lock = self.partition_lock(&contract.name, date);
         let _guard = lock.lock().await;
+        let cross_process = self.registry.lock_partition(&contract.name, date).await?;
         let started = Instant::now();
         let mut publication = Publication {
             id: uuid::Uuid::now_v7().to_string(),
@@ -267,6 +268,7 @@ impl Ferry {
                 started,
             )
             .await;
+        cross_process.release().await;
         METRICS.active_publishes.add(-1, &[]);
         METRICS
             .bytes_published
@@ -291,8 +293,11 @@ impl Ferry {
                 KeyValue::new("ferry.outcome", outcome),
             ],
         );
-        publication.duration_ms = started.elapsed().as_millis() as u64;
-        publication.finished_at = Some(Utc::now());
+        // A committed publication already carries the times the ledger stored at commit.
+        if publication.finished_at.is_none() {
+            publication.duration_ms = started.elapsed().as_millis() as u64;
+            publication.finished_at = Some(Utc::now());
+        }
         match result {
             Ok(Committed::Replaced) => {
                 info!(publication = %publication.id, rows = publication.rows_accepted, "partition replaced");

@@ -138,11 +138,16 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(s3_endpoint: Option<&str>) -> Self {
+        Self::start_with(s3_endpoint, None).await
+    }
+
+    /// With `registry_url`, the registry lives there (PostgreSQL) instead of in SQLite.
+    pub async fn start_with(s3_endpoint: Option<&str>, registry_url: Option<&str>) -> Self {
         let scratch = tempfile::tempdir().unwrap();
         let data_dir = scratch.path().join("data");
-        let server = BoundServer::bind(&config(&data_dir, s3_endpoint))
-            .await
-            .unwrap();
+        let mut config = config(&data_dir, s3_endpoint);
+        config.registry_url = registry_url.map(str::to_owned);
+        let server = BoundServer::bind(&config).await.unwrap();
         let addr = server.local_addr;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async {
@@ -300,4 +305,106 @@ pub fn write_file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> String {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
     format!("file://{}", path.display())
+}
+
+/// A throwaway PostgreSQL cluster on a free port, stopped on drop. Run as the `postgres` user
+/// when the tests run as root, since PostgreSQL refuses to run as root.
+pub struct Postgres {
+    pub url: String,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    as_postgres: bool,
+}
+
+fn postgres_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is not installed: run scripts/install-test-deps.sh")
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|bin| bin.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions
+        .pop()
+        .expect("no initdb under /usr/lib/postgresql/*/bin")
+}
+
+impl Postgres {
+    fn command(bin: &Path, as_postgres: bool, program: &str) -> Command {
+        if as_postgres {
+            let mut command = Command::new("runuser");
+            command
+                .args(["-u", "postgres", "--"])
+                .arg(bin.join(program));
+            command
+        } else {
+            Command::new(bin.join(program))
+        }
+    }
+
+    pub fn start() -> Self {
+        let bin = postgres_bin();
+        let as_postgres = Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0\n"))
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        if as_postgres {
+            assert!(
+                Command::new("chown")
+                    .args(["-R", "postgres"])
+                    .arg(dir.path())
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let data = dir.path().join("data");
+        let status = Self::command(&bin, as_postgres, "initdb")
+            .args(["-A", "trust", "-U", "ferry", "--no-sync", "-D"])
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "initdb failed");
+        let port = free_port();
+        let status = Self::command(&bin, as_postgres, "pg_ctl")
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.path().join("postgres.log"))
+            .args(["-w", "-o"])
+            .arg(format!(
+                "-p {port} -h 127.0.0.1 -k {} -c fsync=off",
+                dir.path().display()
+            ))
+            .arg("start")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "pg_ctl start failed; see {}",
+            dir.path().join("postgres.log").display()
+        );
+        Self {
+            url: format!("postgres://ferry@127.0.0.1:{port}/postgres"),
+            dir,
+            bin,
+            as_postgres,
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Self::command(&self.bin, self.as_postgres, "pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }

@@ -1,0 +1,147 @@
+//! The registry on a real PostgreSQL: the same migrations and the same pipeline as SQLite, and
+//! publishes of one partition serialized across Ferry processes.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use ferry_proto::v1 as pb;
+
+const DATE: &str = "2021-04-03";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_catalog_pipeline_runs_on_a_postgres_registry() {
+    let postgres = Postgres::start();
+    let server = TestServer::start_with(None, Some(&postgres.url)).await;
+    let mut client = server.client().await;
+    assert_eq!(
+        register_catalog(&mut client)
+            .await
+            .dataset
+            .unwrap()
+            .contract_version,
+        "1.0"
+    );
+    let day1 = write_file(server.scratch(), "day1.csv", DAY_1);
+    let day2 = write_file(server.scratch(), "day2.csv", DAY_2);
+    let fixed = write_file(server.scratch(), "day2b.csv", DAY_2_CORRECTED);
+    publish(&mut client, RAW, DATE, &day1).await.unwrap();
+    publish(&mut client, RAW, "2021-04-04", &day2)
+        .await
+        .unwrap();
+    assert!(
+        publish(&mut client, RAW, DATE, &day1)
+            .await
+            .unwrap()
+            .unchanged
+    );
+    let before = read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap();
+    publish(&mut client, RAW, "2021-04-04", &fixed)
+        .await
+        .unwrap();
+    assert_eq!(
+        read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap(),
+        before
+    );
+    assert_eq!(
+        count(&mut client, RAW, "2021-04-04").await,
+        expected_rows(DAY_2_CORRECTED).len()
+    );
+    assert_eq!(count(&mut client, TEAM_A, DATE).await, team_counts(DAY_1).0);
+
+    let listed = client
+        .list_datasets(pb::ListDatasetsRequest {
+            name_prefix: "catalog.".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .datasets;
+    assert_eq!(listed.len(), 1);
+    let ledger = client
+        .list_publications(pb::ListPublicationsRequest {
+            dataset: RAW.into(),
+            partition_date: String::new(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .publications;
+    assert_eq!(ledger.len(), 4);
+    assert!(
+        ledger
+            .iter()
+            .all(|p| p.status == pb::PublicationStatus::Succeeded as i32)
+    );
+
+    // A compatible change bumps the minor version on PostgreSQL too.
+    let compatible = CONTRACT_YAML.replace(
+        "partitioning:",
+        "  - name: sku_note\n    type: string\npartitioning:",
+    );
+    assert_eq!(
+        register_yaml(&mut client, &compatible)
+            .await
+            .unwrap()
+            .dataset
+            .unwrap()
+            .contract_version,
+        "1.1"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_servers_sharing_a_registry_serialize_one_partition() {
+    let postgres = Postgres::start();
+    let first = TestServer::start_with(None, Some(&postgres.url)).await;
+    let mut client = first.client().await;
+    register_catalog(&mut client).await;
+    // A second process with its own in-process locks, sharing the registry.
+    let second = TestServer::start_with(None, Some(&postgres.url)).await;
+    let mut other = second.client().await;
+
+    let day1 = write_file(first.scratch(), "a.csv", DAY_1);
+    let day2 = write_file(first.scratch(), "b.csv", DAY_2);
+    let (a, b) = tokio::join!(
+        publish(&mut client, RAW, DATE, &day1),
+        publish(&mut other, RAW, DATE, &day2),
+    );
+    let (a, b) = (
+        a.unwrap().publication.unwrap(),
+        b.unwrap().publication.unwrap(),
+    );
+    let first_started = a.started_at.unwrap();
+    let second_started = b.started_at.unwrap();
+    let (earlier, later) = if (first_started.seconds, first_started.nanos)
+        <= (second_started.seconds, second_started.nanos)
+    {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    // Serialized: the later publish started only after the earlier one finished.
+    let earlier_finished = earlier.finished_at.unwrap();
+    let later_started = later.started_at.unwrap();
+    // A committed publish records its finish before it releases the partition lock.
+    assert!(
+        (earlier_finished.seconds, earlier_finished.nanos)
+            <= (later_started.seconds, later_started.nanos),
+        "publishes overlapped: {earlier:?} / {later:?}"
+    );
+    let live = client
+        .get_dataset(pb::GetDatasetRequest { name: RAW.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .partitions
+        .remove(0);
+    assert_eq!(
+        live.publication_id, later.id,
+        "the last committed publish is live"
+    );
+    first.stop().await;
+    second.stop().await;
+}
