@@ -1,0 +1,289 @@
+//! The conformance suite every `Warehouse` backend must pass, at the trait level: staging is
+//! invisible until commit, a commit replaces one partition in the raw table and its views
+//! together, a failed commit changes nothing, reads project and limit, and garbage collection
+//! removes only what no live partition references.
+//!
+//! Each backend is listed in `backends()`; the BigQuery backend joins the list when it exists.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use common::{CONTRACT_YAML, DAY_1, DAY_2, RAW, TEAM_A, TEAM_B, expected_rows, team_counts};
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::record_batch::RecordBatch;
+use ferry_server::FerryError;
+use ferry_server::contract::Contract;
+use ferry_server::ingest::{CsvValidator, ValidationProgress};
+use ferry_server::warehouse::{
+    LivePartition, LocalWarehouse, PartitionTarget, ReadPlan, StagedPartition, Warehouse,
+};
+use futures::TryStreamExt;
+
+fn backends(dir: &std::path::Path) -> Vec<Arc<dyn Warehouse>> {
+    vec![Arc::new(
+        LocalWarehouse::new(dir)
+            .unwrap()
+            .with_garbage_grace(Duration::ZERO),
+    )]
+}
+
+fn date(d: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()
+}
+
+fn contract() -> Arc<Contract> {
+    Arc::new(Contract::from_yaml(CONTRACT_YAML).unwrap())
+}
+
+/// Stages `csv` as one partition through the backend's sink.
+fn stage(
+    warehouse: &dyn Warehouse,
+    contract: &Arc<Contract>,
+    day: &str,
+    id: &str,
+    csv: &str,
+) -> StagedPartition {
+    let target = PartitionTarget {
+        contract: contract.clone(),
+        partition_date: date(day),
+        publication_id: id.into(),
+    };
+    let mut sink = warehouse.open_partition(target).unwrap();
+    let validator = CsvValidator::new(contract, date(day), Arc::new(ValidationProgress::default()));
+    let summary = validator
+        .run(csv.as_bytes(), |batch| sink.write(&batch), |_| Ok(()))
+        .unwrap();
+    assert_eq!(summary.rows_rejected, 0);
+    sink.finish().unwrap()
+}
+
+async fn commit(
+    warehouse: &dyn Warehouse,
+    staged: &StagedPartition,
+    flipped: &AtomicBool,
+    fail: bool,
+) -> Result<(), FerryError> {
+    let registry_flip = Box::pin(async move {
+        if fail {
+            return Err(FerryError::Registry("the registry is down".into()));
+        }
+        flipped.store(true, Ordering::SeqCst);
+        Ok(())
+    });
+    warehouse
+        .commit_partition(staged, registry_flip)
+        .await
+        .map(|_| ())
+}
+
+async fn read(
+    warehouse: &dyn Warehouse,
+    contract: &Arc<Contract>,
+    table: &str,
+    live: &[(&str, &str)],
+    columns: &[&str],
+    limit: Option<u64>,
+) -> Vec<RecordBatch> {
+    let plan = ReadPlan {
+        contract: contract.clone(),
+        table: table.into(),
+        partitions: live
+            .iter()
+            .map(|(day, id)| LivePartition {
+                partition_date: date(day),
+                publication_id: (*id).into(),
+            })
+            .collect(),
+        columns: columns.iter().map(|c| (*c).to_owned()).collect(),
+        filter: None,
+        limit,
+    };
+    warehouse
+        .read(plan)
+        .await
+        .unwrap()
+        .batches
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+fn brands(batches: &[RecordBatch]) -> Vec<String> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_string::<i32>()
+                .iter()
+                .map(|v| v.unwrap_or_default().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn staged_data_is_invisible_until_commit_and_replaces_raw_and_views_together() {
+    let dir = tempfile::tempdir().unwrap();
+    for warehouse in backends(dir.path()) {
+        let warehouse = warehouse.as_ref();
+        let contract = contract();
+        let flipped = AtomicBool::new(false);
+        let first = stage(warehouse, &contract, "2021-04-03", "pub-1", DAY_1);
+        assert_eq!(first.rows, 99);
+        commit(warehouse, &first, &flipped, false).await.unwrap();
+        assert!(
+            flipped.load(Ordering::SeqCst),
+            "{}: commit must run the registry flip",
+            warehouse.kind()
+        );
+        let live_1 = [("2021-04-03", "pub-1")];
+        let raw_before = read(warehouse, &contract, RAW, &live_1, &["brand"], None).await;
+        assert_eq!(
+            brands(&raw_before),
+            expected_rows(DAY_1)
+                .iter()
+                .map(|r| r[0].clone().unwrap())
+                .collect::<Vec<_>>()
+        );
+
+        // A second publication of the same day is staged: readers of the live manifest still
+        // see the first one, in the raw table and in every view.
+        let second = stage(warehouse, &contract, "2021-04-03", "pub-2", DAY_2);
+        assert_eq!(
+            rows(&read(warehouse, &contract, RAW, &live_1, &[], None).await),
+            99
+        );
+        assert_eq!(
+            rows(&read(warehouse, &contract, TEAM_A, &live_1, &[], None).await),
+            team_counts(DAY_1).0
+        );
+
+        // A failed commit changes nothing.
+        let not_flipped = AtomicBool::new(false);
+        assert!(
+            commit(warehouse, &second, &not_flipped, true)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            rows(&read(warehouse, &contract, RAW, &live_1, &[], None).await),
+            99
+        );
+
+        commit(warehouse, &second, &flipped, false).await.unwrap();
+        let live_2 = [("2021-04-03", "pub-2")];
+        assert_eq!(
+            rows(&read(warehouse, &contract, RAW, &live_2, &[], None).await),
+            126
+        );
+        assert_eq!(
+            rows(&read(warehouse, &contract, TEAM_A, &live_2, &[], None).await),
+            team_counts(DAY_2).0
+        );
+        assert_eq!(
+            rows(&read(warehouse, &contract, TEAM_B, &live_2, &[], None).await),
+            team_counts(DAY_2).1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reads_project_limit_and_span_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    for warehouse in backends(dir.path()) {
+        let warehouse = warehouse.as_ref();
+        let contract = contract();
+        let flipped = AtomicBool::new(false);
+        for (day, id, csv) in [("2021-04-03", "a", DAY_1), ("2021-04-04", "b", DAY_2)] {
+            let staged = stage(warehouse, &contract, day, id, csv);
+            commit(warehouse, &staged, &flipped, false).await.unwrap();
+        }
+        let live = [("2021-04-03", "a"), ("2021-04-04", "b")];
+        let both = read(
+            warehouse,
+            &contract,
+            RAW,
+            &live,
+            &["year_release", "partition_date"],
+            None,
+        )
+        .await;
+        assert_eq!(rows(&both), 99 + 126);
+        assert_eq!(both[0].schema().fields().len(), 2);
+        assert_eq!(
+            rows(&read(warehouse, &contract, RAW, &live, &[], Some(10)).await),
+            10
+        );
+        assert_eq!(
+            rows(&read(warehouse, &contract, RAW, &[], &[], None).await),
+            0
+        );
+        let plan = ReadPlan {
+            contract: contract.clone(),
+            table: TEAM_B.into(),
+            partitions: vec![],
+            columns: vec!["image".into()],
+            filter: None,
+            limit: None,
+        };
+        let err = warehouse
+            .read(plan)
+            .await
+            .err()
+            .expect("team B's view has no image column");
+        assert!(matches!(err, FerryError::InvalidArgument(_)), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn garbage_collection_keeps_live_data_and_discard_removes_staged_data() {
+    let dir = tempfile::tempdir().unwrap();
+    for warehouse in backends(dir.path()) {
+        let warehouse = warehouse.as_ref();
+        let contract = contract();
+        let flipped = AtomicBool::new(false);
+        let live = stage(warehouse, &contract, "2021-04-03", "live", DAY_1);
+        commit(warehouse, &live, &flipped, false).await.unwrap();
+        let _superseded = stage(warehouse, &contract, "2021-04-03", "old", DAY_2);
+        let discarded = stage(warehouse, &contract, "2021-04-03", "dup", DAY_1);
+        warehouse.discard_partition(&discarded).await;
+
+        let removed = warehouse
+            .collect_garbage(&["live".to_owned()])
+            .await
+            .unwrap();
+        // The superseded publication's raw file and its two view files.
+        assert_eq!(removed, 3, "{}", warehouse.kind());
+        assert_eq!(
+            rows(
+                &read(
+                    warehouse,
+                    &contract,
+                    RAW,
+                    &[("2021-04-03", "live")],
+                    &[],
+                    None
+                )
+                .await
+            ),
+            99
+        );
+        assert_eq!(
+            warehouse
+                .collect_garbage(&["live".to_owned()])
+                .await
+                .unwrap(),
+            0
+        );
+    }
+}
