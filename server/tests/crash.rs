@@ -8,8 +8,7 @@ mod common;
 use std::io::BufWriter;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Child;
 
 use common::*;
 use ferry_catalog_gen::{CatalogOptions, write_bytes};
@@ -19,30 +18,11 @@ use futures::StreamExt;
 const DATE: &str = "2021-04-03";
 
 fn spawn_server(data_dir: &Path, port: u16) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "pretty",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "ferry-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
+    spawn_ferry_server(data_dir, port, |command| {
+        command
+            .args(["--log-format", "pretty"])
+            .env("RUST_LOG", "warn");
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use common::*;
 use futures::StreamExt;
@@ -57,33 +56,8 @@ async fn health_and_reflection_are_served() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_stops_the_server_cleanly() {
     let scratch = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(scratch.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ferry-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
-            break exit;
-        }
-        assert!(Instant::now() < deadline, "ferry-server ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let mut child = spawn_ferry_server(scratch.path(), free_port(), |_| {});
+    let exit = terminate(&mut child);
     assert!(exit.success(), "{exit:?}");
     assert!(scratch.path().join("registry.sqlite").exists());
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -103,38 +103,20 @@ fn string_attr(attributes: &[KeyValue], key: &str) -> Option<String> {
 
 fn spawn_server(data_dir: &std::path::Path, port: u16, otlp_endpoint: &str) -> Child {
     let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_ferry-server"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
-        .env("OTEL_SERVICE_NAME", "ferry-under-test")
-        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
-        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "2000")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "ferry-server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
+    spawn_ferry_server(data_dir, port, |command| {
+        command
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp_endpoint)
+            .env("OTEL_SERVICE_NAME", "ferry-under-test")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+            .env("OTEL_METRIC_EXPORT_INTERVAL", "500")
+            .env("OTEL_EXPORTER_OTLP_TIMEOUT", "2000")
+            .env("RUST_LOG", "info")
+            .stderr(log);
+    })
 }
 
 fn stop(mut child: Child) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "ferry-server did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    terminate(&mut child);
 }
 
 async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

@@ -534,3 +534,43 @@ impl Drop for FakeGcs {
         let _ = self.child.wait();
     }
 }
+
+/// `ferry-server serve` as a child process on `port`, returned once it accepts connections.
+/// `configure` adds flags or environment.
+pub fn spawn_ferry_server(
+    data_dir: &Path,
+    port: u16,
+    configure: impl FnOnce(&mut Command),
+) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry-server"));
+    command
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    configure(&mut command);
+    let child = command.spawn().unwrap();
+    assert!(
+        wait_for_port(port, Duration::from_secs(30)),
+        "ferry-server did not start"
+    );
+    child
+}
+
+/// Sends SIGTERM and waits (bounded) for the process to exit.
+pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "ferry-server ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
