@@ -39,17 +39,7 @@ async fn assert_unchanged(server: &TestServer, before: &[Vec<Option<String>>]) {
 
 async fn last_publication(server: &TestServer) -> pb::Publication {
     let mut client = server.client().await;
-    client
-        .list_publications(pb::ListPublicationsRequest {
-            dataset: RAW.into(),
-            partition_date: DATE.into(),
-            limit: 1,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .publications
-        .remove(0)
+    ledger(&mut client, RAW, DATE).await.remove(0)
 }
 
 async fn publish_text(server: &TestServer, name: &str, text: &str) -> tonic::Status {

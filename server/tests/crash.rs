@@ -77,16 +77,7 @@ async fn killing_the_server_mid_publish_keeps_the_previous_partition() {
         before
     );
     assert_eq!(count(&mut client, TEAM_A, DATE).await, team_counts(DAY_1).0);
-    let ledger = client
-        .list_publications(pb::ListPublicationsRequest {
-            dataset: RAW.into(),
-            partition_date: DATE.into(),
-            limit: 10,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .publications;
+    let ledger = ledger(&mut client, RAW, DATE).await;
     let interrupted = ledger
         .iter()
         .find(|p| p.source_uri.ends_with("big.csv"))

@@ -102,16 +102,7 @@ async fn catalog_pipeline_from_s3_has_exact_rows_and_team_views() {
     assert_eq!(both.len(), 99 + 126);
 
     // The ledger lists both publications, newest first.
-    let ledger = client
-        .list_publications(pb::ListPublicationsRequest {
-            dataset: RAW.into(),
-            partition_date: String::new(),
-            limit: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .publications;
+    let ledger = ledger(&mut client, RAW, "").await;
     assert_eq!(ledger.len(), 2);
     assert_eq!(ledger[0].partition_date, DAY_2_DATE);
     assert!(ledger.iter().all(|p| p.sha256.len() == 64));

@@ -59,16 +59,7 @@ async fn the_catalog_pipeline_runs_on_a_postgres_registry() {
         .into_inner()
         .datasets;
     assert_eq!(listed.len(), 1);
-    let ledger = client
-        .list_publications(pb::ListPublicationsRequest {
-            dataset: RAW.into(),
-            partition_date: String::new(),
-            limit: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .publications;
+    let ledger = ledger(&mut client, RAW, "").await;
     assert_eq!(ledger.len(), 4);
     assert!(
         ledger

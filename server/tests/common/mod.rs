@@ -574,3 +574,21 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The ledger of `dataset`, newest first; `date` filters to one day when not empty.
+pub async fn ledger(
+    client: &mut FerryServiceClient<Channel>,
+    dataset: &str,
+    date: &str,
+) -> Vec<pb::Publication> {
+    client
+        .list_publications(pb::ListPublicationsRequest {
+            dataset: dataset.into(),
+            partition_date: date.into(),
+            limit: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .publications
+}
