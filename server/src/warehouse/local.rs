@@ -29,7 +29,7 @@ use parquet::schema::types::ColumnPath;
 use super::{
     BoxCommit, PartitionSink, PartitionTarget, ReadPlan, RowStream, StagedPartition, Warehouse,
 };
-use crate::contract::{Contract, Materialization, ViewFilter};
+use crate::contract::{Contract, DerivedView, Materialization, ViewFilter};
 use crate::error::FerryError;
 use crate::ingest::table_schema;
 
@@ -277,22 +277,33 @@ fn physical_filter(
     Ok(Some(ctx.create_physical_expr(expr, &df_schema)?))
 }
 
-/// Column indices of a view's projection (its columns plus the partition column).
-fn view_projection(
-    contract: &Contract,
-    columns: &[String],
-    schema: &SchemaRef,
-) -> Result<Vec<usize>, FerryError> {
-    columns
+/// The columns a materialized view's table stores: its projection, then the partition date.
+fn view_table_columns(contract: &Contract, view: &DerivedView) -> Vec<String> {
+    contract
+        .view_columns(view)
         .iter()
-        .cloned()
+        .map(|c| c.name.clone())
         .chain(std::iter::once(contract.partition_column()))
-        .map(|name| {
-            schema
-                .index_of(&name)
-                .map_err(|_| FerryError::Internal(format!("column {name} is not stored")))
-        })
         .collect()
+}
+
+/// Positions of `names` in `schema`; `missing` explains a name that is not there.
+fn indices_of(
+    schema: &SchemaRef,
+    names: &[String],
+    missing: impl Fn(&str) -> FerryError,
+) -> Result<Vec<usize>, FerryError> {
+    names
+        .iter()
+        .map(|name| schema.index_of(name).map_err(|_| missing(name)))
+        .collect()
+}
+
+fn projected(schema: &SchemaRef, indices: &[usize]) -> Result<SchemaRef, FerryError> {
+    schema
+        .project(indices)
+        .map(Arc::new)
+        .map_err(|e| FerryError::Internal(format!("projecting a schema: {e}")))
 }
 
 #[async_trait]
@@ -327,17 +338,10 @@ impl Warehouse for LocalWarehouse {
         {
             let filter = ViewFilter::parse(&view.filter, contract)
                 .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
-            let columns: Vec<String> = contract
-                .view_columns(view)
-                .iter()
-                .map(|c| c.name.clone())
-                .collect();
-            let projection = view_projection(contract, &columns, &schema)?;
-            let view_schema = Arc::new(
-                schema
-                    .project(&projection)
-                    .map_err(|e| FerryError::Internal(format!("view schema: {e}")))?,
-            );
+            let projection = indices_of(&schema, &view_table_columns(contract, view), |name| {
+                FerryError::Internal(format!("column {name} is not stored"))
+            })?;
+            let view_schema = projected(&schema, &projection)?;
             let mut writer =
                 TableWriter::create(&view.name, self.file(&view.name, date, id), view_schema)?;
             writer.filter = physical_filter(&filter, &schema)?;
@@ -391,50 +395,25 @@ impl Warehouse for LocalWarehouse {
             let view = contract
                 .view(&plan.table)
                 .ok_or_else(|| FerryError::NotFound(format!("view {}", plan.table)))?;
-            let mut names: Vec<String> = contract
-                .view_columns(view)
-                .iter()
-                .map(|c| c.name.clone())
-                .collect();
-            names.push(contract.partition_column());
-            names
+            view_table_columns(contract, view)
         };
-        let table_schema = Arc::new(
-            stored
-                .project(
-                    &table_columns
-                        .iter()
-                        .map(|n| {
-                            stored
-                                .index_of(n)
-                                .map_err(|_| FerryError::Internal(format!("column {n}")))
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-                .map_err(|e| FerryError::Internal(e.to_string()))?,
-        );
+        let table_schema = projected(
+            &stored,
+            &indices_of(&stored, &table_columns, |name| {
+                FerryError::Internal(format!("column {name} is not stored"))
+            })?,
+        )?;
         let columns = if plan.columns.is_empty() {
             table_columns
         } else {
             plan.columns.clone()
         };
-        let out_schema = Arc::new(
-            table_schema
-                .project(
-                    &columns
-                        .iter()
-                        .map(|n| {
-                            table_schema.index_of(n).map_err(|_| {
-                                FerryError::InvalidArgument(format!(
-                                    "{} has no column {n:?}",
-                                    plan.table
-                                ))
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                )
-                .map_err(|e| FerryError::Internal(e.to_string()))?,
-        );
+        let out_schema = projected(
+            &table_schema,
+            &indices_of(&table_schema, &columns, |name| {
+                FerryError::InvalidArgument(format!("{} has no column {name:?}", plan.table))
+            })?,
+        )?;
         if plan.partitions.is_empty() || plan.limit == Some(0) {
             return Ok(RowStream {
                 schema: out_schema,
