@@ -29,8 +29,6 @@ pub enum FerryError {
     /// The source is not a readable CSV at all (bad header, bad encoding).
     #[error("malformed source: {0}")]
     MalformedSource(String),
-    #[error("publication {0} was interrupted")]
-    Aborted(String),
     #[error("warehouse: {0}")]
     Warehouse(String),
     #[error("registry: {0}")]

@@ -2,8 +2,6 @@
 //! ledger, behind sqlx's `Any` driver so one set of migrations serves SQLite (embedded default)
 //! and PostgreSQL (production).
 
-use std::str::FromStr;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -552,12 +550,5 @@ fn redact(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
-    }
-}
-
-impl FromStr for PublicationStatus {
-    type Err = FerryError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
     }
 }

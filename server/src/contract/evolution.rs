@@ -23,18 +23,6 @@ impl fmt::Display for ContractVersion {
     }
 }
 
-impl std::str::FromStr for ContractVersion {
-    type Err = FerryError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || FerryError::Internal(format!("malformed contract version {s:?}"));
-        let (major, minor) = s.split_once('.').ok_or_else(bad)?;
-        Ok(Self {
-            major: major.parse().map_err(|_| bad())?,
-            minor: minor.parse().map_err(|_| bad())?,
-        })
-    }
-}
-
 /// What registering a contract does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evolution {

@@ -266,9 +266,8 @@ impl FerryService for FerryGrpc {
                 limit: request.limit,
             })
             .await?;
-        let mut schema = Some(convert::schema_to_pb(&rows.schema));
         let header = pb::ReadRowsResponse {
-            schema: schema.take().unwrap_or_default(),
+            schema: convert::schema_to_pb(&rows.schema),
             rows: Vec::new(),
         };
         let body = rows.batches.flat_map(|batch| {

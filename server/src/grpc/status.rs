@@ -15,7 +15,6 @@ impl From<FerryError> for Status {
             FerryError::IncompatibleContract(_) => Code::FailedPrecondition,
             FerryError::NotFound(_) | FerryError::SourceNotFound { .. } => Code::NotFound,
             FerryError::SourceUnavailable { .. } => Code::Unavailable,
-            FerryError::Aborted(_) => Code::Aborted,
             FerryError::Warehouse(_) | FerryError::Registry(_) | FerryError::Internal(_) => {
                 Code::Internal
             }
