@@ -45,6 +45,16 @@ fn wait_for_port(port: u16, within: Duration) -> bool {
     false
 }
 
+/// Sends a fixture request to a test server and fails the test unless it succeeds.
+async fn expect_success(request: reqwest::RequestBuilder, what: &str) {
+    let response = request.send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{what}: {}",
+        response.status()
+    );
+}
+
 /// A moto S3 server, killed on drop.
 pub struct MotoS3 {
     pub endpoint: String,
@@ -75,32 +85,23 @@ impl MotoS3 {
     }
 
     pub async fn create_bucket(&self, bucket: &str) {
-        let response = reqwest::Client::new()
-            .put(format!("{}/{bucket}", self.endpoint))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "create bucket: {}",
-            response.status()
-        );
+        expect_success(
+            reqwest::Client::new().put(format!("{}/{bucket}", self.endpoint)),
+            "create bucket",
+        )
+        .await;
     }
 
     pub async fn put(&self, bucket: &str, key: &str, body: impl Into<reqwest::Body>) {
-        let response = reqwest::Client::new()
-            .put(format!("{}/{bucket}/{key}", self.endpoint))
-            // Public so the same object can also be fetched as a plain http(s) URL.
-            .header("x-amz-acl", "public-read")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "put object: {}",
-            response.status()
-        );
+        expect_success(
+            reqwest::Client::new()
+                .put(format!("{}/{bucket}/{key}", self.endpoint))
+                // Public so the same object can also be fetched as a plain http(s) URL.
+                .header("x-amz-acl", "public-read")
+                .body(body),
+            "put object",
+        )
+        .await;
     }
 }
 
@@ -484,36 +485,28 @@ impl FakeGcs {
     }
 
     pub async fn create_bucket(&self, bucket: &str) {
-        let response = reqwest::Client::new()
-            .post(format!("{}/storage/v1/b?project=test", self.base_url))
-            .header("content-type", "application/json")
-            .body(format!("{{\"name\":\"{bucket}\"}}"))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "create bucket: {}",
-            response.status()
-        );
+        expect_success(
+            reqwest::Client::new()
+                .post(format!("{}/storage/v1/b?project=test", self.base_url))
+                .header("content-type", "application/json")
+                .body(format!("{{\"name\":\"{bucket}\"}}")),
+            "create bucket",
+        )
+        .await;
     }
 
     /// Uploads through the JSON API (fake-gcs-server's XML-API writes do not work).
     pub async fn put(&self, bucket: &str, name: &str, body: impl Into<reqwest::Body>) {
-        let response = reqwest::Client::new()
-            .post(format!(
-                "{}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}",
-                self.base_url
-            ))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "upload: {}",
-            response.status()
-        );
+        expect_success(
+            reqwest::Client::new()
+                .post(format!(
+                    "{}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}",
+                    self.base_url
+                ))
+                .body(body),
+            "upload",
+        )
+        .await;
     }
 
     /// A service-account file that points object_store at this server without OAuth.
