@@ -9,6 +9,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::error::FerryError;
+use crate::governance::AuthConfig;
 use crate::ingest::SourcesConfig;
 use crate::registry::Registry;
 
@@ -26,6 +27,64 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `ferry_server=debug,info`; `RUST_LOG` wins when set.
     pub log_level: String,
+    /// A directory with casbin's `model.conf` and `policy.csv`; unset means the policies built
+    /// into the binary (a copy of the repository's `policies/`).
+    pub policy_dir: Option<PathBuf>,
+    /// Seconds between checks for edited policy files and grants made on other replicas.
+    pub policy_refresh_secs: u64,
+    pub auth: AuthConfig,
+    pub privacy: PrivacyConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// The HMAC-SHA-256 key for pseudonymized columns (at least 32 bytes). Prefer
+    /// `FERRY_PRIVACY__PSEUDONYMIZATION_KEY` or a file mounted from a secret store.
+    pub pseudonymization_key: Option<Secret>,
+    pub pseudonymization_key_file: Option<PathBuf>,
+}
+
+impl PrivacyConfig {
+    pub fn key(&self) -> Result<Option<Vec<u8>>, FerryError> {
+        match (&self.pseudonymization_key, &self.pseudonymization_key_file) {
+            (Some(key), _) => Ok(Some(key.expose().as_bytes().to_vec())),
+            (None, Some(path)) => std::fs::read(path).map(Some).map_err(|e| {
+                FerryError::InvalidArgument(format!(
+                    "cannot read privacy.pseudonymization_key_file {}: {e}",
+                    path.display()
+                ))
+            }),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// A configured secret: usable by the server, never printed by `Debug` or `ferry-server config`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("<redacted>")
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -45,6 +104,10 @@ impl Default for Config {
             sources: SourcesConfig::default(),
             log_format: LogFormat::default(),
             log_level: "info".into(),
+            policy_dir: None,
+            policy_refresh_secs: 10,
+            auth: AuthConfig::default(),
+            privacy: PrivacyConfig::default(),
         }
     }
 }
@@ -101,6 +164,19 @@ mod tests {
                 .registry_url()
                 .starts_with("sqlite:///srv/ferry/registry.sqlite")
         );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let mut config = Config::default();
+        config.auth.bootstrap_admin_token = Some(Secret::new("very-secret-bootstrap-token"));
+        config.privacy.pseudonymization_key = Some(Secret::new("very-secret-hmac-key"));
+        let shown = format!(
+            "{config:?}{}",
+            serde_json::to_string(&config).expect("serializes")
+        );
+        assert!(!shown.contains("very-secret"), "{shown}");
+        assert!(shown.contains("<redacted>"));
     }
 
     #[test]

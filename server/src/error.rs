@@ -9,6 +9,12 @@ pub enum FerryError {
     InvalidContract(String),
     #[error("incompatible contract change: {0}")]
     IncompatibleContract(String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("{0} not found")]

@@ -1,11 +1,13 @@
 //! Ferry: governed publishing of day-partitioned datasets into the warehouse.
 //!
 //! Layers, outermost first: `grpc` (tonic adapters) -> `service` (validate, authorize, act) ->
-//! `contract`, `ingest`, `registry`, `warehouse` (domain and backends, no transport types).
+//! `contract`, `governance`, `ingest`, `registry`, `warehouse` (domain and backends, no transport
+//! types).
 
 pub mod config;
 pub mod contract;
 pub mod error;
+pub mod governance;
 pub mod grpc;
 pub mod ingest;
 pub mod registry;

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry_server::config::LogFormat;
-use ferry_server::server::{BoundServer, shutdown_signal};
+use ferry_server::governance::check_policies;
+use ferry_server::server::{BoundServer, build_ferry, shutdown_signal};
+use ferry_server::registry::Registry;
+use ferry_server::service::{Caller, TokenRequest, issue_token};
 use ferry_server::{Config, telemetry};
 
 #[derive(Parser)]
@@ -34,7 +37,47 @@ enum Command {
         log_format: Option<LogFormat>,
     },
     /// Print the effective configuration (defaults, file and environment merged) as JSON.
+    /// Secrets print as <redacted>.
     Config,
+    /// Issue, list or revoke bearer tokens directly in the registry (for the first tokens, or
+    /// when no admin token is at hand). Needs the server's registry configuration.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Run the allow/deny cases in POLICY_DIR/tests/*.csv against the policies; exits 1 on any
+    /// mismatch.
+    CheckPolicies {
+        /// The policies to check [default: the configured policy_dir, else ./policies].
+        #[arg(long)]
+        policy_dir: Option<PathBuf>,
+    },
+    /// Remove partitions older than each contract's retention, and log each removal in the audit
+    /// log. Schedule it daily (a Kubernetes CronJob does this in deploy/).
+    Retention {
+        /// Treat this day as today (YYYY-MM-DD) [default: today, UTC].
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token bound to PRINCIPAL and print it once. Only its hash is stored.
+    Create {
+        /// kind:name, e.g. team:catalog, admin:platform, privacy:dpo.
+        #[arg(long)]
+        principal: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Expiry (YYYY-MM-DD, UTC midnight).
+        #[arg(long)]
+        expires: Option<chrono::NaiveDate>,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id (tok_...).
+    Revoke { id: String },
 }
 
 #[tokio::main]
@@ -71,6 +114,89 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Config => {
             println!("{}", serde_json::to_string_pretty(&config)?);
+            Ok(())
+        }
+        Command::Token { command } => {
+            let registry = Registry::connect(&config.registry_url()).await?;
+            let admin = Caller::system("cli");
+            match command {
+                TokenCommand::Create {
+                    principal,
+                    description,
+                    expires,
+                } => {
+                    let issued = issue_token(
+                        &registry,
+                        TokenRequest {
+                            principal,
+                            description,
+                            expires_at: expires
+                                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                                .map(|t| t.and_utc()),
+                        },
+                        &admin,
+                    )
+                    .await?;
+                    eprintln!(
+                        "created {} for {}; store the token now, it cannot be shown again:",
+                        issued.record.id, issued.record.principal
+                    );
+                    println!("{}", issued.secret);
+                }
+                TokenCommand::List => {
+                    for token in registry.list_tokens().await? {
+                        println!(
+                            "{}\t{}\t{}\t{}",
+                            token.id,
+                            token.principal,
+                            if token.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            },
+                            token.description
+                        );
+                    }
+                }
+                TokenCommand::Revoke { id } => {
+                    if !registry.revoke_token(&id).await? {
+                        anyhow::bail!("no live token {id}");
+                    }
+                    println!("revoked {id}");
+                }
+            }
+            Ok(())
+        }
+        Command::CheckPolicies { policy_dir } => {
+            let dir = policy_dir
+                .or(config.policy_dir)
+                .unwrap_or_else(|| PathBuf::from("policies"));
+            let report = check_policies(&dir).await?;
+            for failure in &report.failures {
+                eprintln!("FAIL {failure}");
+            }
+            println!(
+                "{} policy cases, {} failed ({})",
+                report.cases,
+                report.failures.len(),
+                dir.display()
+            );
+            if !report.failures.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Retention { today } => {
+            let telemetry = telemetry::init(config.log_format, &config.log_level)?;
+            let ferry = build_ferry(&config).await?;
+            let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
+            let removed = ferry.enforce_retention(today).await;
+            telemetry.shutdown();
+            let removed = removed?;
+            for (dataset, day) in &removed {
+                println!("removed {dataset} {day}");
+            }
+            println!("{} partition(s) removed", removed.len());
             Ok(())
         }
     }

@@ -2,22 +2,25 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ferry_proto::v1::FILE_DESCRIPTOR_SET;
 use ferry_proto::v1::ferry_service_server::FerryServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::error::FerryError;
+use crate::governance::{Authenticator, Authorizer, Pseudonymizer};
 use crate::grpc::{FerryGrpc, RpcTelemetryLayer};
 use crate::registry::Registry;
-use crate::service::Ferry;
+use crate::service::{Ferry, Governance};
 use crate::warehouse::LocalWarehouse;
 
-/// Opens the registry and the embedded warehouse described by `config`, and recovers from any
-/// publish a previous process left unfinished.
+/// Opens the registry and the embedded warehouse described by `config`. Serving also recovers
+/// from publishes a previous process left unfinished; one-off commands must not, since a server
+/// may be running beside them.
 pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         FerryError::InvalidArgument(format!(
@@ -27,13 +30,26 @@ pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
     })?;
     let registry = Registry::connect(&config.registry_url()).await?;
     let warehouse = Arc::new(LocalWarehouse::new(&config.data_dir)?);
+    let governance = Governance {
+        authenticator: Authenticator::new(registry.clone(), &config.auth)?,
+        authorizer: Authorizer::load(
+            config.policy_dir.as_deref(),
+            &registry.unrevoked_grants().await?,
+        )
+        .await?,
+        pseudonymizer: config
+            .privacy
+            .key()?
+            .map(|key| Pseudonymizer::new(&key))
+            .transpose()?,
+    };
     let ferry = Arc::new(Ferry::new(
         registry,
         warehouse,
         config.sources.clone(),
         config.data_dir.join("quarantine"),
+        governance,
     ));
-    ferry.recover().await?;
     Ok(ferry)
 }
 
@@ -42,12 +58,14 @@ pub struct BoundServer {
     pub local_addr: SocketAddr,
     listener: TcpListener,
     ferry: Arc<Ferry>,
+    policy_refresh: Duration,
 }
 
 impl BoundServer {
     /// Binds `config.listen` (port 0 picks a free port, as tests do).
     pub async fn bind(config: &Config) -> Result<Self, FerryError> {
         let ferry = build_ferry(config).await?;
+        ferry.recover().await?;
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             FerryError::InvalidArgument(format!("cannot listen on {}: {e}", config.listen))
         })?;
@@ -55,7 +73,13 @@ impl BoundServer {
             local_addr: listener.local_addr()?,
             listener,
             ferry,
+            policy_refresh: Duration::from_secs(config.policy_refresh_secs.max(1)),
         })
+    }
+
+    /// The service behind the listener, e.g. to issue tokens before serving.
+    pub fn ferry(&self) -> &Arc<Ferry> {
+        &self.ferry
     }
 
     /// Serves until `shutdown` completes, then drains in-flight calls.
@@ -72,15 +96,52 @@ impl BoundServer {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1()
             .map_err(|e| FerryError::Internal(format!("reflection: {e}")))?;
+        let refresher = tokio::spawn(refresh_policies(self.ferry.clone(), self.policy_refresh));
         info!(addr = %self.local_addr, "ferry-server listening");
-        tonic::transport::Server::builder()
+        let served = tonic::transport::Server::builder()
             .layer(RpcTelemetryLayer)
             .add_service(health_service)
             .add_service(reflection)
             .add_service(FerryServiceServer::new(FerryGrpc::new(self.ferry)))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await
-            .map_err(|e| FerryError::Internal(format!("server: {e}")))
+            .map_err(|e| FerryError::Internal(format!("server: {e}")));
+        refresher.abort();
+        served
+    }
+}
+
+/// Picks up edited policy files and grants made on other replicas, every `period` and at once
+/// on SIGHUP.
+async fn refresh_policies(ferry: Arc<Ferry>, period: Duration) {
+    #[cfg(unix)]
+    let mut hangup =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut ticker = tokio::time::interval(period);
+    let mut fingerprint = String::new();
+    loop {
+        #[cfg(unix)]
+        let hangup_received = async {
+            match hangup.as_mut() {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hangup_received = std::future::pending::<()>();
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = hangup_received => {
+                info!("SIGHUP: reloading policies");
+                fingerprint.clear();
+            }
+        }
+        match ferry.refresh_policies(&fingerprint).await {
+            Ok(next) => fingerprint = next,
+            Err(e) => warn!(error = %e, "policy refresh failed; the previous policies stay in force"),
+        }
     }
 }
 

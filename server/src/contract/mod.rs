@@ -51,6 +51,17 @@ pub enum Classification {
     Sensitive,
 }
 
+impl Classification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Public => "public",
+            Self::Internal => "internal",
+            Self::Personal => "personal",
+            Self::Sensitive => "sensitive",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PiiHandling {
@@ -70,6 +81,32 @@ pub enum LegalBasis {
     VitalInterests,
     PublicTask,
     LegitimateInterests,
+}
+
+impl LegalBasis {
+    pub const ALL: [LegalBasis; 6] = [
+        Self::Consent,
+        Self::Contract,
+        Self::LegalObligation,
+        Self::VitalInterests,
+        Self::PublicTask,
+        Self::LegitimateInterests,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Consent => "consent",
+            Self::Contract => "contract",
+            Self::LegalObligation => "legal_obligation",
+            Self::VitalInterests => "vital_interests",
+            Self::PublicTask => "public_task",
+            Self::LegitimateInterests => "legitimate_interests",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.as_str() == text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -295,6 +332,7 @@ impl Contract {
                     column.name
                 ));
             }
+            self.validate_personal_data(column)?;
             if column.pii_handling == PiiHandling::Pseudonymize
                 && column.column_type != ColumnType::String
             {
@@ -334,6 +372,72 @@ impl Contract {
                 .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
         }
         Ok(())
+    }
+
+    /// GDPR: personal and sensitive columns that are stored need a legal basis, a purpose and a
+    /// retention, so every copy of the data can say why it exists and when it goes.
+    fn validate_personal_data(&self, column: &Column) -> Result<(), FerryError> {
+        if column.classification < Classification::Personal
+            || column.pii_handling == PiiHandling::Drop
+        {
+            return Ok(());
+        }
+        let mut missing = Vec::new();
+        if column.legal_basis.is_none() {
+            missing.push(format!(
+                "legal_basis (one of {})",
+                LegalBasis::ALL.map(LegalBasis::as_str).join(", ")
+            ));
+        }
+        if column.purpose.trim().is_empty() {
+            missing.push("purpose".to_owned());
+        }
+        if column.retention_days.or(self.retention_days).is_none() {
+            missing.push("retention_days (on the column or the dataset)".to_owned());
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(FerryError::InvalidContract(format!(
+                "column {:?} is {} data and needs {}; or set pii_handling: drop",
+                column.name,
+                column.classification.as_str(),
+                missing.join(", ")
+            )))
+        }
+    }
+
+    /// The stored columns of the dataset or one of its views. Views inherit each column's
+    /// classification because they point at the dataset's columns.
+    pub fn table_columns(&self, table: &str) -> Vec<&Column> {
+        match self.view(table) {
+            Some(view) => self.view_columns(view),
+            None => self.stored_columns().collect(),
+        }
+    }
+
+    /// Whether the table (dataset or view) stores personal or sensitive data in clear.
+    pub fn has_personal_data_in_clear(&self, table: &str) -> bool {
+        self.table_columns(table).iter().any(|c| {
+            c.classification >= Classification::Personal && c.pii_handling == PiiHandling::Keep
+        })
+    }
+
+    /// Whether publishing needs the server's pseudonymization key.
+    pub fn needs_pseudonymization(&self) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.pii_handling == PiiHandling::Pseudonymize)
+    }
+
+    /// The shortest retention that applies to stored partitions: the dataset's, or a stored
+    /// personal column's when that is shorter.
+    pub fn effective_retention_days(&self) -> Option<u32> {
+        self.stored_columns()
+            .filter(|c| c.classification >= Classification::Personal)
+            .filter_map(|c| c.retention_days)
+            .chain(self.retention_days)
+            .min()
     }
 
     pub fn partition_column(&self) -> String {
@@ -427,6 +531,29 @@ pub(crate) mod tests {
             err.to_string().contains("\"price\" is not in dataset"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn personal_columns_need_basis_purpose_and_retention() {
+        let mut contract = catalog();
+        contract.retention_days = None;
+        contract.columns[2].classification = Classification::Personal;
+        let err = contract.validate().unwrap_err().to_string();
+        for what in ["legal_basis", "purpose", "retention_days", "\"comment\""] {
+            assert!(err.contains(what), "{what} missing from: {err}");
+        }
+        contract.columns[2].legal_basis = Some(LegalBasis::Contract);
+        contract.columns[2].purpose = "support".into();
+        let err = contract.validate().unwrap_err().to_string();
+        assert!(!err.contains("legal_basis") && err.contains("retention_days"), "{err}");
+        contract.retention_days = Some(30);
+        contract.validate().unwrap();
+        contract.columns[2].retention_days = Some(7);
+        assert_eq!(contract.effective_retention_days(), Some(7));
+        contract.columns[2].classification = Classification::Sensitive;
+        contract.columns[2].legal_basis = None;
+        contract.columns[2].pii_handling = PiiHandling::Drop;
+        contract.validate().unwrap();
     }
 
     #[test]

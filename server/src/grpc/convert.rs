@@ -11,7 +11,9 @@ use crate::contract::{
     Materialization, Partitioning, PiiHandling, SourceFormat,
 };
 use crate::error::FerryError;
+use crate::governance::{AuditEvent, Grant, GrantRole, GrantStatus, NewGrant, TokenRecord};
 use crate::registry::{PartitionEntry, Publication, PublicationStatus, RegisteredDataset};
+use crate::service::ColumnGovernance;
 
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
@@ -39,6 +41,97 @@ fn legal_basis_to_pb(b: Option<LegalBasis>) -> pb::LegalBasis {
         Some(LegalBasis::VitalInterests) => pb::LegalBasis::VitalInterests,
         Some(LegalBasis::PublicTask) => pb::LegalBasis::PublicTask,
         Some(LegalBasis::LegitimateInterests) => pb::LegalBasis::LegitimateInterests,
+    }
+}
+
+pub fn time_from_pb(t: Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, FerryError> {
+    t.map(|t| {
+        DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
+            .ok_or_else(|| FerryError::InvalidArgument("timestamp out of range".into()))
+    })
+    .transpose()
+}
+
+fn classification_to_pb(c: Classification) -> pb::Classification {
+    match c {
+        Classification::Public => pb::Classification::Public,
+        Classification::Internal => pb::Classification::Internal,
+        Classification::Personal => pb::Classification::Personal,
+        Classification::Sensitive => pb::Classification::Sensitive,
+    }
+}
+
+pub fn new_grant_from_pb(r: pb::GrantAccessRequest) -> Result<NewGrant, FerryError> {
+    let role = match pb::Role::try_from(r.role) {
+        Ok(pb::Role::Reader) | Ok(pb::Role::Unspecified) => GrantRole::Reader,
+        Ok(pb::Role::Publisher) => GrantRole::Publisher,
+        Err(_) => return Err(FerryError::InvalidArgument(format!("unknown role {}", r.role))),
+    };
+    Ok(NewGrant {
+        target: r.target.trim().to_owned(),
+        grantee: r.grantee.trim().to_owned(),
+        role,
+        purpose: r.purpose,
+        legal_basis: legal_basis_from_pb(r.legal_basis)
+            .map_err(|e| FerryError::InvalidArgument(e.to_string()))?,
+        expires_at: time_from_pb(r.expires_at)?,
+        clear_personal_data: r.clear_personal_data,
+    })
+}
+
+pub fn grant_to_pb(g: &Grant) -> pb::Grant {
+    let status = match g.status(Utc::now()) {
+        GrantStatus::Active => pb::GrantStatus::Active,
+        GrantStatus::PendingApproval => pb::GrantStatus::PendingApproval,
+        GrantStatus::Revoked => pb::GrantStatus::Revoked,
+        GrantStatus::Expired => pb::GrantStatus::Expired,
+    };
+    pb::Grant {
+        id: g.id.clone(),
+        target: g.target.clone(),
+        grantee: g.grantee.clone(),
+        role: match g.role {
+            GrantRole::Reader => pb::Role::Reader,
+            GrantRole::Publisher => pb::Role::Publisher,
+        }
+        .into(),
+        purpose: g.purpose.clone(),
+        legal_basis: legal_basis_to_pb(g.legal_basis).into(),
+        expires_at: g.expires_at.map(timestamp),
+        status: status.into(),
+        granted_by: g.granted_by.clone(),
+        approved_by: g.approved_by.clone().unwrap_or_default(),
+        created_at: Some(timestamp(g.created_at)),
+        dataset: g.dataset.clone(),
+        clear_personal_data: g.clear_personal_data,
+        approved_at: g.approved_at.map(timestamp),
+        revoked_by: g.revoked_by.clone().unwrap_or_default(),
+        revoked_at: g.revoked_at.map(timestamp),
+    }
+}
+
+pub fn token_to_pb(t: &TokenRecord) -> pb::TokenInfo {
+    pb::TokenInfo {
+        id: t.id.clone(),
+        principal: t.principal.clone(),
+        description: t.description.clone(),
+        created_by: t.created_by.clone(),
+        created_at: Some(timestamp(t.created_at)),
+        expires_at: t.expires_at.map(timestamp),
+        revoked_at: t.revoked_at.map(timestamp),
+    }
+}
+
+pub fn audit_event_to_pb(e: &AuditEvent) -> pb::AuditEvent {
+    pb::AuditEvent {
+        id: e.id.clone(),
+        at: Some(timestamp(e.at)),
+        principal: e.principal.clone(),
+        action: e.action.clone(),
+        target: e.target.clone(),
+        outcome: e.outcome.as_str().into(),
+        detail: e.detail.clone(),
+        request_id: e.request_id.clone(),
     }
 }
 
@@ -71,13 +164,7 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
                 name: col.name.clone(),
                 r#type: column_type_to_pb(col.column_type).into(),
                 required: col.required,
-                classification: match col.classification {
-                    Classification::Public => pb::Classification::Public,
-                    Classification::Internal => pb::Classification::Internal,
-                    Classification::Personal => pb::Classification::Personal,
-                    Classification::Sensitive => pb::Classification::Sensitive,
-                }
-                .into(),
+                classification: classification_to_pb(col.classification).into(),
                 description: col.description.clone(),
                 pii_handling: match col.pii_handling {
                     PiiHandling::Keep => pb::PiiHandling::Keep,
@@ -284,11 +371,14 @@ pub fn publication_to_pb(p: &Publication) -> pb::Publication {
     }
 }
 
-pub fn schema_to_pb(schema: &SchemaRef) -> Vec<pb::ColumnSchema> {
+pub fn schema_to_pb(schema: &SchemaRef, governance: &[ColumnGovernance]) -> Vec<pb::ColumnSchema> {
     schema
         .fields()
         .iter()
-        .map(|f| pb::ColumnSchema {
+        .zip(governance)
+        .map(|(f, g)| pb::ColumnSchema {
+            masked: g.masked,
+            classification: classification_to_pb(g.classification).into(),
             name: f.name().clone(),
             r#type: match f.data_type() {
                 DataType::Int64 => pb::ColumnType::Int64,

@@ -21,7 +21,8 @@ use tracing::Instrument;
 
 use crate::contract::Contract;
 use crate::ingest::IngestProgress;
-use crate::service::{Caller, Ferry, PublishRequest, ReadRequest};
+use crate::registry::AuditQuery;
+use crate::service::{Caller, Ferry, PublishRequest, ReadRequest, TokenRequest};
 
 /// How often a running publish reports progress.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(500);
@@ -40,19 +41,41 @@ impl FerryGrpc {
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-/// Names the caller and the dataset on the RPC span (never a token or a row value).
-fn record_call(dataset: &str) {
-    let span = tracing::Span::current();
-    span.record("ferry.principal", Caller::anonymous().principal.as_str());
+/// Names the dataset on the RPC span (never a token or a row value).
+fn record_dataset(dataset: &str) {
     if !dataset.is_empty() {
-        span.record("ferry.dataset", dataset);
+        tracing::Span::current().record("ferry.dataset", dataset);
     }
 }
 
-fn unimplemented(rpc: &str, issue: &str) -> Status {
-    Status::unimplemented(format!(
-        "{rpc} is not implemented yet: it arrives with {issue}"
-    ))
+/// Request ids are echoed into the audit log, so only short, plain ones are taken from clients.
+fn request_id<T>(request: &Request<T>) -> String {
+    request
+        .metadata()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 128
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        })
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+impl FerryGrpc {
+    /// Authenticates the call and names the principal on the RPC span.
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
+        let caller = self
+            .ferry
+            .authenticate(authorization, &request_id(request))
+            .await?;
+        tracing::Span::current().record("ferry.principal", caller.principal.as_str());
+        Ok(caller)
+    }
 }
 
 #[tonic::async_trait]
@@ -61,6 +84,7 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::RegisterDatasetRequest>,
     ) -> Result<Response<pb::RegisterDatasetResponse>, Status> {
+        let caller = self.caller(&request).await?;
         let contract = match request.into_inner().contract_source {
             Some(pb::register_dataset_request::ContractSource::Contract(c)) => {
                 convert::contract_from_pb(c)?
@@ -74,14 +98,11 @@ impl FerryService for FerryGrpc {
                 ));
             }
         };
-        record_call(&contract.name);
-        let outcome = self
-            .ferry
-            .register_dataset(contract, &Caller::anonymous())
-            .await?;
+        record_dataset(&contract.name);
+        let outcome = self.ferry.register_dataset(contract, &caller).await?;
         let (_, partitions) = self
             .ferry
-            .get_dataset(&outcome.dataset.contract.name)
+            .get_dataset(&outcome.dataset.contract.name, &caller)
             .await?;
         Ok(Response::new(pb::RegisterDatasetResponse {
             dataset: Some(convert::dataset_to_pb(&outcome.dataset, &partitions)),
@@ -94,9 +115,10 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::GetDatasetRequest>,
     ) -> Result<Response<pb::Dataset>, Status> {
+        let caller = self.caller(&request).await?;
         let name = request.into_inner().name;
-        record_call(&name);
-        let (dataset, partitions) = self.ferry.get_dataset(&name).await?;
+        record_dataset(&name);
+        let (dataset, partitions) = self.ferry.get_dataset(&name, &caller).await?;
         Ok(Response::new(convert::dataset_to_pb(&dataset, &partitions)))
     }
 
@@ -104,9 +126,10 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::ListDatasetsRequest>,
     ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
+        let caller = self.caller(&request).await?;
         let datasets = self
             .ferry
-            .list_datasets(&request.into_inner().name_prefix)
+            .list_datasets(&request.into_inner().name_prefix, &caller)
             .await?;
         Ok(Response::new(pb::ListDatasetsResponse {
             datasets: datasets
@@ -122,8 +145,9 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::PublishPartitionRequest>,
     ) -> Result<Response<Self::PublishPartitionStream>, Status> {
+        let caller = self.caller(&request).await?;
         let request = request.into_inner();
-        record_call(&request.dataset);
+        record_dataset(&request.dataset);
         let request = PublishRequest {
             dataset: request.dataset,
             partition_date: request.partition_date,
@@ -136,11 +160,7 @@ impl FerryService for FerryGrpc {
         // The publish runs to completion even if the client goes away, so a partition is never
         // left to a dropped future.
         let mut publish = tokio::spawn(
-            async move {
-                ferry
-                    .publish(request, &Caller::anonymous(), task_progress)
-                    .await
-            }
+            async move { ferry.publish(request, &caller, task_progress).await }
             .instrument(tracing::Span::current()),
         );
 
@@ -186,7 +206,11 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::GetPublicationRequest>,
     ) -> Result<Response<pb::Publication>, Status> {
-        let publication = self.ferry.get_publication(&request.into_inner().id).await?;
+        let caller = self.caller(&request).await?;
+        let publication = self
+            .ferry
+            .get_publication(&request.into_inner().id, &caller)
+            .await?;
         Ok(Response::new(convert::publication_to_pb(&publication)))
     }
 
@@ -194,11 +218,17 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::ListPublicationsRequest>,
     ) -> Result<Response<pb::ListPublicationsResponse>, Status> {
+        let caller = self.caller(&request).await?;
         let request = request.into_inner();
-        record_call(&request.dataset);
+        record_dataset(&request.dataset);
         let publications = self
             .ferry
-            .list_publications(&request.dataset, &request.partition_date, request.limit)
+            .list_publications(
+                &request.dataset,
+                &request.partition_date,
+                request.limit,
+                &caller,
+            )
             .await?;
         Ok(Response::new(pb::ListPublicationsResponse {
             publications: publications
@@ -210,42 +240,136 @@ impl FerryService for FerryGrpc {
 
     async fn grant_access(
         &self,
-        _: Request<pb::GrantAccessRequest>,
+        request: Request<pb::GrantAccessRequest>,
     ) -> Result<Response<pb::Grant>, Status> {
-        Err(unimplemented(
-            "GrantAccess",
-            "the governance work (grants, casbin, PII rules)",
-        ))
+        let caller = self.caller(&request).await?;
+        let request = convert::new_grant_from_pb(request.into_inner())?;
+        record_dataset(&request.target);
+        let grant = self.ferry.grant_access(request, &caller).await?;
+        Ok(Response::new(convert::grant_to_pb(&grant)))
     }
 
     async fn revoke_access(
         &self,
-        _: Request<pb::RevokeAccessRequest>,
+        request: Request<pb::RevokeAccessRequest>,
     ) -> Result<Response<pb::Grant>, Status> {
-        Err(unimplemented(
-            "RevokeAccess",
-            "the governance work (grants, casbin, PII rules)",
-        ))
+        let caller = self.caller(&request).await?;
+        let grant = self
+            .ferry
+            .revoke_access(&request.into_inner().grant_id, &caller)
+            .await?;
+        Ok(Response::new(convert::grant_to_pb(&grant)))
     }
 
     async fn approve_grant(
         &self,
-        _: Request<pb::ApproveGrantRequest>,
+        request: Request<pb::ApproveGrantRequest>,
     ) -> Result<Response<pb::Grant>, Status> {
-        Err(unimplemented(
-            "ApproveGrant",
-            "the governance work (grants, casbin, PII rules)",
-        ))
+        let caller = self.caller(&request).await?;
+        let grant = self
+            .ferry
+            .approve_grant(&request.into_inner().grant_id, &caller)
+            .await?;
+        Ok(Response::new(convert::grant_to_pb(&grant)))
     }
 
     async fn list_grants(
         &self,
-        _: Request<pb::ListGrantsRequest>,
+        request: Request<pb::ListGrantsRequest>,
     ) -> Result<Response<pb::ListGrantsResponse>, Status> {
-        Err(unimplemented(
-            "ListGrants",
-            "the governance work (grants, casbin, PII rules)",
-        ))
+        let caller = self.caller(&request).await?;
+        let request = request.into_inner();
+        let grants = self
+            .ferry
+            .list_grants(
+                &request.target,
+                &request.grantee,
+                request.include_inactive,
+                &caller,
+            )
+            .await?;
+        Ok(Response::new(pb::ListGrantsResponse {
+            grants: grants.iter().map(convert::grant_to_pb).collect(),
+        }))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let request = request.into_inner();
+        let issued = self
+            .ferry
+            .create_token(
+                TokenRequest {
+                    principal: request.principal.trim().to_owned(),
+                    description: request.description,
+                    expires_at: convert::time_from_pb(request.expires_at)?,
+                },
+                &caller,
+            )
+            .await?;
+        Ok(Response::new(pb::CreateTokenResponse {
+            token: Some(convert::token_to_pb(&issued.record)),
+            secret: issued.secret,
+        }))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::TokenInfo>, Status> {
+        let caller = self.caller(&request).await?;
+        let token = self
+            .ferry
+            .revoke_token(&request.into_inner().id, &caller)
+            .await?;
+        Ok(Response::new(convert::token_to_pb(&token)))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let tokens = self.ferry.list_tokens(&caller).await?;
+        Ok(Response::new(pb::ListTokensResponse {
+            tokens: tokens.iter().map(convert::token_to_pb).collect(),
+        }))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let request = request.into_inner();
+        let events = self
+            .ferry
+            .audit_events(
+                AuditQuery {
+                    principal: request.principal,
+                    target: request.target,
+                    limit: request.limit,
+                },
+                &caller,
+            )
+            .await?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            events: events.iter().map(convert::audit_event_to_pb).collect(),
+        }))
+    }
+
+    async fn reload_policies(
+        &self,
+        request: Request<pb::ReloadPoliciesRequest>,
+    ) -> Result<Response<pb::ReloadPoliciesResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let loaded = self.ferry.reload_policies(&caller).await?;
+        Ok(Response::new(pb::ReloadPoliciesResponse {
+            grants_loaded: loaded as u32,
+        }))
     }
 
     type ReadRowsStream = EventStream<pb::ReadRowsResponse>;
@@ -254,23 +378,27 @@ impl FerryService for FerryGrpc {
         &self,
         request: Request<pb::ReadRowsRequest>,
     ) -> Result<Response<Self::ReadRowsStream>, Status> {
+        let caller = self.caller(&request).await?;
         let request = request.into_inner();
-        record_call(&request.name);
-        let rows = self
+        record_dataset(&request.name);
+        let governed = self
             .ferry
-            .read(ReadRequest {
-                name: request.name,
-                from_date: request.from_date,
-                to_date: request.to_date,
-                columns: request.columns,
-                limit: request.limit,
-            })
+            .read(
+                ReadRequest {
+                    name: request.name,
+                    from_date: request.from_date,
+                    to_date: request.to_date,
+                    columns: request.columns,
+                    limit: request.limit,
+                },
+                &caller,
+            )
             .await?;
         let header = pb::ReadRowsResponse {
-            schema: convert::schema_to_pb(&rows.schema),
+            schema: convert::schema_to_pb(&governed.rows.schema, &governed.columns),
             rows: Vec::new(),
         };
-        let body = rows.batches.flat_map(|batch| {
+        let body = governed.rows.batches.flat_map(|batch| {
             let messages: Vec<Result<pb::ReadRowsResponse, Status>> =
                 match batch.and_then(|b| convert::batch_to_rows(&b)) {
                     Ok(rows) => rows

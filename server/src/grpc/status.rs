@@ -12,7 +12,11 @@ impl From<FerryError> for Status {
             | FerryError::MalformedSource(_)
             | FerryError::RowsRejected { .. }
             | FerryError::ChecksumMismatch { .. } => Code::InvalidArgument,
-            FerryError::IncompatibleContract(_) => Code::FailedPrecondition,
+            FerryError::IncompatibleContract(_) | FerryError::FailedPrecondition(_) => {
+                Code::FailedPrecondition
+            }
+            FerryError::Unauthenticated(_) => Code::Unauthenticated,
+            FerryError::PermissionDenied(_) => Code::PermissionDenied,
             FerryError::NotFound(_) | FerryError::SourceNotFound { .. } => Code::NotFound,
             FerryError::SourceUnavailable { .. } => Code::Unavailable,
             FerryError::Warehouse(_) | FerryError::Registry(_) | FerryError::Internal(_) => {

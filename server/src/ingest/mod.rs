@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::contract::Contract;
 use crate::error::FerryError;
+use crate::governance::Pseudonymizer;
 use crate::warehouse::{PartitionSink, StagedPartition};
 
 pub use quarantine::CsvQuarantine;
@@ -106,6 +107,7 @@ pub async fn ingest(
     sink: Box<dyn PartitionSink>,
     quarantine: Option<Box<dyn Quarantine>>,
     progress: Arc<IngestProgress>,
+    pseudonymizer: Option<Pseudonymizer>,
 ) -> Result<IngestOutcome, FerryError> {
     let opened = source
         .open()
@@ -166,6 +168,7 @@ pub async fn ingest(
             sink,
             quarantine,
             validation_progress,
+            pseudonymizer,
         )
     });
 
@@ -200,8 +203,9 @@ fn validate_into_sink(
     mut sink: Box<dyn PartitionSink>,
     mut quarantine: Option<Box<dyn Quarantine>>,
     progress: Arc<ValidationProgress>,
+    pseudonymizer: Option<Pseudonymizer>,
 ) -> Result<(ValidationSummary, Option<StagedPartition>), FerryError> {
-    let validator = CsvValidator::new(contract, partition_date, progress);
+    let validator = CsvValidator::new(contract, partition_date, progress, pseudonymizer);
     let limit = contract.source.max_rejected_rows;
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let parent = tracing::Span::current();

@@ -15,8 +15,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::contract::{ColumnType, Contract};
+use crate::contract::{ColumnType, Contract, PiiHandling};
 use crate::error::FerryError;
+use crate::governance::Pseudonymizer;
 
 /// Rows per batch: large enough to amortize per-batch work, small enough that the wide `image`
 /// column keeps a batch to a few MB.
@@ -108,6 +109,7 @@ struct Slot {
     column_type: ColumnType,
     required: bool,
     stored: bool,
+    pseudonymize: bool,
     source_index: usize,
 }
 
@@ -165,6 +167,7 @@ pub struct CsvValidator<'c> {
     partition_day: i32,
     schema: SchemaRef,
     progress: Arc<ValidationProgress>,
+    pseudonymizer: Option<Pseudonymizer>,
 }
 
 /// A record that failed validation, with its raw fields, for the quarantine.
@@ -178,6 +181,7 @@ impl<'c> CsvValidator<'c> {
         contract: &'c Contract,
         partition_date: chrono::NaiveDate,
         progress: Arc<ValidationProgress>,
+        pseudonymizer: Option<Pseudonymizer>,
     ) -> Self {
         let partition_day =
             chrono::Datelike::num_days_from_ce(&partition_date) - UNIX_EPOCH_CE_DAYS;
@@ -186,6 +190,7 @@ impl<'c> CsvValidator<'c> {
             partition_day,
             schema: table_schema(contract),
             progress,
+            pseudonymizer,
         }
     }
 
@@ -209,6 +214,13 @@ impl<'c> CsvValidator<'c> {
             .buffer_capacity(1 << 20)
             .from_reader(input);
         let slots = self.slots(&mut reader)?;
+        if self.pseudonymizer.is_none() && slots.iter().any(|s| s.pseudonymize) {
+            // Storing the clear value instead would break the contract's promise.
+            return Err(FerryError::FailedPrecondition(
+                "the contract pseudonymizes columns but the server has no pseudonymization key"
+                    .into(),
+            ));
+        }
         let expected_fields = if options.has_header {
             reader.byte_headers().map_err(csv_error)?.len()
         } else {
@@ -253,8 +265,15 @@ impl<'c> CsvValidator<'c> {
             match outcome {
                 Ok(()) => {
                     let stored = parsed.iter().zip(&slots).filter(|(_, slot)| slot.stored);
-                    for (builder, (value, _)) in builders.iter_mut().zip(stored) {
-                        append(builder, *value, &record);
+                    for (builder, (value, slot)) in builders.iter_mut().zip(stored) {
+                        match (builder, value, &self.pseudonymizer) {
+                            (ColumnBuilder::String(b), Parsed::Text(index), Some(keyed))
+                                if slot.pseudonymize =>
+                            {
+                                b.append_value(keyed.pseudonym(&record[*index]))
+                            }
+                            (builder, value, _) => append(builder, *value, &record),
+                        }
                     }
                     summary.rows_accepted += 1;
                     rows_in_batch += 1;
@@ -341,7 +360,8 @@ impl<'c> CsvValidator<'c> {
                 name: c.name.clone(),
                 column_type: c.column_type,
                 required: c.required,
-                stored: c.pii_handling != crate::contract::PiiHandling::Drop,
+                stored: c.pii_handling != PiiHandling::Drop,
+                pseudonymize: c.pii_handling == PiiHandling::Pseudonymize,
                 source_index,
             })
             .collect())

@@ -11,32 +11,23 @@ use tracing::{Instrument, info, info_span, instrument, warn};
 
 use crate::telemetry::metrics::METRICS;
 
+mod governance;
+
+pub use governance::{ColumnGovernance, GovernedRows, TokenRequest, issue_token};
+
 use crate::contract::{
     Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name,
 };
 use crate::error::FerryError;
+pub use crate::governance::Caller;
+use crate::governance::{Action, AuditOutcome, Authenticator, Authorizer, Pseudonymizer};
 use crate::ingest::{
     CsvQuarantine, IngestProgress, PublishStage, Quarantine, Source, SourcesConfig, ingest,
 };
 use crate::registry::{
     PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry,
 };
-use crate::warehouse::{LivePartition, PartitionTarget, ReadPlan, RowStream, Warehouse};
-
-/// Who is calling. Authentication arrives with the governance work; until then every caller is
-/// the anonymous local user.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: String,
-}
-
-impl Caller {
-    pub fn anonymous() -> Self {
-        Self {
-            principal: "anonymous".into(),
-        }
-    }
-}
+use crate::warehouse::{LivePartition, PartitionTarget, ReadPlan, Warehouse};
 
 pub struct RegisterOutcome {
     pub dataset: RegisteredDataset,
@@ -75,6 +66,16 @@ pub struct Ferry {
     quarantine_dir: std::path::PathBuf,
     /// One publish at a time per (dataset, day); different partitions run in parallel.
     partition_locks: Mutex<HashMap<(String, NaiveDate), PartitionLock>>,
+    authenticator: Authenticator,
+    authorizer: Authorizer,
+    pseudonymizer: Option<Pseudonymizer>,
+}
+
+/// Who may call and how personal data is treated.
+pub struct Governance {
+    pub authenticator: Authenticator,
+    pub authorizer: Authorizer,
+    pub pseudonymizer: Option<Pseudonymizer>,
 }
 
 pub fn parse_date(text: &str, what: &str) -> Result<NaiveDate, FerryError> {
@@ -97,6 +98,7 @@ impl Ferry {
         warehouse: Arc<dyn Warehouse>,
         sources: SourcesConfig,
         quarantine_dir: std::path::PathBuf,
+        governance: Governance,
     ) -> Self {
         Self {
             registry,
@@ -104,6 +106,9 @@ impl Ferry {
             sources,
             quarantine_dir,
             partition_locks: Mutex::new(HashMap::new()),
+            authenticator: governance.authenticator,
+            authorizer: governance.authorizer,
+            pseudonymizer: governance.pseudonymizer,
         }
     }
 
@@ -146,7 +151,26 @@ impl Ferry {
         caller: &Caller,
     ) -> Result<RegisterOutcome, FerryError> {
         contract.validate()?;
+        crate::governance::validate_principal(&contract.owner)
+            .map_err(|e| FerryError::InvalidContract(format!("owner: {e}")))?;
         let current = self.registry.dataset(&contract.name).await?;
+        let owner = current
+            .as_ref()
+            .map_or(contract.owner.as_str(), |d| d.contract.owner.as_str());
+        self.authorize(caller, Action::Register, &contract.name, owner)
+            .await?;
+        if owner != contract.owner {
+            // Handing a dataset to another team is a platform decision, not the owner's alone.
+            self.authorize(caller, Action::Register, &contract.name, "")
+                .await?;
+        }
+        if contract.needs_pseudonymization() && self.pseudonymizer.is_none() {
+            return Err(FerryError::FailedPrecondition(
+                "the contract pseudonymizes columns but this server has no pseudonymization key \
+                 (privacy.pseudonymization_key)"
+                    .into(),
+            ));
+        }
         let evolution = plan_evolution(
             current.as_ref().map(|d| (&d.contract, d.version)),
             &contract,
@@ -166,6 +190,14 @@ impl Ferry {
                     .register(&contract, version, &changes, &caller.principal)
                     .await?;
                 info!(version = %version, "registered contract");
+                self.audit(
+                    caller,
+                    "register",
+                    &contract.name,
+                    AuditOutcome::Allowed,
+                    &format!("version {version}"),
+                )
+                .await;
                 Ok(RegisterOutcome {
                     dataset,
                     unchanged: false,
@@ -178,16 +210,27 @@ impl Ferry {
     pub async fn get_dataset(
         &self,
         name: &str,
+        caller: &Caller,
     ) -> Result<(RegisteredDataset, Vec<PartitionEntry>), FerryError> {
         validate_qualified_name(name, "dataset")
             .map_err(|e| FerryError::InvalidArgument(e.to_string()))?;
         let dataset = self.existing_dataset(name).await?;
+        self.authorize(caller, Action::Describe, name, &dataset.contract.owner)
+            .await?;
         let partitions = self.registry.partitions(name, None, None).await?;
         Ok((dataset, partitions))
     }
 
-    pub async fn list_datasets(&self, prefix: &str) -> Result<Vec<RegisteredDataset>, FerryError> {
-        self.registry.list_datasets(prefix).await
+    /// The datasets the caller may describe, filtered in one pass.
+    pub async fn list_datasets(
+        &self,
+        prefix: &str,
+        caller: &Caller,
+    ) -> Result<Vec<RegisteredDataset>, FerryError> {
+        let scope = self.authorizer.scope(&caller.principal, Action::Describe);
+        let mut datasets = self.registry.list_datasets(prefix).await?;
+        datasets.retain(|d| scope.contains(&d.contract.name, &d.contract.owner));
+        Ok(datasets)
     }
 
     async fn existing_dataset(&self, name: &str) -> Result<RegisteredDataset, FerryError> {
@@ -224,6 +267,13 @@ impl Ferry {
         }
         let source = Source::resolve(&request.source_uri, &self.sources)?;
         let registered = self.existing_dataset(&request.dataset).await?;
+        self.authorize(
+            caller,
+            Action::Publish,
+            &request.dataset,
+            &registered.contract.owner,
+        )
+        .await?;
         let contract = Arc::new(registered.contract);
         let contract_version = registered.version.to_string();
 
@@ -298,6 +348,22 @@ impl Ferry {
             publication.duration_ms = started.elapsed().as_millis() as u64;
             publication.finished_at = Some(Utc::now());
         }
+        let (audit_outcome, audit_detail) = match &result {
+            Ok(Committed::Replaced) => (
+                AuditOutcome::Allowed,
+                format!("{} {}: replaced", publication.id, publication.partition_date),
+            ),
+            Ok(Committed::AlreadyLive(live)) => (
+                AuditOutcome::Allowed,
+                format!("{} {}: unchanged, same as {live}", publication.id, publication.partition_date),
+            ),
+            Err(e) => (
+                AuditOutcome::Failed,
+                format!("{} {}: {}", publication.id, publication.partition_date, first_line(&e.to_string())),
+            ),
+        };
+        self.audit(caller, "publish", &publication.dataset, audit_outcome, &audit_detail)
+            .await;
         match result {
             Ok(Committed::Replaced) => {
                 info!(publication = %publication.id, rows = publication.rows_accepted, "partition replaced");
@@ -365,6 +431,7 @@ impl Ferry {
             sink,
             quarantine,
             progress.clone(),
+            self.pseudonymizer.clone(),
         )
         .await?;
         progress.set_stage(PublishStage::Committing);
@@ -426,11 +493,25 @@ impl Ferry {
         Ok(Committed::Replaced)
     }
 
-    pub async fn get_publication(&self, id: &str) -> Result<Publication, FerryError> {
-        self.registry
+    pub async fn get_publication(
+        &self,
+        id: &str,
+        caller: &Caller,
+    ) -> Result<Publication, FerryError> {
+        let publication = self
+            .registry
             .publication(id.trim())
             .await?
-            .ok_or_else(|| FerryError::NotFound(format!("publication {id}")))
+            .ok_or_else(|| FerryError::NotFound(format!("publication {id}")))?;
+        let dataset = self.existing_dataset(&publication.dataset).await?;
+        self.authorize(
+            caller,
+            Action::Describe,
+            &publication.dataset,
+            &dataset.contract.owner,
+        )
+        .await?;
+        Ok(publication)
     }
 
     pub async fn list_publications(
@@ -438,15 +519,22 @@ impl Ferry {
         dataset: &str,
         partition_date: &str,
         limit: u32,
+        caller: &Caller,
     ) -> Result<Vec<Publication>, FerryError> {
         let date = optional_date(partition_date, "partition_date")?;
-        self.existing_dataset(dataset).await?;
+        let registered = self.existing_dataset(dataset).await?;
+        self.authorize(caller, Action::Describe, dataset, &registered.contract.owner)
+            .await?;
         let limit = if limit == 0 { 100 } else { limit.min(10_000) };
         self.registry.list_publications(dataset, date, limit).await
     }
 
     #[instrument(skip_all, fields(name = %request.name))]
-    pub async fn read(&self, request: ReadRequest) -> Result<RowStream, FerryError> {
+    pub async fn read(
+        &self,
+        request: ReadRequest,
+        caller: &Caller,
+    ) -> Result<GovernedRows, FerryError> {
         let from = optional_date(&request.from_date, "from_date")?;
         let to = optional_date(&request.to_date, "to_date")?;
         if let (Some(from), Some(to)) = (from, to)
@@ -462,6 +550,8 @@ impl Ferry {
             .await?
             .ok_or_else(|| FerryError::NotFound(format!("dataset or view {}", request.name)))?;
         let contract = Arc::new(self.existing_dataset(&dataset_name).await?.contract);
+        self.authorize(caller, Action::Read, &request.name, &contract.owner)
+            .await?;
         let partitions = self
             .registry
             .partitions(&dataset_name, from, to)
@@ -516,7 +606,7 @@ impl Ferry {
             ))
             .await;
         self.record_warehouse_call("read", started);
-        rows
+        self.govern_rows(rows?, &contract, &request.name, caller)
     }
 
     fn record_warehouse_call(&self, operation: &'static str, started: Instant) {
@@ -528,6 +618,11 @@ impl Ferry {
             ],
         );
     }
+}
+
+/// The first line of a message, for audit details that must stay short.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
 }
 
 enum Committed {

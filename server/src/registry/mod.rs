@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
+mod governance;
+
+pub use governance::AuditQuery;
+
 use crate::contract::{Contract, ContractVersion};
 use crate::error::FerryError;
 use crate::ingest::RowError;
@@ -333,17 +337,33 @@ impl Registry {
         .bind(to.map_or_else(|| "9999-99-99".to_owned(), date_text))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PartitionEntry {
-                    partition_date: parse_date(&r.get::<String, _>(0))?,
-                    publication_id: r.get(1),
-                    rows: r.get::<i64, _>(2) as u64,
-                    sha256: r.get(3),
-                    contract_version: r.get(4),
-                })
-            })
-            .collect()
+        rows.iter().map(partition_from_row).collect()
+    }
+
+    /// Drops the manifest rows of partitions older than `cutoff`, in one transaction, and
+    /// returns them; their files become garbage.
+    pub async fn remove_partitions_before(
+        &self,
+        dataset: &str,
+        cutoff: NaiveDate,
+    ) -> Result<Vec<PartitionEntry>, FerryError> {
+        let day_before = cutoff.pred_opt().unwrap_or(cutoff);
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT partition_date, publication_id, row_count, sha256, contract_version FROM partitions \
+             WHERE dataset = $1 AND partition_date < $2 ORDER BY partition_date",
+        )
+        .bind(dataset)
+        .bind(date_text(cutoff))
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM partitions WHERE dataset = $1 AND partition_date <= $2")
+            .bind(dataset)
+            .bind(date_text(day_before))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(partition_from_row).collect()
     }
 
     pub async fn live_publication_ids(&self) -> Result<Vec<String>, FerryError> {
@@ -491,6 +511,17 @@ async fn update_publication(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// Reads `partition_date, publication_id, row_count, sha256, contract_version`.
+fn partition_from_row(r: &AnyRow) -> Result<PartitionEntry, FerryError> {
+    Ok(PartitionEntry {
+        partition_date: parse_date(&r.get::<String, _>(0))?,
+        publication_id: r.get(1),
+        rows: r.get::<i64, _>(2) as u64,
+        sha256: r.get(3),
+        contract_version: r.get(4),
+    })
 }
 
 fn registered_from_row(row: &AnyRow) -> Result<RegisteredDataset, FerryError> {

@@ -1,0 +1,570 @@
+//! Ferry's governance use cases: authenticating callers, authorizing and auditing every call,
+//! masking reads, and managing grants, tokens, policies and retention.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use opentelemetry::KeyValue;
+use tracing::info;
+
+use crate::contract::{Classification, Contract, PiiHandling, validate_qualified_name};
+use crate::error::FerryError;
+use crate::governance::{
+    AccessRequest, Action, AuditEvent, AuditOutcome, Caller, ColumnAccess, Grant, GrantRole,
+    GrantStatus, IssuedToken, NewGrant, TokenRecord, hash_token, mask_batch, masked_schema,
+    new_token, validate_principal,
+};
+use crate::registry::{AuditQuery, Registry};
+use crate::telemetry::metrics::METRICS;
+use crate::warehouse::RowStream;
+
+use super::Ferry;
+
+/// How one returned column is governed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnGovernance {
+    pub classification: Classification,
+    pub masked: bool,
+}
+
+/// Rows as the caller may see them, with how each column was treated.
+pub struct GovernedRows {
+    pub rows: RowStream,
+    pub columns: Vec<ColumnGovernance>,
+}
+
+pub struct TokenRequest {
+    pub principal: String,
+    pub description: String,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Issues a token and audits it. Without an authorization check: `ferry-server token create`
+/// runs it with the registry's own credentials, and `CreateToken` authorizes first.
+pub async fn issue_token(
+    registry: &Registry,
+    request: TokenRequest,
+    caller: &Caller,
+) -> Result<IssuedToken, FerryError> {
+    validate_principal(&request.principal)?;
+    let secret = new_token();
+    let record = TokenRecord {
+        id: format!("tok_{}", uuid::Uuid::now_v7().simple()),
+        principal: request.principal,
+        description: request.description,
+        created_by: caller.principal.clone(),
+        created_at: Utc::now(),
+        expires_at: request.expires_at,
+        revoked_at: None,
+    };
+    registry.insert_token(&record, &hash_token(&secret)).await?;
+    let event = AuditEvent {
+        id: uuid::Uuid::now_v7().to_string(),
+        at: Utc::now(),
+        principal: caller.principal.clone(),
+        action: "token.create".into(),
+        target: record.principal.clone(),
+        outcome: AuditOutcome::Allowed,
+        detail: record.id.clone(),
+        request_id: caller.request_id.clone(),
+    };
+    registry.append_audit(&event).await?;
+    Ok(IssuedToken { record, secret })
+}
+
+impl Ferry {
+    /// Resolves the `authorization` header to a caller. Failures are audited without the token.
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        request_id: &str,
+    ) -> Result<Caller, FerryError> {
+        match self.authenticator.authenticate(authorization).await {
+            Ok(principal) => Ok(Caller::new(principal, request_id)),
+            Err(error) => {
+                METRICS
+                    .authz_denials
+                    .add(1, &[KeyValue::new("ferry.reason", "unauthenticated")]);
+                let anonymous = Caller::new("unauthenticated", request_id);
+                self.audit(
+                    &anonymous,
+                    "authenticate",
+                    "",
+                    AuditOutcome::Denied,
+                    &error.to_string(),
+                )
+                .await;
+                Err(error)
+            }
+        }
+    }
+
+    pub(super) fn allows(
+        &self,
+        caller: &Caller,
+        action: Action,
+        object: &str,
+        owner: &str,
+    ) -> Result<bool, FerryError> {
+        self.authorizer.allows(&AccessRequest {
+            subject: &caller.principal,
+            object,
+            owner,
+            action,
+        })
+    }
+
+    /// Default deny: the call proceeds only if the policy allows it. Denials are audited and the
+    /// message names only what the caller itself asked for.
+    pub(super) async fn authorize(
+        &self,
+        caller: &Caller,
+        action: Action,
+        object: &str,
+        owner: &str,
+    ) -> Result<(), FerryError> {
+        if self.allows(caller, action, object, owner)? {
+            return Ok(());
+        }
+        METRICS.authz_denials.add(
+            1,
+            &[
+                KeyValue::new("ferry.reason", "policy"),
+                KeyValue::new("ferry.action", action.as_str()),
+            ],
+        );
+        self.audit(caller, action.as_str(), object, AuditOutcome::Denied, "")
+            .await;
+        let what = if object == "*" {
+            String::new()
+        } else {
+            format!(" {object}")
+        };
+        Err(FerryError::PermissionDenied(format!(
+            "{} may not {}{what}",
+            caller.principal,
+            action.as_str()
+        )))
+    }
+
+    /// Appends to the audit log. A failed write is logged loudly but does not undo the action
+    /// it describes, which has already happened.
+    pub(super) async fn audit(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        outcome: AuditOutcome,
+        detail: &str,
+    ) {
+        let event = AuditEvent {
+            id: uuid::Uuid::now_v7().to_string(),
+            at: Utc::now(),
+            principal: caller.principal.clone(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            outcome,
+            detail: detail.to_owned(),
+            request_id: caller.request_id.clone(),
+        };
+        if let Err(e) = self.registry.append_audit(&event).await {
+            tracing::error!(error = %e, action, target, "could not write the audit log");
+        }
+    }
+
+    /// Masks the personal and sensitive columns the caller may not see in clear.
+    pub(super) fn govern_rows(
+        &self,
+        rows: RowStream,
+        contract: &Contract,
+        table: &str,
+        caller: &Caller,
+    ) -> Result<GovernedRows, FerryError> {
+        let personal = self.allows(caller, Action::ReadPersonal, table, &contract.owner)?;
+        let sensitive = self.allows(caller, Action::ReadSensitive, table, &contract.owner)?;
+        let columns: Vec<ColumnGovernance> = rows
+            .schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let column = contract.column(field.name());
+                let classification = column.map_or(Classification::Public, |c| c.classification);
+                // Pseudonyms are already not in clear; only kept values can be masked.
+                let kept = column.is_some_and(|c| c.pii_handling == PiiHandling::Keep);
+                let masked = kept
+                    && match classification {
+                        Classification::Personal => !personal,
+                        Classification::Sensitive => !sensitive,
+                        _ => false,
+                    };
+                ColumnGovernance {
+                    classification,
+                    masked,
+                }
+            })
+            .collect();
+        if !columns.iter().any(|c| c.masked) {
+            return Ok(GovernedRows { rows, columns });
+        }
+        let access: Arc<[ColumnAccess]> = columns
+            .iter()
+            .map(|c| {
+                if c.masked {
+                    ColumnAccess::Masked
+                } else {
+                    ColumnAccess::Clear
+                }
+            })
+            .collect();
+        let schema = masked_schema(&rows.schema, &access);
+        let batch_schema = schema.clone();
+        let batches = rows
+            .batches
+            .map(move |batch| batch.and_then(|b| mask_batch(&b, &batch_schema, &access)))
+            .boxed();
+        Ok(GovernedRows {
+            rows: RowStream { schema, batches },
+            columns,
+        })
+    }
+
+    async fn reload_policies_from_registry(&self) -> Result<usize, FerryError> {
+        let grants = self.registry.unrevoked_grants().await?;
+        self.authorizer.reload(&grants).await?;
+        Ok(grants.len())
+    }
+
+    /// Admin: re-reads the policy files and every grant now.
+    pub async fn reload_policies(&self, caller: &Caller) -> Result<usize, FerryError> {
+        self.authorize(caller, Action::Token, "*", "").await?;
+        let loaded = self.reload_policies_from_registry().await?;
+        self.audit(
+            caller,
+            "policy.reload",
+            "",
+            AuditOutcome::Allowed,
+            &format!("{loaded} grants"),
+        )
+        .await;
+        Ok(loaded)
+    }
+
+    /// Reloads when the policy files or the grants changed since `last`; returns the new
+    /// fingerprint. Run periodically, it keeps replicas in step and picks up edited files.
+    pub async fn refresh_policies(&self, last: &str) -> Result<String, FerryError> {
+        let fingerprint = format!(
+            "{}#{}",
+            self.authorizer.files_fingerprint(),
+            self.registry.grants_fingerprint().await?
+        );
+        if fingerprint != last {
+            let loaded = self.reload_policies_from_registry().await?;
+            if !last.is_empty() {
+                info!(grants = loaded, "policies reloaded");
+            }
+        }
+        Ok(fingerprint)
+    }
+
+    pub async fn grant_access(
+        &self,
+        request: NewGrant,
+        caller: &Caller,
+    ) -> Result<Grant, FerryError> {
+        // Validate.
+        validate_qualified_name(&request.target, "target")
+            .map_err(|e| FerryError::InvalidArgument(e.to_string()))?;
+        validate_principal(&request.grantee)?;
+        let now = Utc::now();
+        if request.expires_at.is_some_and(|t| t <= now) {
+            return Err(FerryError::InvalidArgument(
+                "expires_at is in the past".into(),
+            ));
+        }
+        let dataset_name = self
+            .registry
+            .owning_dataset(&request.target)
+            .await?
+            .ok_or_else(|| FerryError::NotFound(format!("dataset or view {}", request.target)))?;
+        let dataset = self.existing_dataset(&dataset_name).await?;
+        // Authorize.
+        self.authorize(caller, Action::Grant, &dataset_name, &dataset.contract.owner)
+            .await?;
+        if request.role == GrantRole::Publisher && request.target != dataset_name {
+            return Err(FerryError::InvalidArgument(format!(
+                "publishers publish to a dataset, not a view: grant on {dataset_name}"
+            )));
+        }
+        if request.clear_personal_data {
+            if !dataset.contract.has_personal_data_in_clear(&request.target) {
+                return Err(FerryError::InvalidArgument(format!(
+                    "{} holds no personal data in clear; grant without clear_personal_data",
+                    request.target
+                )));
+            }
+            let mut missing = Vec::new();
+            if request.purpose.trim().is_empty() {
+                missing.push("a purpose");
+            }
+            if request.legal_basis.is_none() {
+                missing.push("a legal basis");
+            }
+            if request.expires_at.is_none() {
+                missing.push("an expiry");
+            }
+            if !missing.is_empty() {
+                return Err(FerryError::InvalidArgument(format!(
+                    "a grant on personal data in clear needs {}",
+                    missing.join(", ")
+                )));
+            }
+        }
+        // Act.
+        let grant = Grant {
+            id: format!("grt_{}", uuid::Uuid::now_v7().simple()),
+            dataset: dataset_name,
+            target: request.target,
+            grantee: request.grantee,
+            role: request.role,
+            purpose: request.purpose.trim().to_owned(),
+            legal_basis: request.legal_basis,
+            clear_personal_data: request.clear_personal_data,
+            expires_at: request.expires_at,
+            granted_by: caller.principal.clone(),
+            created_at: now,
+            approved_by: None,
+            approved_at: None,
+            revoked_by: None,
+            revoked_at: None,
+        };
+        self.registry.insert_grant(&grant).await?;
+        self.reload_policies_from_registry().await?;
+        self.audit(
+            caller,
+            "grant",
+            &grant.target,
+            AuditOutcome::Allowed,
+            &format!(
+                "{} {} to {} ({})",
+                grant.id,
+                grant.role.as_str(),
+                grant.grantee,
+                grant.status(now).as_str()
+            ),
+        )
+        .await;
+        Ok(grant)
+    }
+
+    async fn existing_grant(&self, id: &str) -> Result<Grant, FerryError> {
+        self.registry
+            .grant(id.trim())
+            .await?
+            .ok_or_else(|| FerryError::NotFound(format!("grant {id}")))
+    }
+
+    pub async fn revoke_access(&self, grant_id: &str, caller: &Caller) -> Result<Grant, FerryError> {
+        let grant = self.existing_grant(grant_id).await?;
+        let dataset = self.existing_dataset(&grant.dataset).await?;
+        self.authorize(caller, Action::Grant, &grant.dataset, &dataset.contract.owner)
+            .await?;
+        if grant.revoked_at.is_none() {
+            self.registry.revoke_grant(&grant.id, &caller.principal).await?;
+            self.reload_policies_from_registry().await?;
+            self.audit(
+                caller,
+                "revoke",
+                &grant.target,
+                AuditOutcome::Allowed,
+                &format!("{} from {}", grant.id, grant.grantee),
+            )
+            .await;
+        }
+        self.existing_grant(&grant.id).await
+    }
+
+    pub async fn approve_grant(&self, grant_id: &str, caller: &Caller) -> Result<Grant, FerryError> {
+        self.authorize(caller, Action::Approve, "*", "").await?;
+        let grant = self.existing_grant(grant_id).await?;
+        let status = grant.status(Utc::now());
+        if status != GrantStatus::PendingApproval {
+            return Err(FerryError::FailedPrecondition(format!(
+                "grant {} is {}, not pending approval",
+                grant.id,
+                status.as_str()
+            )));
+        }
+        if grant.granted_by == caller.principal || grant.grantee == caller.principal {
+            return Err(FerryError::PermissionDenied(
+                "a grant must be approved by someone other than its grantor or grantee".into(),
+            ));
+        }
+        self.registry
+            .approve_grant(&grant.id, &caller.principal)
+            .await?;
+        self.reload_policies_from_registry().await?;
+        self.audit(
+            caller,
+            "approve",
+            &grant.target,
+            AuditOutcome::Allowed,
+            &format!(
+                "{} for {}: purpose {:?}, basis {}",
+                grant.id,
+                grant.grantee,
+                grant.purpose,
+                grant.legal_basis.map_or("", |b| b.as_str())
+            ),
+        )
+        .await;
+        self.existing_grant(&grant.id).await
+    }
+
+    /// The grants the caller may see, filtered in one pass.
+    pub async fn list_grants(
+        &self,
+        target: &str,
+        grantee: &str,
+        include_inactive: bool,
+        caller: &Caller,
+    ) -> Result<Vec<Grant>, FerryError> {
+        let dataset = if target.trim().is_empty() {
+            String::new()
+        } else {
+            self.registry
+                .owning_dataset(target.trim())
+                .await?
+                .ok_or_else(|| FerryError::NotFound(format!("dataset or view {target}")))?
+        };
+        let oversight = self.allows(caller, Action::Approve, "*", "")?
+            || self.allows(caller, Action::Audit, "*", "")?;
+        let granting = self.authorizer.scope(&caller.principal, Action::Grant);
+        let owners: std::collections::HashMap<String, String> = self
+            .registry
+            .list_datasets("")
+            .await?
+            .into_iter()
+            .map(|d| (d.contract.name, d.contract.owner))
+            .collect();
+        let now = Utc::now();
+        let mut grants = self.registry.list_grants(&dataset).await?;
+        grants.retain(|g| {
+            let visible = oversight
+                || g.grantee == caller.principal
+                || granting.contains(&g.dataset, owners.get(&g.dataset).map_or("", |o| o));
+            let wanted = (target.trim().is_empty() || g.target == target.trim())
+                && (grantee.trim().is_empty() || g.grantee == grantee.trim())
+                && (include_inactive
+                    || !matches!(g.status(now), GrantStatus::Revoked | GrantStatus::Expired));
+            visible && wanted
+        });
+        Ok(grants)
+    }
+
+    pub async fn create_token(
+        &self,
+        request: TokenRequest,
+        caller: &Caller,
+    ) -> Result<IssuedToken, FerryError> {
+        validate_principal(&request.principal)?;
+        if request.expires_at.is_some_and(|t| t <= Utc::now()) {
+            return Err(FerryError::InvalidArgument(
+                "expires_at is in the past".into(),
+            ));
+        }
+        self.authorize(caller, Action::Token, "*", "").await?;
+        self.issue_token(request, caller).await
+    }
+
+    async fn issue_token(
+        &self,
+        request: TokenRequest,
+        caller: &Caller,
+    ) -> Result<IssuedToken, FerryError> {
+        issue_token(&self.registry, request, caller).await
+    }
+
+    pub async fn revoke_token(&self, id: &str, caller: &Caller) -> Result<TokenRecord, FerryError> {
+        self.authorize(caller, Action::Token, "*", "").await?;
+        let revoked = self.registry.revoke_token(id.trim()).await?;
+        let record = self
+            .registry
+            .list_tokens()
+            .await?
+            .into_iter()
+            .find(|t| t.id == id.trim())
+            .ok_or_else(|| FerryError::NotFound(format!("token {id}")))?;
+        if revoked {
+            self.audit(
+                caller,
+                "token.revoke",
+                &record.principal,
+                AuditOutcome::Allowed,
+                &record.id,
+            )
+            .await;
+        }
+        Ok(record)
+    }
+
+    pub async fn list_tokens(&self, caller: &Caller) -> Result<Vec<TokenRecord>, FerryError> {
+        self.authorize(caller, Action::Token, "*", "").await?;
+        self.registry.list_tokens().await
+    }
+
+    pub async fn audit_events(
+        &self,
+        query: AuditQuery,
+        caller: &Caller,
+    ) -> Result<Vec<AuditEvent>, FerryError> {
+        self.authorize(caller, Action::Audit, "*", "").await?;
+        self.registry.audit_events(&query).await
+    }
+
+    /// Removes partitions older than each contract's retention (the shortest of the dataset's
+    /// and its stored personal columns'). Returns (dataset, day) for each removed partition.
+    pub async fn enforce_retention(
+        &self,
+        today: chrono::NaiveDate,
+    ) -> Result<Vec<(String, chrono::NaiveDate)>, FerryError> {
+        let caller = Caller::system("retention");
+        let mut removed = Vec::new();
+        for dataset in self.registry.list_datasets("").await? {
+            let Some(days) = dataset.contract.effective_retention_days() else {
+                continue;
+            };
+            let cutoff = today - chrono::Duration::days(i64::from(days));
+            let dropped = self
+                .registry
+                .remove_partitions_before(&dataset.contract.name, cutoff)
+                .await?;
+            for partition in dropped {
+                info!(
+                    dataset = %dataset.contract.name,
+                    partition_date = %partition.partition_date,
+                    retention_days = days,
+                    "partition removed by retention"
+                );
+                self.audit(
+                    &caller,
+                    "retention",
+                    &dataset.contract.name,
+                    AuditOutcome::Allowed,
+                    &format!(
+                        "removed {} ({} rows, publication {}): older than {days} days",
+                        partition.partition_date, partition.rows, partition.publication_id
+                    ),
+                )
+                .await;
+                removed.push((dataset.contract.name.clone(), partition.partition_date));
+            }
+        }
+        if !removed.is_empty() {
+            self.collect_garbage().await;
+        } else {
+            info!("retention: nothing to remove");
+        }
+        Ok(removed)
+    }
+}
