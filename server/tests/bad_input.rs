@@ -265,7 +265,24 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         .grant_access(pb::GrantAccessRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    let status = client
+        .grant_access(pb::GrantAccessRequest {
+            target: RAW.into(),
+            grantee: "team a".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("kind:name"), "{}", status.message());
+    let status = client
+        .revoke_access(pb::RevokeAccessRequest {
+            grant_id: "grt_nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
     assert_unchanged(&server, &before).await;
     server.stop().await;
 }

@@ -239,7 +239,7 @@ async fn a_publish_exports_its_span_tree_and_metrics_under_the_callers_trace() {
     );
     assert_eq!(
         string_attr(&rpc.attributes, "ferry.principal").as_deref(),
-        Some("anonymous")
+        Some(OWNER)
     );
     // Every stage descends from the RPC span, in the same trace.
     for stage in [

@@ -55,7 +55,12 @@ fn stage(
         publication_id: id.into(),
     };
     let mut sink = warehouse.open_partition(target).unwrap();
-    let validator = CsvValidator::new(contract, date(day), Arc::new(ValidationProgress::default()));
+    let validator = CsvValidator::new(
+        contract,
+        date(day),
+        Arc::new(ValidationProgress::default()),
+        None,
+    );
     let summary = validator
         .run(csv.as_bytes(), |batch| sink.write(&batch), |_| Ok(()))
         .unwrap();

@@ -550,6 +550,7 @@ pub(crate) mod tests {
         contract.validate().unwrap();
         contract.columns[2].retention_days = Some(7);
         assert_eq!(contract.effective_retention_days(), Some(7));
+        contract.views.clear();
         contract.columns[2].classification = Classification::Sensitive;
         contract.columns[2].legal_basis = None;
         contract.columns[2].pii_handling = PiiHandling::Drop;

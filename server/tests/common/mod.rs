@@ -11,8 +11,12 @@ use std::time::{Duration, Instant};
 use ferry_proto::v1 as pb;
 use ferry_proto::v1::ferry_service_client::FerryServiceClient;
 use ferry_server::Config;
+use ferry_server::config::Secret;
+use ferry_server::service::{Caller, TokenRequest, issue_token};
 use ferry_server::server::BoundServer;
 use futures::StreamExt;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 pub const CONTRACT_YAML: &str = include_str!("../../../examples/product_catalog/contract.yaml");
@@ -25,6 +29,32 @@ pub const DAY_2_CORRECTED: &str =
 pub const RAW: &str = "catalog.product_catalog";
 pub const TEAM_A: &str = "catalog.with_image";
 pub const TEAM_B: &str = "catalog.samsung_after_2000_without_image";
+
+/// The bootstrap admin token every test server starts with (admin:platform).
+pub const ADMIN_TOKEN: &str = "test-bootstrap-admin-token-0123456789";
+/// The HMAC key test servers pseudonymize with.
+pub const PSEUDONYMIZATION_KEY: &str = "test-pseudonymization-key-0123456789abcdef";
+/// The principals a test server issues tokens for at start.
+pub const OWNER: &str = "team:catalog";
+pub const CONSUMER_A: &str = "team:a";
+pub const CONSUMER_B: &str = "team:b";
+pub const PRIVACY_OFFICER: &str = "privacy:dpo";
+pub const ADMIN: &str = "admin:platform";
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Client = FerryServiceClient<InterceptedService<Channel, Bearer>>;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -118,6 +148,8 @@ pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
         data_dir: data_dir.to_path_buf(),
         ..Config::default()
     };
+    config.auth.bootstrap_admin_token = Some(Secret::new(ADMIN_TOKEN));
+    config.privacy.pseudonymization_key = Some(Secret::new(PSEUDONYMIZATION_KEY));
     config.sources.allow_http = true;
     config.sources.max_retries = Some(1);
     config.sources.retry_timeout_secs = Some(2);
@@ -132,6 +164,10 @@ pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// Bearer tokens by principal, issued at start.
+    pub tokens: std::collections::HashMap<String, String>,
+    /// The service itself, for what has no RPC (retention runs as a command).
+    pub ferry: std::sync::Arc<ferry_server::service::Ferry>,
     _scratch: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), ferry_server::FerryError>>>,
@@ -161,6 +197,23 @@ impl TestServer {
         adjust(&mut config);
         let server = BoundServer::bind(&config).await.unwrap();
         let addr = server.local_addr;
+        let mut tokens = std::collections::HashMap::new();
+        tokens.insert(ADMIN.to_owned(), ADMIN_TOKEN.to_owned());
+        for principal in [OWNER, CONSUMER_A, CONSUMER_B, PRIVACY_OFFICER] {
+            let issued = issue_token(
+                server.ferry().registry(),
+                TokenRequest {
+                    principal: principal.into(),
+                    description: "test".into(),
+                    expires_at: None,
+                },
+                &Caller::system("test"),
+            )
+            .await
+            .unwrap();
+            tokens.insert(principal.to_owned(), issued.secret);
+        }
+        let ferry = server.ferry().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve(async {
             let _ = stopped.await;
@@ -168,14 +221,21 @@ impl TestServer {
         Self {
             addr,
             data_dir,
+            tokens,
+            ferry,
             _scratch: scratch,
             stop: Some(stop),
             task: Some(task),
         }
     }
 
-    pub async fn client(&self) -> FerryServiceClient<Channel> {
-        connect(self.addr).await
+    /// A client acting as the catalog's owner team.
+    pub async fn client(&self) -> Client {
+        self.client_as(OWNER).await
+    }
+
+    pub async fn client_as(&self, principal: &str) -> Client {
+        connect_with_token(self.addr, Some(&self.tokens[principal])).await
     }
 
     pub fn scratch(&self) -> &Path {
@@ -192,23 +252,42 @@ impl TestServer {
     }
 }
 
-pub async fn connect(addr: SocketAddr) -> FerryServiceClient<Channel> {
+/// A client with `token` as its bearer token (None: no authorization header at all).
+pub async fn connect_with_token(addr: SocketAddr, token: Option<&str>) -> Client {
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    FerryServiceClient::new(channel).max_decoding_message_size(64 << 20)
+    let bearer = Bearer(token.map(|t| format!("Bearer {t}").parse().unwrap()));
+    FerryServiceClient::with_interceptor(channel, bearer).max_decoding_message_size(64 << 20)
+}
+
+/// A client acting as the owner team of a server started with `ADMIN_TOKEN` (e.g. by
+/// `spawn_ferry_server`): the admin issues the team's token over the API.
+pub async fn connect(addr: SocketAddr) -> Client {
+    let mut admin = connect_with_token(addr, Some(ADMIN_TOKEN)).await;
+    let secret = admin
+        .create_token(pb::CreateTokenRequest {
+            principal: OWNER.into(),
+            description: "test".into(),
+            expires_at: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    connect_with_token(addr, Some(&secret)).await
 }
 
 pub async fn register_catalog(
-    client: &mut FerryServiceClient<Channel>,
+    client: &mut Client,
 ) -> pb::RegisterDatasetResponse {
     register_yaml(client, CONTRACT_YAML).await.unwrap()
 }
 
 pub async fn register_yaml(
-    client: &mut FerryServiceClient<Channel>,
+    client: &mut Client,
     yaml: &str,
 ) -> Result<pb::RegisterDatasetResponse, tonic::Status> {
     client
@@ -223,7 +302,7 @@ pub async fn register_yaml(
 
 /// Publishes and returns the final result, collecting the progress events seen on the way.
 pub async fn publish(
-    client: &mut FerryServiceClient<Channel>,
+    client: &mut Client,
     dataset: &str,
     date: &str,
     source: &str,
@@ -247,7 +326,7 @@ pub async fn publish(
 
 /// All rows of a table for an inclusive date range, as text (None for NULL).
 pub async fn read_rows(
-    client: &mut FerryServiceClient<Channel>,
+    client: &mut Client,
     name: &str,
     from: &str,
     to: &str,
@@ -305,7 +384,7 @@ pub fn team_counts(csv_text: &str) -> (usize, usize) {
     (team_a, team_b)
 }
 
-pub async fn count(client: &mut FerryServiceClient<Channel>, name: &str, date: &str) -> usize {
+pub async fn count(client: &mut Client, name: &str, date: &str) -> usize {
     read_rows(client, name, date, date, &["partition_date"])
         .await
         .unwrap()
@@ -540,6 +619,7 @@ pub fn spawn_ferry_server(
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
         .arg(data_dir)
+        .env("FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     configure(&mut command);
@@ -570,7 +650,7 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 
 /// The ledger of `dataset`, newest first; `date` filters to one day when not empty.
 pub async fn ledger(
-    client: &mut FerryServiceClient<Channel>,
+    client: &mut Client,
     dataset: &str,
     date: &str,
 ) -> Vec<pb::Publication> {
