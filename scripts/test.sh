@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The project's test command: formatting, lints, then every test in the workspace.
-# Integration tests start their own servers (Ferry on 127.0.0.1:0, moto for S3).
+# Integration tests start their own servers (Ferry on 127.0.0.1:0, moto for S3,
+# fake-gcs-server, PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The allow/deny cases in policies/tests must hold for the shipped policies.
+cargo run --quiet --locked --bin ferry-server -- check-policies --policy-dir policies
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

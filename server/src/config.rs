@@ -179,6 +179,15 @@ mod tests {
         assert!(shown.contains("<redacted>"));
     }
 
+    /// The documented example must stay loadable as the schema evolves.
+    #[test]
+    fn shipped_example_config_loads() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/ferry.toml");
+        let config = Config::load(Some(&example)).expect("examples/ferry.toml loads");
+        assert_eq!(config.auth.bootstrap_admin_principal, "admin:platform");
+        assert_eq!(config.policy_refresh_secs, 10);
+    }
+
     #[test]
     fn unknown_keys_and_missing_files_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
