@@ -7,8 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use ferry_server::config::LogFormat;
 use ferry_server::governance::check_policies;
-use ferry_server::server::{BoundServer, build_ferry, shutdown_signal};
 use ferry_server::registry::Registry;
+use ferry_server::server::{BoundServer, build_ferry, shutdown_signal};
 use ferry_server::service::{Caller, TokenRequest, issue_token};
 use ferry_server::{Config, telemetry};
 

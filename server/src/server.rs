@@ -115,8 +115,7 @@ impl BoundServer {
 /// on SIGHUP.
 async fn refresh_policies(ferry: Arc<Ferry>, period: Duration) {
     #[cfg(unix)]
-    let mut hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut ticker = tokio::time::interval(period);
     let mut fingerprint = String::new();
     loop {
@@ -140,7 +139,9 @@ async fn refresh_policies(ferry: Arc<Ferry>, period: Duration) {
         }
         match ferry.refresh_policies(&fingerprint).await {
             Ok(next) => fingerprint = next,
-            Err(e) => warn!(error = %e, "policy refresh failed; the previous policies stay in force"),
+            Err(e) => {
+                warn!(error = %e, "policy refresh failed; the previous policies stay in force")
+            }
         }
     }
 }

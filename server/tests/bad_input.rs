@@ -275,7 +275,11 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(status.message().contains("kind:name"), "{}", status.message());
+    assert!(
+        status.message().contains("kind:name"),
+        "{}",
+        status.message()
+    );
     let status = client
         .revoke_access(pb::RevokeAccessRequest {
             grant_id: "grt_nope".into(),

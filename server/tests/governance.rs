@@ -181,7 +181,10 @@ async fn unauthenticated_and_forged_tokens_are_refused_and_audited() {
         .unwrap()
         .into_inner();
     let debug = format!("{listed:?}");
-    assert!(!debug.contains(&created.secret), "tokens are listed without secrets");
+    assert!(
+        !debug.contains(&created.secret),
+        "tokens are listed without secrets"
+    );
     admin
         .revoke_token(pb::RevokeTokenRequest {
             id: created.token.unwrap().id,
@@ -240,7 +243,10 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
     row("RegisterDataset", got);
     let mut got = Vec::new();
     for c in &mut clients {
-        got.push(code(c.get_dataset(pb::GetDatasetRequest { name: RAW.into() }).await));
+        got.push(code(
+            c.get_dataset(pb::GetDatasetRequest { name: RAW.into() })
+                .await,
+        ));
     }
     row("GetDataset", got);
     let mut got = Vec::new();
@@ -339,10 +345,7 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
         ("ReadRows team A view", [OK, OK, NO, NO, OK]),
         ("ReadRows team B view", [OK, NO, NO, NO, OK]),
         ("GrantAccess", [OK, NO, NO, NO, OK]),
-        (
-            "ApproveGrant",
-            [NO, NO, NO, Code::FailedPrecondition, NO],
-        ),
+        ("ApproveGrant", [NO, NO, NO, Code::FailedPrecondition, NO]),
         ("ListTokens", [NO, NO, NO, NO, OK]),
         ("CreateToken", [NO, NO, NO, NO, OK]),
         ("ListAuditEvents", [NO, NO, NO, OK, OK]),
@@ -389,7 +392,11 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
         .filter(|c| **c == NO)
         .count();
     assert_eq!(denials.len(), expected_denials, "{denials:#?}");
-    assert!(denials.iter().any(|e| e.principal == CONSUMER_B && e.action == "read"));
+    assert!(
+        denials
+            .iter()
+            .any(|e| e.principal == CONSUMER_B && e.action == "read")
+    );
     server.stop().await;
 }
 
@@ -399,7 +406,10 @@ async fn denials_name_nothing_the_caller_did_not_ask_for() {
     let mut team_b = server.client_as(CONSUMER_B).await;
     let status = read_all(&mut team_b, TEAM_A).await.unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
-    assert_eq!(status.message(), "permission denied: team:b may not read catalog.with_image");
+    assert_eq!(
+        status.message(),
+        "permission denied: team:b may not read catalog.with_image"
+    );
     let status = read_all(&mut team_b, "catalog.nope").await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     for secret in server.tokens.values() {
@@ -465,9 +475,18 @@ async fn grants_expire_by_themselves_and_revocation_is_immediate() {
         .iter()
         .map(|e| format!("{} {} {}", e.principal, e.action, e.outcome))
         .collect();
-    assert!(trail.contains(&"team:catalog grant allowed".to_owned()), "{trail:?}");
-    assert!(trail.contains(&"team:catalog revoke allowed".to_owned()), "{trail:?}");
-    assert!(trail.contains(&"team:a read denied".to_owned()), "{trail:?}");
+    assert!(
+        trail.contains(&"team:catalog grant allowed".to_owned()),
+        "{trail:?}"
+    );
+    assert!(
+        trail.contains(&"team:catalog revoke allowed".to_owned()),
+        "{trail:?}"
+    );
+    assert!(
+        trail.contains(&"team:a read denied".to_owned()),
+        "{trail:?}"
+    );
     server.stop().await;
 }
 
@@ -491,7 +510,10 @@ async fn personal_data_is_pseudonymized_dropped_and_masked_until_approved() {
     );
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, PSEUDONYMIZATION_KEY.as_bytes());
     let expected_email = hex_encode(ring::hmac::sign(&key, b"ada@example.eu").as_ref());
-    assert_eq!(column(&schema, &rows, "email")[0], Some(expected_email.as_str()));
+    assert_eq!(
+        column(&schema, &rows, "email")[0],
+        Some(expected_email.as_str())
+    );
     assert!(!format!("{rows:?}").contains("@example"));
 
     // A consumer without a grant in clear sees personal and sensitive columns masked.
@@ -509,8 +531,14 @@ async fn personal_data_is_pseudonymized_dropped_and_masked_until_approved() {
         column(&schema, &rows, "health_note"),
         [Some("***"), None, Some("***")]
     );
-    assert_eq!(column(&schema, &rows, "country"), [Some("UK"), Some("UK"), Some("US")]);
-    assert_eq!(column(&schema, &rows, "email")[0], Some(expected_email.as_str()));
+    assert_eq!(
+        column(&schema, &rows, "country"),
+        [Some("UK"), Some("UK"), Some("US")]
+    );
+    assert_eq!(
+        column(&schema, &rows, "email")[0],
+        Some(expected_email.as_str())
+    );
     assert!(masked(&schema, "full_name") && masked(&schema, "health_note"));
     assert!(!masked(&schema, "email") && !masked(&schema, "country"));
 
@@ -537,7 +565,10 @@ async fn personal_data_is_pseudonymized_dropped_and_masked_until_approved() {
     .unwrap();
     assert_eq!(pending.status, pb::GrantStatus::PendingApproval as i32);
     let (schema, _) = read_all(&mut team_a, "crm.customers").await.unwrap();
-    assert!(masked(&schema, "full_name"), "pending grants change nothing");
+    assert!(
+        masked(&schema, "full_name"),
+        "pending grants change nothing"
+    );
 
     let approve = |principal: &'static str| {
         let id = pending.id.clone();
@@ -561,7 +592,10 @@ async fn personal_data_is_pseudonymized_dropped_and_masked_until_approved() {
         column(&schema, &rows, "full_name"),
         [Some("Ada Lovelace"), Some("Alan Turing"), None]
     );
-    assert_eq!(column(&schema, &rows, "age"), [Some("36"), Some("41"), Some("85")]);
+    assert_eq!(
+        column(&schema, &rows, "age"),
+        [Some("36"), Some("41"), Some("85")]
+    );
     assert_eq!(
         column(&schema, &rows, "health_note"),
         [Some("***"), None, Some("***")],
@@ -578,7 +612,11 @@ async fn personal_data_is_pseudonymized_dropped_and_masked_until_approved() {
         .unwrap();
     assert!(masked(&schema, "full_name"));
     assert_eq!(
-        schema.iter().find(|c| c.name == "full_name").unwrap().classification,
+        schema
+            .iter()
+            .find(|c| c.name == "full_name")
+            .unwrap()
+            .classification,
         pb::Classification::Personal as i32
     );
     assert_eq!(
@@ -591,9 +629,18 @@ async fn personal_data_is_pseudonymized_dropped_and_masked_until_approved() {
         .iter()
         .map(|e| format!("{} {} {}", e.principal, e.action, e.outcome))
         .collect();
-    assert!(trail.contains(&"privacy:dpo approve allowed".to_owned()), "{trail:?}");
-    assert!(trail.contains(&"team:catalog register allowed".to_owned()), "{trail:?}");
-    assert!(trail.contains(&"team:catalog publish allowed".to_owned()), "{trail:?}");
+    assert!(
+        trail.contains(&"privacy:dpo approve allowed".to_owned()),
+        "{trail:?}"
+    );
+    assert!(
+        trail.contains(&"team:catalog register allowed".to_owned()),
+        "{trail:?}"
+    );
+    assert!(
+        trail.contains(&"team:catalog publish allowed".to_owned()),
+        "{trail:?}"
+    );
     server.stop().await;
 }
 
@@ -605,8 +652,9 @@ fn hex_encode(bytes: &[u8]) -> String {
 async fn pseudonyms_differ_across_keys_and_no_key_means_no_publish() {
     let first = TestServer::start(None).await;
     let second = TestServer::start_configured(None, |c| {
-        c.privacy.pseudonymization_key =
-            Some(ferry_server::config::Secret::new("another-key-another-key-another-key-0"))
+        c.privacy.pseudonymization_key = Some(ferry_server::config::Secret::new(
+            "another-key-another-key-another-key-0",
+        ))
     })
     .await;
     let mut emails = Vec::new();
@@ -630,12 +678,17 @@ async fn pseudonyms_differ_across_keys_and_no_key_means_no_publish() {
     first.stop().await;
     second.stop().await;
 
-    let keyless = TestServer::start_configured(None, |c| c.privacy.pseudonymization_key = None).await;
+    let keyless =
+        TestServer::start_configured(None, |c| c.privacy.pseudonymization_key = None).await;
     let status = register_yaml(&mut keyless.client().await, CUSTOMERS_YAML)
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition);
-    assert!(status.message().contains("pseudonymization key"), "{}", status.message());
+    assert!(
+        status.message().contains("pseudonymization key"),
+        "{}",
+        status.message()
+    );
     keyless.stop().await;
 }
 
@@ -648,7 +701,9 @@ async fn personal_columns_without_a_legal_basis_are_refused_at_registration() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
-        status.message().contains("\"full_name\" is personal data and needs legal_basis")
+        status
+            .message()
+            .contains("\"full_name\" is personal data and needs legal_basis")
             && status.message().contains("purpose"),
         "{}",
         status.message()
@@ -699,7 +754,11 @@ async fn retention_removes_expired_partitions_and_logs_each() {
         .collect();
     assert_eq!(retention.len(), 1);
     assert_eq!(retention[0].principal, "system:retention");
-    assert!(retention[0].detail.contains("2021-04-03"), "{:?}", retention[0]);
+    assert!(
+        retention[0].detail.contains("2021-04-03"),
+        "{:?}",
+        retention[0]
+    );
     server.stop().await;
 }
 
@@ -719,14 +778,20 @@ async fn edited_policy_files_apply_without_a_restart() {
     let mut owner = server.client().await;
     register_catalog(&mut owner).await;
     let mut team_b = server.client_as(CONSUMER_B).await;
-    assert_eq!(code(read_all(&mut team_b, RAW).await), Code::PermissionDenied);
+    assert_eq!(
+        code(read_all(&mut team_b, RAW).await),
+        Code::PermissionDenied
+    );
 
     let mut policy = std::fs::read_to_string(policies.path().join("policy.csv")).unwrap();
     policy.push_str("\np, team:b, catalog.product_catalog, read, never\n");
     std::fs::write(policies.path().join("policy.csv"), policy).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while code(read_all(&mut team_b, RAW).await) != Code::Ok {
-        assert!(std::time::Instant::now() < deadline, "the edit never applied");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the edit never applied"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     server.stop().await;

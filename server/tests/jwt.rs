@@ -63,7 +63,11 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
     let forger = SigningKey::generate("key-1");
     let dir = tempfile::tempdir().unwrap();
     let jwks = dir.path().join("jwks.json");
-    std::fs::write(&jwks, serde_json::json!({ "keys": [trusted.jwk()] }).to_string()).unwrap();
+    std::fs::write(
+        &jwks,
+        serde_json::json!({ "keys": [trusted.jwk()] }).to_string(),
+    )
+    .unwrap();
     // The service account acts for the catalog team: one line in a copy of the policies.
     let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
     std::fs::copy(shipped.join("model.conf"), dir.path().join("model.conf")).unwrap();
@@ -99,7 +103,10 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
 
     for (token, what) in [
         (forger.sign(AUDIENCE, 300), "InvalidSignature"),
-        (trusted.sign("https://someone-else.test", 300), "InvalidAudience"),
+        (
+            trusted.sign("https://someone-else.test", 300),
+            "InvalidAudience",
+        ),
         (trusted.sign(AUDIENCE, -600), "ExpiredSignature"),
     ] {
         let mut client = connect_with_token(server.addr, Some(&token)).await;

@@ -545,7 +545,10 @@ pub(crate) mod tests {
         contract.columns[2].legal_basis = Some(LegalBasis::Contract);
         contract.columns[2].purpose = "support".into();
         let err = contract.validate().unwrap_err().to_string();
-        assert!(!err.contains("legal_basis") && err.contains("retention_days"), "{err}");
+        assert!(
+            !err.contains("legal_basis") && err.contains("retention_days"),
+            "{err}"
+        );
         contract.retention_days = Some(30);
         contract.validate().unwrap();
         contract.columns[2].retention_days = Some(7);

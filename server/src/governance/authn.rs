@@ -72,13 +72,15 @@ pub struct Authenticator {
     oidc: super::oidc::OidcVerifier,
 }
 
-const MISSING: &str =
-    "authentication required: send `authorization: Bearer <token>` (the CLI reads --token or FERRY_TOKEN)";
+const MISSING: &str = "authentication required: send `authorization: Bearer <token>` (the CLI reads --token or FERRY_TOKEN)";
 const INVALID: &str = "the bearer token is invalid, expired or revoked";
 
 impl Authenticator {
     pub fn new(registry: Registry, config: &AuthConfig) -> Result<Self, FerryError> {
-        let token = match (&config.bootstrap_admin_token, &config.bootstrap_admin_token_file) {
+        let token = match (
+            &config.bootstrap_admin_token,
+            &config.bootstrap_admin_token_file,
+        ) {
             (Some(token), _) => Some(token.expose().trim().to_owned()),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)

@@ -170,7 +170,11 @@ async fn build_enforcer(model: &str, policy: String) -> Result<Enforcer, FerryEr
         .map_err(casbin_error)
 }
 
-fn enforce(enforcer: &Enforcer, request: &AccessRequest<'_>, now: &str) -> Result<bool, FerryError> {
+fn enforce(
+    enforcer: &Enforcer,
+    request: &AccessRequest<'_>,
+    now: &str,
+) -> Result<bool, FerryError> {
     enforcer
         .enforce((
             request.subject,
@@ -440,7 +444,13 @@ mod tests {
             .map(|i| (format!("ns.d{i}"), format!("team:t{}", i % 5)))
             .chain([("ns.old".into(), "team:x".into())])
             .collect();
-        for subject in ["team:t1", "team:t3", "admin:platform", "privacy:dpo", "team:none"] {
+        for subject in [
+            "team:t1",
+            "team:t3",
+            "admin:platform",
+            "privacy:dpo",
+            "team:none",
+        ] {
             for action in [Action::Read, Action::Describe, Action::Publish] {
                 let scope = authz.scope(subject, action);
                 for (object, owner) in &objects {

@@ -82,10 +82,18 @@ mod tests {
             ],
         )
         .unwrap();
-        let access = [ColumnAccess::Masked, ColumnAccess::Masked, ColumnAccess::Clear];
+        let access = [
+            ColumnAccess::Masked,
+            ColumnAccess::Masked,
+            ColumnAccess::Clear,
+        ];
         let schema = masked_schema(&schema, &access);
         let masked = mask_batch(&batch, &schema, &access).unwrap();
-        let email = masked.column(0).as_any().downcast_ref::<StringArray>().unwrap();
+        let email = masked
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         assert_eq!(email.value(0), MASKED_TEXT);
         assert!(email.is_null(1));
         assert_eq!(masked.column(1).null_count(), 2);

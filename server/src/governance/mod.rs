@@ -70,10 +70,22 @@ mod tests {
 
     #[test]
     fn principals_are_kind_colon_name() {
-        for ok in ["team:catalog", "admin:platform", "sa:loader@proj.iam.gserviceaccount.com"] {
+        for ok in [
+            "team:catalog",
+            "admin:platform",
+            "sa:loader@proj.iam.gserviceaccount.com",
+        ] {
             validate_principal(ok).unwrap();
         }
-        for bad in ["catalog", "team:", ":x", "team:a,b", "Team:a", "team:a b", "team:\"a\""] {
+        for bad in [
+            "catalog",
+            "team:",
+            ":x",
+            "team:a,b",
+            "Team:a",
+            "team:a b",
+            "team:\"a\"",
+        ] {
             assert!(validate_principal(bad).is_err(), "{bad}");
         }
     }

@@ -49,9 +49,18 @@ mod tests {
     fn pseudonyms_are_stable_per_key_and_differ_across_keys() {
         let a = Pseudonymizer::new(&[1u8; 32]).unwrap();
         let b = Pseudonymizer::new(&[2u8; 32]).unwrap();
-        assert_eq!(a.pseudonym(b"ada@example.eu"), a.pseudonym(b"ada@example.eu"));
-        assert_ne!(a.pseudonym(b"ada@example.eu"), a.pseudonym(b"bob@example.eu"));
-        assert_ne!(a.pseudonym(b"ada@example.eu"), b.pseudonym(b"ada@example.eu"));
+        assert_eq!(
+            a.pseudonym(b"ada@example.eu"),
+            a.pseudonym(b"ada@example.eu")
+        );
+        assert_ne!(
+            a.pseudonym(b"ada@example.eu"),
+            a.pseudonym(b"bob@example.eu")
+        );
+        assert_ne!(
+            a.pseudonym(b"ada@example.eu"),
+            b.pseudonym(b"ada@example.eu")
+        );
         assert_eq!(a.pseudonym(b"x").len(), 64);
         assert!(Pseudonymizer::new(b"short").is_err());
         assert!(!format!("{a:?}").contains("01"));

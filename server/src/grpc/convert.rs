@@ -44,7 +44,9 @@ fn legal_basis_to_pb(b: Option<LegalBasis>) -> pb::LegalBasis {
     }
 }
 
-pub fn time_from_pb(t: Option<prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, FerryError> {
+pub fn time_from_pb(
+    t: Option<prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, FerryError> {
     t.map(|t| {
         DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
             .ok_or_else(|| FerryError::InvalidArgument("timestamp out of range".into()))
@@ -65,7 +67,12 @@ pub fn new_grant_from_pb(r: pb::GrantAccessRequest) -> Result<NewGrant, FerryErr
     let role = match pb::Role::try_from(r.role) {
         Ok(pb::Role::Reader) | Ok(pb::Role::Unspecified) => GrantRole::Reader,
         Ok(pb::Role::Publisher) => GrantRole::Publisher,
-        Err(_) => return Err(FerryError::InvalidArgument(format!("unknown role {}", r.role))),
+        Err(_) => {
+            return Err(FerryError::InvalidArgument(format!(
+                "unknown role {}",
+                r.role
+            )));
+        }
     };
     Ok(NewGrant {
         target: r.target.trim().to_owned(),

@@ -57,7 +57,9 @@ fn request_id<T>(request: &Request<T>) -> String {
         .filter(|id| {
             !id.is_empty()
                 && id.len() <= 128
-                && id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
         })
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
@@ -161,7 +163,7 @@ impl FerryService for FerryGrpc {
         // left to a dropped future.
         let mut publish = tokio::spawn(
             async move { ferry.publish(request, &caller, task_progress).await }
-            .instrument(tracing::Span::current()),
+                .instrument(tracing::Span::current()),
         );
 
         let (tx, rx) = mpsc::channel(16);

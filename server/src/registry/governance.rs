@@ -21,7 +21,8 @@ fn optional_time(row: &AnyRow, index: usize) -> Result<Option<DateTime<Utc>>, Fe
         .transpose()
 }
 
-const TOKEN_SELECT: &str = "SELECT id, principal, description, created_by, created_at, expires_at, revoked_at FROM tokens";
+const TOKEN_SELECT: &str =
+    "SELECT id, principal, description, created_by, created_at, expires_at, revoked_at FROM tokens";
 
 fn token_from_row(row: &AnyRow) -> Result<TokenRecord, FerryError> {
     Ok(TokenRecord {
@@ -87,17 +88,21 @@ impl Registry {
     }
 
     pub async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, FerryError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{TOKEN_SELECT} WHERE token_sha256 = $1")))
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{TOKEN_SELECT} WHERE token_sha256 = $1"
+        )))
+        .bind(sha256)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| token_from_row(&r)).transpose()
     }
 
     pub async fn list_tokens(&self) -> Result<Vec<TokenRecord>, FerryError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{TOKEN_SELECT} ORDER BY created_at")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{TOKEN_SELECT} ORDER BY created_at"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(token_from_row).collect()
     }
 
@@ -144,9 +149,11 @@ impl Registry {
 
     /// Every grant that has not been revoked: what the enforcer loads.
     pub async fn unrevoked_grants(&self) -> Result<Vec<Grant>, FerryError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{GRANT_SELECT} WHERE revoked_at IS NULL ORDER BY id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{GRANT_SELECT} WHERE revoked_at IS NULL ORDER BY id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(grant_from_row).collect()
     }
 

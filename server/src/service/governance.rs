@@ -289,8 +289,13 @@ impl Ferry {
             .ok_or_else(|| FerryError::NotFound(format!("dataset or view {}", request.target)))?;
         let dataset = self.existing_dataset(&dataset_name).await?;
         // Authorize.
-        self.authorize(caller, Action::Grant, &dataset_name, &dataset.contract.owner)
-            .await?;
+        self.authorize(
+            caller,
+            Action::Grant,
+            &dataset_name,
+            &dataset.contract.owner,
+        )
+        .await?;
         if request.role == GrantRole::Publisher && request.target != dataset_name {
             return Err(FerryError::InvalidArgument(format!(
                 "publishers publish to a dataset, not a view: grant on {dataset_name}"
@@ -364,13 +369,24 @@ impl Ferry {
             .ok_or_else(|| FerryError::NotFound(format!("grant {id}")))
     }
 
-    pub async fn revoke_access(&self, grant_id: &str, caller: &Caller) -> Result<Grant, FerryError> {
+    pub async fn revoke_access(
+        &self,
+        grant_id: &str,
+        caller: &Caller,
+    ) -> Result<Grant, FerryError> {
         let grant = self.existing_grant(grant_id).await?;
         let dataset = self.existing_dataset(&grant.dataset).await?;
-        self.authorize(caller, Action::Grant, &grant.dataset, &dataset.contract.owner)
-            .await?;
+        self.authorize(
+            caller,
+            Action::Grant,
+            &grant.dataset,
+            &dataset.contract.owner,
+        )
+        .await?;
         if grant.revoked_at.is_none() {
-            self.registry.revoke_grant(&grant.id, &caller.principal).await?;
+            self.registry
+                .revoke_grant(&grant.id, &caller.principal)
+                .await?;
             self.reload_policies_from_registry().await?;
             self.audit(
                 caller,
@@ -384,7 +400,11 @@ impl Ferry {
         self.existing_grant(&grant.id).await
     }
 
-    pub async fn approve_grant(&self, grant_id: &str, caller: &Caller) -> Result<Grant, FerryError> {
+    pub async fn approve_grant(
+        &self,
+        grant_id: &str,
+        caller: &Caller,
+    ) -> Result<Grant, FerryError> {
         self.authorize(caller, Action::Approve, "*", "").await?;
         let grant = self.existing_grant(grant_id).await?;
         let status = grant.status(Utc::now());

@@ -351,19 +351,36 @@ impl Ferry {
         let (audit_outcome, audit_detail) = match &result {
             Ok(Committed::Replaced) => (
                 AuditOutcome::Allowed,
-                format!("{} {}: replaced", publication.id, publication.partition_date),
+                format!(
+                    "{} {}: replaced",
+                    publication.id, publication.partition_date
+                ),
             ),
             Ok(Committed::AlreadyLive(live)) => (
                 AuditOutcome::Allowed,
-                format!("{} {}: unchanged, same as {live}", publication.id, publication.partition_date),
+                format!(
+                    "{} {}: unchanged, same as {live}",
+                    publication.id, publication.partition_date
+                ),
             ),
             Err(e) => (
                 AuditOutcome::Failed,
-                format!("{} {}: {}", publication.id, publication.partition_date, first_line(&e.to_string())),
+                format!(
+                    "{} {}: {}",
+                    publication.id,
+                    publication.partition_date,
+                    first_line(&e.to_string())
+                ),
             ),
         };
-        self.audit(caller, "publish", &publication.dataset, audit_outcome, &audit_detail)
-            .await;
+        self.audit(
+            caller,
+            "publish",
+            &publication.dataset,
+            audit_outcome,
+            &audit_detail,
+        )
+        .await;
         match result {
             Ok(Committed::Replaced) => {
                 info!(publication = %publication.id, rows = publication.rows_accepted, "partition replaced");
@@ -523,8 +540,13 @@ impl Ferry {
     ) -> Result<Vec<Publication>, FerryError> {
         let date = optional_date(partition_date, "partition_date")?;
         let registered = self.existing_dataset(dataset).await?;
-        self.authorize(caller, Action::Describe, dataset, &registered.contract.owner)
-            .await?;
+        self.authorize(
+            caller,
+            Action::Describe,
+            dataset,
+            &registered.contract.owner,
+        )
+        .await?;
         let limit = if limit == 0 { 100 } else { limit.min(10_000) };
         self.registry.list_publications(dataset, date, limit).await
     }

@@ -12,8 +12,8 @@ use ferry_proto::v1 as pb;
 use ferry_proto::v1::ferry_service_client::FerryServiceClient;
 use ferry_server::Config;
 use ferry_server::config::Secret;
-use ferry_server::service::{Caller, TokenRequest, issue_token};
 use ferry_server::server::BoundServer;
+use ferry_server::service::{Caller, TokenRequest, issue_token};
 use futures::StreamExt;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
@@ -46,9 +46,14 @@ pub const ADMIN: &str = "admin:platform";
 pub struct Bearer(Option<MetadataValue<Ascii>>);
 
 impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         if let Some(value) = &self.0 {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         Ok(request)
     }
@@ -280,9 +285,7 @@ pub async fn connect(addr: SocketAddr) -> Client {
     connect_with_token(addr, Some(&secret)).await
 }
 
-pub async fn register_catalog(
-    client: &mut Client,
-) -> pb::RegisterDatasetResponse {
+pub async fn register_catalog(client: &mut Client) -> pb::RegisterDatasetResponse {
     register_yaml(client, CONTRACT_YAML).await.unwrap()
 }
 
@@ -649,11 +652,7 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// The ledger of `dataset`, newest first; `date` filters to one day when not empty.
-pub async fn ledger(
-    client: &mut Client,
-    dataset: &str,
-    date: &str,
-) -> Vec<pb::Publication> {
+pub async fn ledger(client: &mut Client, dataset: &str, date: &str) -> Vec<pb::Publication> {
     client
         .list_publications(pb::ListPublicationsRequest {
             dataset: dataset.into(),
