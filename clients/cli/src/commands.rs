@@ -10,14 +10,39 @@ use ferry_proto::v1 as pb;
 use ferry_proto::v1::ferry_service_client::FerryServiceClient;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
+use tonic::metadata::AsciiMetadataValue;
+use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::trace_context::TraceContext;
 
-pub type Client = FerryServiceClient<InterceptedService<Channel, TraceContext>>;
+/// What every call carries: the bearer token and the caller's trace context.
+#[derive(Clone)]
+pub struct CallMetadata {
+    authorization: Option<AsciiMetadataValue>,
+    trace: TraceContext,
+}
 
-pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
+impl Interceptor for CallMetadata {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let mut request = self.trace.call(request)?;
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Client = FerryServiceClient<InterceptedService<Channel, CallMetadata>>;
+
+pub async fn connect(endpoint: &str, token: Option<&str>) -> anyhow::Result<Client> {
+    let authorization = token
+        .map(|t| format!("Bearer {}", t.trim()).parse::<AsciiMetadataValue>())
+        .transpose()
+        .context("the token contains characters a header cannot carry")?;
     let channel = Channel::from_shared(endpoint.to_owned())
         .with_context(|| format!("invalid endpoint {endpoint:?}"))?
         .connect_timeout(Duration::from_secs(5))
@@ -29,10 +54,14 @@ pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
             )
         })?;
     // Wide rows: allow read responses beyond the 4 MB default.
-    Ok(
-        FerryServiceClient::with_interceptor(channel, TraceContext::from_env())
-            .max_decoding_message_size(64 << 20),
+    Ok(FerryServiceClient::with_interceptor(
+        channel,
+        CallMetadata {
+            authorization,
+            trace: TraceContext::from_env(),
+        },
     )
+    .max_decoding_message_size(64 << 20))
 }
 
 pub async fn register(

@@ -1,5 +1,6 @@
 //! `ferry`: team and admin commands for the Ferry data-publishing platform.
 
+mod admin;
 mod commands;
 mod exit;
 mod output;
@@ -19,7 +20,10 @@ use ferry_proto::v1 as pb;
     after_help = format!(
         "Examples:\n  ferry quickstart\n  ferry dataset register examples/product_catalog/contract.yaml\n  \
          ferry publish catalog.product_catalog --date 2021-04-03 --source s3://catalog/product_catalog_20210403.csv\n  \
-         ferry read catalog.with_image --date 2021-04-03 --columns brand,year_release --format csv\n\n{}",
+         ferry read catalog.with_image --date 2021-04-03 --columns brand,year_release --format csv\n  \
+         ferry grant catalog.with_image --to team:a --purpose merchandising --expires 2027-06-30\n  \
+         ferry audit --target catalog.product_catalog\n\n\
+         Authentication: every command but quickstart sends --token (or FERRY_TOKEN) as a bearer token.\n\n{}",
         exit::HELP
     )
 )]
@@ -32,6 +36,9 @@ struct Cli {
         default_value = "http://127.0.0.1:50051"
     )]
     endpoint: String,
+    /// Bearer token (a Ferry token or an OIDC JWT).
+    #[arg(long, global = true, env = "FERRY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -75,8 +82,81 @@ enum Command {
     },
     /// Show one publication with its row-level errors.
     Publication { id: String },
-    /// Read rows of a dataset or view.
+    /// Read rows of a dataset or view. Personal columns you may not see in clear are masked.
     Read(ReadArgs),
+    /// Grant a team access to a dataset or view (owners and admins).
+    Grant(GrantArgs),
+    /// Revoke a grant by id (owners and admins). Takes effect at once.
+    Revoke { grant_id: String },
+    /// List grants: all for admins and privacy officers, your datasets' and your own otherwise.
+    Grants {
+        /// Only grants on this dataset or view.
+        name: Option<String>,
+        /// Only grants to this team.
+        #[arg(long, default_value = "")]
+        grantee: String,
+        /// Include revoked and expired grants.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Approve a pending grant on personal data in clear (privacy officers).
+    Approve { grant_id: String },
+    /// Show the audit log, newest first (admins and privacy officers).
+    Audit {
+        #[arg(long, default_value = "")]
+        principal: String,
+        /// A dataset, view or principal acted on.
+        #[arg(long, default_value = "")]
+        target: String,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Issue, list and revoke bearer tokens (admins).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Make the server re-read its policy files and grants now (admins).
+    ReloadPolicies,
+}
+
+#[derive(Args)]
+struct GrantArgs {
+    /// The dataset or view, e.g. catalog.with_image.
+    name: String,
+    /// The grantee team, e.g. team:a.
+    #[arg(long)]
+    to: String,
+    #[arg(long, value_parser = ["reader", "publisher"], default_value = "reader")]
+    role: String,
+    /// Why the team needs the data (required for personal data in clear).
+    #[arg(long, default_value = "")]
+    purpose: String,
+    /// The GDPR art. 6 legal basis (required for personal data in clear).
+    #[arg(long, value_parser = ["consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"])]
+    legal_basis: Option<String>,
+    /// Last day of access (YYYY-MM-DD); access ends at the start of that day, UTC.
+    #[arg(long)]
+    expires: Option<String>,
+    /// Ask to see personal columns in clear; pending until a privacy officer approves.
+    #[arg(long)]
+    clear_personal_data: bool,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token for a principal; it is printed once and never stored in clear.
+    Create {
+        /// kind:name, e.g. team:catalog.
+        principal: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Expiry day (YYYY-MM-DD).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    List,
+    Revoke {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,7 +214,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Quickstart { data_dir } => return quickstart::run(data_dir, &mut out).await,
         command => {
-            let mut client = commands::connect(&cli.endpoint).await?;
+            let mut client = commands::connect(&cli.endpoint, cli.token.as_deref()).await?;
             match command {
                 Command::Quickstart { .. } => unreachable!("handled above"),
                 Command::Dataset(DatasetCommand::Register { file }) => {
@@ -222,7 +302,131 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         },
                     )
                     .await?;
+                    let masked: Vec<&str> = result
+                        .schema
+                        .iter()
+                        .filter(|c| c.masked)
+                        .map(|c| c.name.as_str())
+                        .collect();
+                    if !masked.is_empty() {
+                        eprintln!(
+                            "note: masked for you (personal or sensitive data): {}",
+                            masked.join(", ")
+                        );
+                    }
                     output::render(&mut out, args.format, &result.schema, &result.rows)?;
+                }
+                Command::Grant(args) => {
+                    let request = pb::GrantAccessRequest {
+                        target: args.name,
+                        grantee: args.to,
+                        role: if args.role == "publisher" {
+                            pb::Role::Publisher
+                        } else {
+                            pb::Role::Reader
+                        }
+                        .into(),
+                        purpose: args.purpose,
+                        legal_basis: args
+                            .legal_basis
+                            .as_deref()
+                            .map(admin::legal_basis)
+                            .transpose()?
+                            .unwrap_or(pb::LegalBasis::Unspecified)
+                            .into(),
+                        expires_at: args.expires.as_deref().map(admin::day_start).transpose()?,
+                        clear_personal_data: args.clear_personal_data,
+                    };
+                    let grant = client.grant_access(request).await?.into_inner();
+                    admin::describe_grant(&mut out, "granted", &grant)?;
+                }
+                Command::Revoke { grant_id } => {
+                    let grant = client
+                        .revoke_access(pb::RevokeAccessRequest { grant_id })
+                        .await?
+                        .into_inner();
+                    admin::describe_grant(&mut out, "revoked", &grant)?;
+                }
+                Command::Approve { grant_id } => {
+                    let grant = client
+                        .approve_grant(pb::ApproveGrantRequest { grant_id })
+                        .await?
+                        .into_inner();
+                    admin::describe_grant(&mut out, "approved", &grant)?;
+                }
+                Command::Grants { name, grantee, all } => {
+                    let grants = client
+                        .list_grants(pb::ListGrantsRequest {
+                            target: name.unwrap_or_default(),
+                            grantee,
+                            include_inactive: all,
+                        })
+                        .await?
+                        .into_inner()
+                        .grants;
+                    admin::print_grants(&mut out, &grants)?;
+                }
+                Command::Audit {
+                    principal,
+                    target,
+                    limit,
+                } => {
+                    let events = client
+                        .list_audit_events(pb::ListAuditEventsRequest {
+                            principal,
+                            target,
+                            limit,
+                        })
+                        .await?
+                        .into_inner()
+                        .events;
+                    admin::print_audit(&mut out, &events)?;
+                }
+                Command::Token(TokenCommand::Create {
+                    principal,
+                    description,
+                    expires,
+                }) => {
+                    let created = client
+                        .create_token(pb::CreateTokenRequest {
+                            principal,
+                            description,
+                            expires_at: expires.as_deref().map(admin::day_start).transpose()?,
+                        })
+                        .await?
+                        .into_inner();
+                    let info = created.token.unwrap_or_default();
+                    eprintln!(
+                        "created {} for {}; store the token now, it cannot be shown again:",
+                        info.id, info.principal
+                    );
+                    writeln!(out, "{}", created.secret)?;
+                }
+                Command::Token(TokenCommand::List) => {
+                    let tokens = client
+                        .list_tokens(pb::ListTokensRequest {})
+                        .await?
+                        .into_inner()
+                        .tokens;
+                    admin::print_tokens(&mut out, &tokens)?;
+                }
+                Command::Token(TokenCommand::Revoke { id }) => {
+                    let token = client
+                        .revoke_token(pb::RevokeTokenRequest { id })
+                        .await?
+                        .into_inner();
+                    writeln!(out, "revoked {} ({})", token.id, token.principal)?;
+                }
+                Command::ReloadPolicies => {
+                    let reloaded = client
+                        .reload_policies(pb::ReloadPoliciesRequest {})
+                        .await?
+                        .into_inner();
+                    writeln!(
+                        out,
+                        "policies reloaded with {} grant(s)",
+                        reloaded.grants_loaded
+                    )?;
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! `ferry quickstart`: the whole product-catalog pipeline on the embedded default, against a
 //! real Ferry server started in this process on a free port, using the sample files that ship
-//! with the project.
+//! with the project. Each step runs as the principal that would do it in production: the
+//! catalog team publishes and grants, team A and team B read only their own views.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, ensure};
 use ferry_proto::v1 as pb;
 use ferry_server::Config;
+use ferry_server::config::Secret;
+use ferry_server::governance::new_token;
 use ferry_server::server::BoundServer;
+use ferry_server::service::{Caller, TokenRequest, issue_token};
 
 use crate::commands::{self, Client};
 use crate::output::{self, Format};
@@ -20,6 +24,17 @@ const DAY_2: &str =
     include_str!("../../../examples/product_catalog/data/product_catalog_20210404.csv");
 const DAY_2_CORRECTED: &str =
     include_str!("../../../examples/product_catalog/data/product_catalog_20210404_corrected.csv");
+
+const OWNER: &str = "team:catalog";
+const TEAM_A_PRINCIPAL: &str = "team:a";
+const TEAM_B_PRINCIPAL: &str = "team:b";
+
+struct Teams {
+    owner: Client,
+    team_a: Client,
+    team_b: Client,
+    admin: Client,
+}
 
 const RAW: &str = "catalog.product_catalog";
 const TEAM_A: &str = "catalog.with_image";
@@ -45,15 +60,31 @@ pub async fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Res
         DAY_2_CORRECTED,
     )?;
 
-    let config = Config {
+    let admin_token = new_token();
+    let mut config = Config {
         listen: "127.0.0.1:0".parse()?,
         data_dir: data_dir.clone(),
         ..Config::default()
     };
+    config.auth.bootstrap_admin_token = Some(Secret::new(admin_token.clone()));
     let server = BoundServer::bind(&config)
         .await
         .context("starting the embedded Ferry server")?;
     let endpoint = format!("http://{}", server.local_addr);
+    let mut tokens = Vec::new();
+    for principal in [OWNER, TEAM_A_PRINCIPAL, TEAM_B_PRINCIPAL] {
+        let issued = issue_token(
+            server.ferry().registry(),
+            TokenRequest {
+                principal: principal.into(),
+                description: "quickstart".into(),
+                expires_at: None,
+            },
+            &Caller::system("quickstart"),
+        )
+        .await?;
+        tokens.push(issued.secret);
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let serving = tokio::spawn(server.serve(async {
         let _ = stopped.await;
@@ -64,8 +95,17 @@ pub async fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Res
     )?;
     writeln!(out, "   server {endpoint}, data in {}", data_dir.display())?;
 
-    let mut client = commands::connect(&endpoint).await?;
-    let result = pipeline(&mut client, out, &contract, &day1, &day2, &day2_fixed).await;
+    writeln!(
+        out,
+        "   principals: {OWNER} (owner), {TEAM_A_PRINCIPAL}, {TEAM_B_PRINCIPAL}, admin:platform"
+    )?;
+    let mut teams = Teams {
+        owner: commands::connect(&endpoint, Some(&tokens[0])).await?,
+        team_a: commands::connect(&endpoint, Some(&tokens[1])).await?,
+        team_b: commands::connect(&endpoint, Some(&tokens[2])).await?,
+        admin: commands::connect(&endpoint, Some(&admin_token)).await?,
+    };
+    let result = pipeline(&mut teams, out, &contract, &day1, &day2, &day2_fixed).await;
     let _ = stop.send(());
     serving.await.context("server task")??;
     result
@@ -82,23 +122,24 @@ fn file_uri(path: &Path) -> String {
 }
 
 async fn pipeline(
-    client: &mut Client,
+    teams: &mut Teams,
     out: &mut impl Write,
     contract: &Path,
     day1: &Path,
     day2: &Path,
     day2_fixed: &Path,
 ) -> anyhow::Result<()> {
+    let client = &mut teams.owner;
     writeln!(
         out,
-        "\n== 1. Register the dataset contract (raw table + team A and team B views)"
+        "\n== 1. {OWNER} registers the dataset contract (raw table + team A and team B views)"
     )?;
     let registered = commands::register(client, contract).await?;
     commands::describe_registration(out, &registered)?;
 
     writeln!(
         out,
-        "\n== 2. Publish two daily extracts, one day partition each"
+        "\n== 2. {OWNER} publishes two daily extracts, one day partition each"
     )?;
     for (date, file) in [("2021-04-03", day1), ("2021-04-04", day2)] {
         let result = commands::publish(client, RAW, date, &file_uri(file), "", false).await?;
@@ -107,10 +148,35 @@ async fn pipeline(
     let before = counts(client).await?;
     print_counts(out, &before)?;
 
-    writeln!(out, "\n== 3. What each team sees (first rows, 2021-04-04)")?;
-    for (label, name, columns) in [
+    writeln!(out, "\n== 3. {OWNER} grants each team its own view")?;
+    for (view, team, purpose) in [
         (
-            "raw table",
+            TEAM_A,
+            TEAM_A_PRINCIPAL,
+            "merchandising: products with pictures",
+        ),
+        (TEAM_B, TEAM_B_PRINCIPAL, "assortment review: Samsung gaps"),
+    ] {
+        let grant = client
+            .grant_access(pb::GrantAccessRequest {
+                target: view.into(),
+                grantee: team.into(),
+                role: pb::Role::Reader.into(),
+                purpose: purpose.into(),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        crate::admin::describe_grant(out, "granted", &grant)?;
+    }
+
+    writeln!(
+        out,
+        "\n== 4. What each principal sees (first rows, 2021-04-04)"
+    )?;
+    for (label, name, columns, reader) in [
+        (
+            "team:catalog reads the raw table",
             RAW,
             vec![
                 "brand",
@@ -120,21 +186,24 @@ async fn pipeline(
                 "year_release",
                 "partition_date",
             ],
+            &mut teams.owner,
         ),
         (
-            "team A: products with an image",
+            "team:a reads its view: products with an image",
             TEAM_A,
             vec!["brand", "category_id", "image", "year_release"],
+            &mut teams.team_a,
         ),
         (
-            "team B: Samsung after 2000 without image",
+            "team:b reads its view: Samsung after 2000 without image",
             TEAM_B,
             vec!["brand", "category_id", "currency", "year_release"],
+            &mut teams.team_b,
         ),
     ] {
         writeln!(out, "-- {label} ({name})")?;
         let rows = commands::read(
-            client,
+            reader,
             pb::ReadRowsRequest {
                 name: name.into(),
                 from_date: "2021-04-04".into(),
@@ -147,9 +216,32 @@ async fn pipeline(
         output::render(out, Format::Table, &rows.schema, &rows.rows)?;
     }
 
+    writeln!(out, "\n== 5. Anything else is denied")?;
+    for (label, name, reader) in [
+        ("team:a reads team B's view", TEAM_B, &mut teams.team_a),
+        ("team:b reads the raw table", RAW, &mut teams.team_b),
+    ] {
+        let attempt = commands::read(
+            reader,
+            pb::ReadRowsRequest {
+                name: name.into(),
+                limit: 1,
+                ..Default::default()
+            },
+        )
+        .await;
+        let status = attempt
+            .err()
+            .and_then(|e| e.downcast::<tonic::Status>().ok())
+            .filter(|s| s.code() == tonic::Code::PermissionDenied)
+            .with_context(|| format!("{label}: expected PERMISSION_DENIED"))?;
+        writeln!(out, "{label}: PERMISSION_DENIED: {}", status.message())?;
+    }
+
+    let client = &mut teams.owner;
     writeln!(
         out,
-        "\n== 4. Re-run 2021-04-04 with the same file: idempotent, nothing changes"
+        "\n== 6. Re-run 2021-04-04 with the same file: idempotent, nothing changes"
     )?;
     let rerun = commands::publish(client, RAW, "2021-04-04", &file_uri(day2), "", false).await?;
     commands::describe_publish(out, &rerun)?;
@@ -166,7 +258,7 @@ async fn pipeline(
 
     writeln!(
         out,
-        "\n== 5. Publish a corrected file for 2021-04-04: that day is replaced, 2021-04-03 is untouched"
+        "\n== 7. Publish a corrected file for 2021-04-04: that day is replaced, 2021-04-03 is untouched"
     )?;
     let fixed =
         commands::publish(client, RAW, "2021-04-04", &file_uri(day2_fixed), "", false).await?;
@@ -184,7 +276,7 @@ async fn pipeline(
         "2021-04-03 is unchanged in every table; 2021-04-04 now holds the corrected extract."
     )?;
 
-    writeln!(out, "\n== 6. The ledger")?;
+    writeln!(out, "\n== 8. The ledger")?;
     let ledger = client
         .list_publications(pb::ListPublicationsRequest {
             dataset: RAW.into(),
@@ -194,6 +286,21 @@ async fn pipeline(
         .await?
         .into_inner();
     commands::print_publications(out, &ledger.publications)?;
+
+    writeln!(
+        out,
+        "\n== 9. The audit log, as admin:platform sees it (latest 12)"
+    )?;
+    let events = teams
+        .admin
+        .list_audit_events(pb::ListAuditEventsRequest {
+            limit: 12,
+            ..Default::default()
+        })
+        .await?
+        .into_inner()
+        .events;
+    crate::admin::print_audit(out, &events)?;
     writeln!(
         out,
         "\nDone. Run `ferry-server serve` and the `ferry` commands to do the same against a long-running server."

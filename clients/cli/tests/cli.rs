@@ -5,14 +5,24 @@
 use std::process::{Command, Output};
 
 use ferry_server::Config;
+use ferry_server::config::Secret;
 use ferry_server::server::BoundServer;
+use ferry_server::service::{Caller, TokenRequest, issue_token};
+
+const ADMIN_TOKEN: &str = "cli-test-bootstrap-admin-token-0123456789";
 
 fn ferry(endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferry"))
-        .args(args)
-        .env("FERRY_ENDPOINT", endpoint)
-        .output()
-        .unwrap()
+    ferry_as(endpoint, None, args)
+}
+
+fn ferry_as(endpoint: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    command.args(args).env("FERRY_ENDPOINT", endpoint);
+    match token {
+        Some(token) => command.env("FERRY_TOKEN", token),
+        None => command.env_remove("FERRY_TOKEN"),
+    };
+    command.output().unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -21,6 +31,140 @@ fn stdout(output: &Output) -> String {
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A server with a bootstrap admin token, on a free port; returns its endpoint.
+async fn start_server(
+    dir: &std::path::Path,
+) -> (String, std::sync::Arc<ferry_server::service::Ferry>) {
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.join("data"),
+        ..Config::default()
+    };
+    config.auth.bootstrap_admin_token = Some(Secret::new(ADMIN_TOKEN));
+    let server = BoundServer::bind(&config).await.unwrap();
+    let endpoint = format!("http://{}", server.local_addr);
+    let ferry = server.ferry().clone();
+    tokio::spawn(server.serve(std::future::pending()));
+    (endpoint, ferry)
+}
+
+async fn token_for(ferry: &ferry_server::service::Ferry, principal: &str) -> String {
+    issue_token(
+        ferry.registry(),
+        TokenRequest {
+            principal: principal.into(),
+            description: "cli test".into(),
+            expires_at: None,
+        },
+        &Caller::system("test"),
+    )
+    .await
+    .unwrap()
+    .secret
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_commands_grant_approve_revoke_and_audit() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (endpoint, ferry) = start_server(scratch.path()).await;
+    let owner = token_for(&ferry, "team:catalog").await;
+    let team_a = token_for(&ferry, "team:a").await;
+    let contract = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/product_catalog/contract.yaml"
+    );
+    let endpoint_ = endpoint.clone();
+    let run = move |token: String, args: Vec<&'static str>| {
+        let endpoint = endpoint_.clone();
+        async move {
+            tokio::task::spawn_blocking(move || ferry_as(&endpoint, Some(&token), &args))
+                .await
+                .unwrap()
+        }
+    };
+    let out = run(owner.clone(), vec!["dataset", "register", contract]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let out = run(
+        owner.clone(),
+        vec![
+            "grant",
+            "catalog.with_image",
+            "--to",
+            "team:a",
+            "--purpose",
+            "merchandising",
+            "--expires",
+            "2099-12-31",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("team:a reader on catalog.with_image (active)"),
+        "{text}"
+    );
+    let grant_id = text
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(':')
+        .to_owned();
+    assert!(grant_id.starts_with("grt_"), "{text}");
+
+    let out = run(team_a.clone(), vec!["grants"]).await;
+    assert!(stdout(&out).contains(&grant_id), "{}", stdout(&out));
+    let out = run(team_a.clone(), vec!["read", "catalog.product_catalog"]).await;
+    assert_eq!(out.status.code(), Some(7));
+    assert!(
+        stderr(&out).contains("PermissionDenied"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(team_a.clone(), vec!["approve", "grt_x"]).await;
+    assert_eq!(out.status.code(), Some(7));
+    let out = run(
+        owner.clone(),
+        vec![
+            "grant",
+            "catalog.with_image",
+            "--to",
+            "team:a",
+            "--legal-basis",
+            "vibes",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("legitimate_interests"),
+        "{}",
+        stderr(&out)
+    );
+
+    let leaked: &'static str = Box::leak(grant_id.clone().into_boxed_str());
+    let out = run(owner.clone(), vec!["revoke", leaked]).await;
+    assert!(stdout(&out).contains("(revoked)"), "{}", stdout(&out));
+
+    let out = run(
+        ADMIN_TOKEN.to_owned(),
+        vec!["audit", "--target", "catalog.with_image"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for action in ["grant", "revoke"] {
+        assert!(text.contains(action), "{text}");
+    }
+    let out = run(
+        ADMIN_TOKEN.to_owned(),
+        vec!["audit", "--principal", "team:a"],
+    )
+    .await;
+    assert!(stdout(&out).contains("denied"), "{}", stdout(&out));
 }
 
 #[test]
@@ -48,19 +192,38 @@ fn quickstart_runs_the_whole_pipeline() {
         text.contains("2021-04-03 is unchanged in every table"),
         "{text}"
     );
+    assert!(
+        text.contains("team:a reads team B's view: PERMISSION_DENIED: permission denied: team:a may not read catalog.samsung_after_2000_without_image"),
+        "{text}"
+    );
+    assert!(
+        text.contains("team:b reads the raw table: PERMISSION_DENIED"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn commands_print_results_and_exit_with_script_friendly_codes() {
     let scratch = tempfile::tempdir().unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: scratch.path().join("data"),
-        ..Config::default()
-    };
-    let server = BoundServer::bind(&config).await.unwrap();
-    let endpoint = format!("http://{}", server.local_addr);
-    tokio::spawn(server.serve(std::future::pending()));
+    let (endpoint, _) = start_server(scratch.path()).await;
+    // The admin issues the catalog team's token with the CLI, as an operator would.
+    let created = ferry_as(
+        &endpoint,
+        Some(ADMIN_TOKEN),
+        &[
+            "token",
+            "create",
+            "team:catalog",
+            "--description",
+            "catalog loader",
+        ],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stderr(&created).contains("cannot be shown again"));
+    let owner_token = stdout(&created).trim().to_owned();
+    let out = ferry(&endpoint, &["dataset", "list"]);
+    assert_eq!(out.status.code(), Some(7), "no token: not authenticated");
+    assert!(stderr(&out).contains("Unauthenticated"), "{}", stderr(&out));
     let contract = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/product_catalog/contract.yaml"
@@ -73,10 +236,11 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
     let endpoint_ = endpoint.clone();
     let run = move |args: Vec<String>| {
         let endpoint = endpoint_.clone();
+        let token = owner_token.clone();
         async move {
             tokio::task::spawn_blocking(move || {
                 let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                ferry(&endpoint, &args)
+                ferry_as(&endpoint, Some(&token), &args)
             })
             .await
             .unwrap()
