@@ -7,7 +7,7 @@ use std::time::Duration;
 use ferry_proto::v1::FILE_DESCRIPTOR_SET;
 use ferry_proto::v1::ferry_service_server::FerryServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -103,7 +103,12 @@ impl BoundServer {
             .add_service(health_service)
             .add_service(reflection)
             .add_service(FerryServiceServer::new(FerryGrpc::new(self.ferry)))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+            .serve_with_incoming_shutdown(
+                // Without TCP_NODELAY a response of a few segments waits out the peer's
+                // delayed ACK: ListDatasets took 40 ms instead of 2 ms.
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
             .await
             .map_err(|e| FerryError::Internal(format!("server: {e}")));
         refresher.abort();
