@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -59,6 +60,50 @@ enum Command {
         #[arg(long)]
         today: Option<chrono::NaiveDate>,
     },
+    /// Exit 0 if the server at ADDR (default: the configured listen address) answers its gRPC
+    /// health check as serving, 1 otherwise. Used by the container's HEALTHCHECK.
+    Health {
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+        /// Seconds to wait for an answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
+}
+
+/// Asks a running server's gRPC health service whether Ferry's service is serving. It is how
+/// the container image checks itself without a shell or a separate probe binary.
+async fn probe_health(addr: SocketAddr, within: Duration) -> anyhow::Result<bool> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+    let probe = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: "ferry.v1.FerryService".into(),
+            })
+            .await
+            .map_err(|status| anyhow::anyhow!("health check: {}", status.message()))?;
+        anyhow::Ok(response.into_inner().status == ServingStatus::Serving as i32)
+    };
+    tokio::time::timeout(within, probe)
+        .await
+        .map_err(|_| anyhow::anyhow!("no health answer from {addr} within {within:?}"))?
+}
+
+/// Where a probe on this host reaches a server listening on `listen` (any-address becomes
+/// loopback).
+fn local_probe_addr(listen: SocketAddr) -> SocketAddr {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    SocketAddr::new(ip, listen.port())
 }
 
 #[derive(Subcommand)]
@@ -185,6 +230,23 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(1);
             }
             Ok(())
+        }
+        Command::Health { addr, timeout } => {
+            let addr = addr.unwrap_or_else(|| local_probe_addr(config.listen));
+            match probe_health(addr, Duration::from_secs(timeout)).await {
+                Ok(true) => {
+                    println!("serving");
+                    Ok(())
+                }
+                Ok(false) => {
+                    eprintln!("not serving");
+                    std::process::exit(1)
+                }
+                Err(e) => {
+                    eprintln!("unhealthy: {e:#}");
+                    std::process::exit(1)
+                }
+            }
         }
         Command::Retention { today } => {
             let telemetry = telemetry::init(config.log_format, &config.log_level)?;
