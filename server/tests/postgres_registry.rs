@@ -59,6 +59,16 @@ async fn the_catalog_pipeline_runs_on_a_postgres_registry() {
         .into_inner()
         .datasets;
     assert_eq!(listed.len(), 1);
+    // A team without grants sees nothing: the access filter runs on PostgreSQL too.
+    let unseen = server
+        .client_as(CONSUMER_A)
+        .await
+        .list_datasets(pb::ListDatasetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .datasets;
+    assert!(unseen.is_empty());
     let ledger = ledger(&mut client, RAW, "").await;
     assert_eq!(ledger.len(), 4);
     assert!(

@@ -227,6 +227,52 @@ impl Registry {
         rows.iter().map(registered_from_row).collect()
     }
 
+    /// Names and owners of the datasets under `prefix`, in name order: enough to decide access
+    /// before any contract is loaded.
+    pub async fn dataset_owners(&self, prefix: &str) -> Result<Vec<(String, String)>, FerryError> {
+        let rows = sqlx::query(
+            "SELECT name, owner FROM datasets \
+             WHERE substr(name, 1, CAST($1 AS INTEGER)) = $2 ORDER BY name",
+        )
+        .bind(prefix.len() as i64)
+        .bind(prefix)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect())
+    }
+
+    /// The current contracts of `names`, in name order; unknown names are skipped.
+    pub async fn datasets_named(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<RegisteredDataset>, FerryError> {
+        // Bounded IN lists: SQLite caps the number of bound parameters per statement.
+        const CHUNK: usize = 500;
+        let mut datasets = Vec::with_capacity(names.len());
+        for chunk in names.chunks(CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT d.major, d.minor, v.contract_json, v.registered_at FROM datasets d \
+                 JOIN contract_versions v ON v.dataset = d.name AND v.major = d.major AND v.minor = d.minor \
+                 WHERE d.name IN ({})",
+                placeholders.join(", ")
+            );
+            // Only numbered placeholders are formatted in; the names are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for name in chunk {
+                query = query.bind(name);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                datasets.push(registered_from_row(&row)?);
+            }
+        }
+        datasets.sort_by(|a, b| a.contract.name.cmp(&b.contract.name));
+        Ok(datasets)
+    }
+
     /// The dataset a table name (dataset or view) belongs to.
     pub async fn owning_dataset(&self, table: &str) -> Result<Option<String>, FerryError> {
         let row = sqlx::query(

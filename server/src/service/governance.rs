@@ -462,10 +462,9 @@ impl Ferry {
         let granting = self.authorizer.scope(&caller.principal, Action::Grant);
         let owners: std::collections::HashMap<String, String> = self
             .registry
-            .list_datasets("")
+            .dataset_owners("")
             .await?
             .into_iter()
-            .map(|d| (d.contract.name, d.contract.owner))
             .collect();
         let now = Utc::now();
         let mut grants = self.registry.list_grants(&dataset).await?;

@@ -20,7 +20,7 @@ use crate::contract::{
 };
 use crate::error::FerryError;
 pub use crate::governance::Caller;
-use crate::governance::{Action, AuditOutcome, Authenticator, Authorizer, Pseudonymizer};
+use crate::governance::{Action, AuditOutcome, Authenticator, Authorizer, Pseudonymizer, Scope};
 use crate::ingest::{
     CsvQuarantine, IngestProgress, PublishStage, Quarantine, Source, SourcesConfig, ingest,
 };
@@ -228,9 +228,19 @@ impl Ferry {
         caller: &Caller,
     ) -> Result<Vec<RegisteredDataset>, FerryError> {
         let scope = self.authorizer.scope(&caller.principal, Action::Describe);
-        let mut datasets = self.registry.list_datasets(prefix).await?;
-        datasets.retain(|d| scope.contains(&d.contract.name, &d.contract.owner));
-        Ok(datasets)
+        if matches!(scope, Scope::All) {
+            return self.registry.list_datasets(prefix).await;
+        }
+        // Decide on names and owners alone, then load only the contracts the caller may see.
+        let visible: Vec<String> = self
+            .registry
+            .dataset_owners(prefix)
+            .await?
+            .into_iter()
+            .filter(|(name, owner)| scope.contains(name, owner))
+            .map(|(name, _)| name)
+            .collect();
+        self.registry.datasets_named(&visible).await
     }
 
     async fn existing_dataset(&self, name: &str) -> Result<RegisteredDataset, FerryError> {
