@@ -10,6 +10,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The allow/deny cases in policies/tests must hold for the shipped policies.
 cargo run --quiet --locked --bin ferry-server -- check-policies --policy-dir policies
+# Kubernetes manifests, Terraform and the Dockerfile: render, schema-validate, checkov.
+deploy/validate.sh
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

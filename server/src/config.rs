@@ -188,6 +188,28 @@ mod tests {
         assert_eq!(config.policy_refresh_secs, 10);
     }
 
+    /// The config the Kubernetes manifests ship must load with this schema, and point where
+    /// the Deployment mounts the policies and secrets.
+    #[test]
+    fn deployment_config_loads() {
+        let shipped =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/kubernetes/base/ferry.toml");
+        let config = Config::load(Some(&shipped)).expect("deploy/kubernetes/base/ferry.toml loads");
+        assert_eq!(config.listen.to_string(), "0.0.0.0:50051");
+        assert_eq!(
+            config.policy_dir.as_deref(),
+            Some(Path::new("/etc/ferry/policies"))
+        );
+        assert_eq!(
+            config.auth.bootstrap_admin_token_file.as_deref(),
+            Some(Path::new("/var/run/secrets/ferry/admin-token"))
+        );
+        assert_eq!(
+            config.privacy.pseudonymization_key_file.as_deref(),
+            Some(Path::new("/var/run/secrets/ferry/hmac-key"))
+        );
+    }
+
     #[test]
     fn unknown_keys_and_missing_files_are_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
