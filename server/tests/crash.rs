@@ -31,7 +31,9 @@ async fn killing_the_server_mid_publish_keeps_the_previous_partition() {
     let data_dir = scratch.path().join("data");
     let big = scratch.path().join("big.csv");
     let file = BufWriter::new(std::fs::File::create(&big).unwrap());
-    write_bytes(&mut { file }, CatalogOptions::default(), 160_000_000).unwrap();
+    // Big enough that the publish is still running at the first progress report (every
+    // 500 ms), with seconds to spare: the server validates about 330 MB/s here.
+    write_bytes(&mut { file }, CatalogOptions::default(), 1_000_000_000).unwrap();
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
@@ -62,8 +64,8 @@ async fn killing_the_server_mid_publish_keeps_the_previous_partition() {
                 break;
             }
             pb::publish_partition_event::Event::Progress(_) => continue,
-            pb::publish_partition_event::Event::Result(_) => {
-                panic!("the publish finished before the kill")
+            pb::publish_partition_event::Event::Result(result) => {
+                panic!("the publish finished before the kill: {result:?}")
             }
         }
     }
