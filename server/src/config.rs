@@ -34,6 +34,20 @@ pub struct Config {
     pub policy_refresh_secs: u64,
     pub auth: AuthConfig,
     pub privacy: PrivacyConfig,
+    /// TLS on the gRPC port; with `client_ca_file`, mutual TLS. Unset: plaintext, for a mesh or
+    /// a load balancer that terminates TLS.
+    pub tls: Option<TlsConfig>,
+}
+
+/// PEM files for TLS. The key is read at start and never logged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// When set, callers must present a client certificate signed by this CA (mTLS).
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -108,6 +122,7 @@ impl Default for Config {
             policy_refresh_secs: 10,
             auth: AuthConfig::default(),
             privacy: PrivacyConfig::default(),
+            tls: None,
         }
     }
 }

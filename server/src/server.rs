@@ -8,9 +8,10 @@ use ferry_proto::v1::FILE_DESCRIPTOR_SET;
 use ferry_proto::v1::ferry_service_server::FerryServiceServer;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, TlsConfig};
 use crate::error::FerryError;
 use crate::governance::{Authenticator, Authorizer, Pseudonymizer};
 use crate::grpc::{FerryGrpc, RpcTelemetryLayer};
@@ -59,6 +60,26 @@ pub struct BoundServer {
     listener: TcpListener,
     ferry: Arc<Ferry>,
     policy_refresh: Duration,
+    tls: Option<ServerTlsConfig>,
+}
+
+fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>, FerryError> {
+    std::fs::read(path).map_err(|e| {
+        FerryError::InvalidArgument(format!("tls.{what}: cannot read {}: {e}", path.display()))
+    })
+}
+
+/// Reads the certificate, key and optional client CA, so a bad path fails at start.
+fn server_tls(tls: &TlsConfig) -> Result<ServerTlsConfig, FerryError> {
+    let identity = Identity::from_pem(
+        read_pem(&tls.cert_file, "cert_file")?,
+        read_pem(&tls.key_file, "key_file")?,
+    );
+    let mut config = ServerTlsConfig::new().identity(identity);
+    if let Some(ca) = &tls.client_ca_file {
+        config = config.client_ca_root(Certificate::from_pem(read_pem(ca, "client_ca_file")?));
+    }
+    Ok(config)
 }
 
 impl BoundServer {
@@ -74,6 +95,7 @@ impl BoundServer {
             listener,
             ferry,
             policy_refresh: Duration::from_secs(config.policy_refresh_secs.max(1)),
+            tls: config.tls.as_ref().map(server_tls).transpose()?,
         })
     }
 
@@ -98,7 +120,13 @@ impl BoundServer {
             .map_err(|e| FerryError::Internal(format!("reflection: {e}")))?;
         let refresher = tokio::spawn(refresh_policies(self.ferry.clone(), self.policy_refresh));
         info!(addr = %self.local_addr, "ferry-server listening");
-        let served = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| FerryError::InvalidArgument(format!("tls: {e}")))?;
+        }
+        let served = builder
             .layer(RpcTelemetryLayer)
             .add_service(health_service)
             .add_service(reflection)

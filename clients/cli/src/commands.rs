@@ -1,7 +1,7 @@
 //! What each `ferry` command does over gRPC. Shared by the commands and the quickstart.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tonic::metadata::AsciiMetadataValue;
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
 use crate::trace_context::TraceContext;
 
@@ -38,21 +38,58 @@ impl Interceptor for CallMetadata {
 
 pub type Client = FerryServiceClient<InterceptedService<Channel, CallMetadata>>;
 
-pub async fn connect(endpoint: &str, token: Option<&str>) -> anyhow::Result<Client> {
+/// Client-side TLS: the CA that signed the server's certificate (default: the system's roots)
+/// and, for servers that require mutual TLS, this client's certificate and key.
+#[derive(Debug, Default, Clone)]
+pub struct TlsFiles {
+    pub ca_cert: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn client_config(&self) -> anyhow::Result<ClientTlsConfig> {
+        let read = |path: &Path| {
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+        };
+        let mut tls = ClientTlsConfig::new();
+        tls = match &self.ca_cert {
+            Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca)?)),
+            None => tls.with_native_roots(),
+        };
+        match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => {
+                tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+            }
+            (None, None) => {}
+            _ => bail!("--client-cert and --client-key go together"),
+        }
+        Ok(tls)
+    }
+}
+
+pub async fn connect(
+    endpoint: &str,
+    token: Option<&str>,
+    tls: &TlsFiles,
+) -> anyhow::Result<Client> {
     let authorization = token
         .map(|t| format!("Bearer {}", t.trim()).parse::<AsciiMetadataValue>())
         .transpose()
         .context("the token contains characters a header cannot carry")?;
-    let channel = Channel::from_shared(endpoint.to_owned())
+    let mut channel = Channel::from_shared(endpoint.to_owned())
         .with_context(|| format!("invalid endpoint {endpoint:?}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach the Ferry server at {endpoint} (is `ferry-server serve` running?)"
-            )
-        })?;
+        .connect_timeout(Duration::from_secs(5));
+    if endpoint.starts_with("https://") {
+        channel = channel
+            .tls_config(tls.client_config()?)
+            .context("TLS configuration")?;
+    } else if tls.ca_cert.is_some() || tls.client_cert.is_some() {
+        bail!("TLS options need an https:// endpoint, not {endpoint}");
+    }
+    let channel = channel.connect().await.with_context(|| {
+        format!("cannot reach the Ferry server at {endpoint} (is `ferry-server serve` running?)")
+    })?;
     // Wide rows: allow read responses beyond the 4 MB default.
     Ok(FerryServiceClient::with_interceptor(
         channel,

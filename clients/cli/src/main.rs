@@ -39,6 +39,25 @@ struct Cli {
     /// Bearer token (a Ferry token or an OIDC JWT).
     #[arg(long, global = true, env = "FERRY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// PEM CA certificate that signed the server's (https:// endpoints; default: system roots).
+    #[arg(long, global = true, env = "FERRY_CA_CERT")]
+    ca_cert: Option<PathBuf>,
+    /// PEM client certificate, for servers that require mutual TLS.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CLIENT_CERT",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        global = true,
+        env = "FERRY_CLIENT_KEY",
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -196,14 +215,25 @@ struct ReadArgs {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    // A server requiring mutual TLS drops a client without a certificate after the handshake,
+    // which reaches us as a bare transport error on the first call.
+    let tls_hint = cli.endpoint.starts_with("https://") && cli.client_cert.is_none();
     if let Err(error) = run(cli).await {
-        let message = error
+        let status = error
             .chain()
-            .find_map(|c| {
-                c.downcast_ref::<tonic::Status>()
-                    .map(|s| format!("{:?}: {}", s.code(), s.message()))
-            })
+            .find_map(|c| c.downcast_ref::<tonic::Status>());
+        let mut message = status
+            .map(|s| format!("{:?}: {}", s.code(), s.message()))
             .unwrap_or_else(|| format!("{error:#}"));
+        if tls_hint
+            && status
+                .is_some_and(|s| matches!(s.code(), tonic::Code::Unknown | tonic::Code::Cancelled))
+        {
+            message.push_str(
+                "\nhint: the TLS connection was closed; if the server requires mutual TLS, pass \
+                 --client-cert and --client-key (or FERRY_CLIENT_CERT and FERRY_CLIENT_KEY)",
+            );
+        }
         eprintln!("error: {message}");
         std::process::exit(exit::for_error(&error));
     }
@@ -214,7 +244,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Quickstart { data_dir } => return quickstart::run(data_dir, &mut out).await,
         command => {
-            let mut client = commands::connect(&cli.endpoint, cli.token.as_deref()).await?;
+            let mut client = commands::connect(
+                &cli.endpoint,
+                cli.token.as_deref(),
+                &commands::TlsFiles {
+                    ca_cert: cli.ca_cert.clone(),
+                    client_cert: cli.client_cert.clone(),
+                    client_key: cli.client_key.clone(),
+                },
+            )
+            .await?;
             match command {
                 Command::Quickstart { .. } => unreachable!("handled above"),
                 Command::Dataset(DatasetCommand::Register { file }) => {

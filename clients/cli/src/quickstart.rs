@@ -100,10 +100,10 @@ pub async fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Res
         "   principals: {OWNER} (owner), {TEAM_A_PRINCIPAL}, {TEAM_B_PRINCIPAL}, admin:platform"
     )?;
     let mut teams = Teams {
-        owner: commands::connect(&endpoint, Some(&tokens[0])).await?,
-        team_a: commands::connect(&endpoint, Some(&tokens[1])).await?,
-        team_b: commands::connect(&endpoint, Some(&tokens[2])).await?,
-        admin: commands::connect(&endpoint, Some(&admin_token)).await?,
+        owner: commands::connect(&endpoint, Some(&tokens[0]), &Default::default()).await?,
+        team_a: commands::connect(&endpoint, Some(&tokens[1]), &Default::default()).await?,
+        team_b: commands::connect(&endpoint, Some(&tokens[2]), &Default::default()).await?,
+        admin: commands::connect(&endpoint, Some(&admin_token), &Default::default()).await?,
     };
     let result = pipeline(&mut teams, out, &contract, &day1, &day2, &day2_fixed).await;
     let _ = stop.send(());

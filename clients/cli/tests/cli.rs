@@ -345,3 +345,74 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
         stderr(&out)
     );
 }
+
+/// Writes a CA, a server certificate for 127.0.0.1 and a client certificate into `dir`;
+/// returns the server's TLS config (mutual TLS).
+fn write_mutual_tls(dir: &std::path::Path) -> ferry_server::config::TlsConfig {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    std::fs::write(
+        dir.join("ca.pem"),
+        ca_params.self_signed(&ca_key).unwrap().pem(),
+    )
+    .unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    for name in ["server", "client"] {
+        let key = KeyPair::generate().unwrap();
+        let params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+    }
+    ferry_server::config::TlsConfig {
+        cert_file: dir.join("server.pem"),
+        key_file: dir.join("server.key"),
+        client_ca_file: Some(dir.join("ca.pem")),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn talks_to_a_mutual_tls_server_with_client_certificates() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: scratch.path().join("data"),
+        ..Config::default()
+    };
+    config.auth.bootstrap_admin_token = Some(Secret::new(ADMIN_TOKEN));
+    config.tls = Some(write_mutual_tls(scratch.path()));
+    let server = BoundServer::bind(&config).await.unwrap();
+    let endpoint = format!("https://{}", server.local_addr);
+    tokio::spawn(server.serve(std::future::pending()));
+    let file = |name: &str| scratch.path().join(name).display().to_string();
+
+    let listed = ferry_as(
+        &endpoint,
+        Some(ADMIN_TOKEN),
+        &[
+            "--ca-cert",
+            &file("ca.pem"),
+            "--client-cert",
+            &file("client.pem"),
+            "--client-key",
+            &file("client.key"),
+            "dataset",
+            "list",
+        ],
+    );
+    assert!(listed.status.success(), "{}", stderr(&listed));
+
+    let refused = ferry_as(
+        &endpoint,
+        Some(ADMIN_TOKEN),
+        &["--ca-cert", &file("ca.pem"), "dataset", "list"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("--client-cert"),
+        "{}",
+        stderr(&refused)
+    );
+}

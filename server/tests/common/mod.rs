@@ -264,6 +264,11 @@ pub async fn connect_with_token(addr: SocketAddr, token: Option<&str>) -> Client
         .connect()
         .await
         .unwrap();
+    client_on(channel, token)
+}
+
+/// A client on an established channel (plaintext or TLS) that sends `token`.
+pub fn client_on(channel: Channel, token: Option<&str>) -> Client {
     let bearer = Bearer(token.map(|t| format!("Bearer {t}").parse().unwrap()));
     FerryServiceClient::with_interceptor(channel, bearer).max_decoding_message_size(64 << 20)
 }
