@@ -129,6 +129,18 @@ async fn audit(server: &TestServer, target: &str) -> Vec<pb::AuditEvent> {
         .events
 }
 
+/// Asserts that the audit log of `target` holds each "principal action outcome" line.
+async fn assert_audited(server: &TestServer, target: &str, expected: &[&str]) {
+    let trail: Vec<String> = audit(server, target)
+        .await
+        .iter()
+        .map(|e| format!("{} {} {}", e.principal, e.action, e.outcome))
+        .collect();
+    for line in expected {
+        assert!(trail.iter().any(|t| t == line), "{line} not in {trail:?}");
+    }
+}
+
 /// The catalog registered and one day published by its owner, and team A granted its view.
 async fn catalog_server() -> (TestServer, pb::Grant) {
     let server = TestServer::start(None).await;
@@ -470,23 +482,16 @@ async fn grants_expire_by_themselves_and_revocation_is_immediate() {
         code(read_all(&mut team_a, TEAM_A).await),
         Code::PermissionDenied
     );
-    let trail: Vec<String> = audit(&server, TEAM_A)
-        .await
-        .iter()
-        .map(|e| format!("{} {} {}", e.principal, e.action, e.outcome))
-        .collect();
-    assert!(
-        trail.contains(&"team:catalog grant allowed".to_owned()),
-        "{trail:?}"
-    );
-    assert!(
-        trail.contains(&"team:catalog revoke allowed".to_owned()),
-        "{trail:?}"
-    );
-    assert!(
-        trail.contains(&"team:a read denied".to_owned()),
-        "{trail:?}"
-    );
+    assert_audited(
+        &server,
+        TEAM_A,
+        &[
+            "team:catalog grant allowed",
+            "team:catalog revoke allowed",
+            "team:a read denied",
+        ],
+    )
+    .await;
     server.stop().await;
 }
 
@@ -624,23 +629,16 @@ async fn personal_data_is_pseudonymized_dropped_and_masked_until_approved() {
         [Some("***"), Some("***"), None]
     );
 
-    let trail: Vec<String> = audit(&server, "crm.customers")
-        .await
-        .iter()
-        .map(|e| format!("{} {} {}", e.principal, e.action, e.outcome))
-        .collect();
-    assert!(
-        trail.contains(&"privacy:dpo approve allowed".to_owned()),
-        "{trail:?}"
-    );
-    assert!(
-        trail.contains(&"team:catalog register allowed".to_owned()),
-        "{trail:?}"
-    );
-    assert!(
-        trail.contains(&"team:catalog publish allowed".to_owned()),
-        "{trail:?}"
-    );
+    assert_audited(
+        &server,
+        "crm.customers",
+        &[
+            "privacy:dpo approve allowed",
+            "team:catalog register allowed",
+            "team:catalog publish allowed",
+        ],
+    )
+    .await;
     server.stop().await;
 }
 
