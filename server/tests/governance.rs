@@ -794,3 +794,30 @@ async fn edited_policy_files_apply_without_a_restart() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_info_needs_a_caller_but_no_grant() {
+    let server = TestServer::start(None).await;
+    let status = connect_with_token(server.addr, None)
+        .await
+        .get_server_info(pb::GetServerInfoRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    // A team with no grant at all may still ask which server this is.
+    let info = server
+        .client_as(CONSUMER_B)
+        .await
+        .get_server_info(pb::GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(info.api_versions, ["ferry.v1"]);
+    assert_eq!(info.registry, "sqlite");
+    assert_eq!(info.warehouse, "local");
+    // Test servers allow plain http sources; production defaults do not.
+    assert!(info.source_schemes.iter().any(|s| s == "http"));
+    server.stop().await;
+}

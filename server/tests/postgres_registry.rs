@@ -69,6 +69,12 @@ async fn the_catalog_pipeline_runs_on_a_postgres_registry() {
         .into_inner()
         .datasets;
     assert!(unseen.is_empty());
+    let info = client
+        .get_server_info(pb::GetServerInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.registry, "postgres");
     let ledger = ledger(&mut client, RAW, "").await;
     assert_eq!(ledger.len(), 4);
     assert!(

@@ -135,6 +135,8 @@ enum Command {
     Token(TokenCommand),
     /// Make the server re-read its policy files and grants now (admins).
     ReloadPolicies,
+    /// Show this CLI's version and the server's version, API versions and backends.
+    ServerInfo,
 }
 
 #[derive(Args)]
@@ -455,6 +457,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .await?
                         .into_inner();
                     writeln!(out, "revoked {} ({})", token.id, token.principal)?;
+                }
+                Command::ServerInfo => {
+                    let info = client
+                        .get_server_info(pb::GetServerInfoRequest {})
+                        .await?
+                        .into_inner();
+                    writeln!(out, "ferry (CLI)   {}", env!("CARGO_PKG_VERSION"))?;
+                    writeln!(out, "ferry-server  {}", info.version)?;
+                    writeln!(out, "API versions  {}", info.api_versions.join(", "))?;
+                    writeln!(out, "registry      {}", info.registry)?;
+                    writeln!(out, "warehouse     {}", info.warehouse)?;
+                    writeln!(out, "sources       {}", info.source_schemes.join(", "))?;
+                    if info.version != env!("CARGO_PKG_VERSION") {
+                        eprintln!(
+                            "note: the CLI and the server are different releases; both speak {}",
+                            info.api_versions.join(", ")
+                        );
+                    }
                 }
                 Command::ReloadPolicies => {
                     let reloaded = client

@@ -221,6 +221,14 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
     assert!(created.status.success(), "{}", stderr(&created));
     assert!(stderr(&created).contains("cannot be shown again"));
     let owner_token = stdout(&created).trim().to_owned();
+    let info = ferry_as(&endpoint, Some(&owner_token), &["server-info"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    assert!(
+        stdout(&info).contains(&format!("ferry-server  {}", env!("CARGO_PKG_VERSION")))
+            && stdout(&info).contains("ferry.v1"),
+        "{}",
+        stdout(&info)
+    );
     let out = ferry(&endpoint, &["dataset", "list"]);
     assert_eq!(out.status.code(), Some(7), "no token: not authenticated");
     assert!(stderr(&out).contains("Unauthenticated"), "{}", stderr(&out));

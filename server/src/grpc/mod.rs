@@ -374,6 +374,22 @@ impl FerryService for FerryGrpc {
         }))
     }
 
+    async fn get_server_info(
+        &self,
+        request: Request<pb::GetServerInfoRequest>,
+    ) -> Result<Response<pb::ServerInfo>, Status> {
+        let caller = self.caller(&request).await?;
+        let info = self.ferry.server_info(&caller);
+        let strings = |items: Vec<&str>| items.into_iter().map(str::to_owned).collect();
+        Ok(Response::new(pb::ServerInfo {
+            version: info.version.to_owned(),
+            api_versions: strings(info.api_versions),
+            registry: info.registry.to_owned(),
+            warehouse: info.warehouse.to_owned(),
+            source_schemes: strings(info.source_schemes),
+        }))
+    }
+
     type ReadRowsStream = EventStream<pb::ReadRowsResponse>;
 
     async fn read_rows(

@@ -156,6 +156,11 @@ fn date_text(date: NaiveDate) -> String {
 }
 
 impl Registry {
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        if self.postgres { "postgres" } else { "sqlite" }
+    }
+
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, FerryError> {
         sqlx::any::install_default_drivers();

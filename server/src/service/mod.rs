@@ -58,6 +58,16 @@ pub struct ReadRequest {
 
 type PartitionLock = Arc<tokio::sync::Mutex<()>>;
 
+/// The answer to "which Ferry is this?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    pub version: &'static str,
+    pub api_versions: Vec<&'static str>,
+    pub registry: &'static str,
+    pub warehouse: &'static str,
+    pub source_schemes: Vec<&'static str>,
+}
+
 pub struct Ferry {
     registry: Registry,
     warehouse: Arc<dyn Warehouse>,
@@ -114,6 +124,21 @@ impl Ferry {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// What this server is and serves. Any authenticated caller may ask: it names no dataset.
+    pub fn server_info(&self, _caller: &Caller) -> ServerInfo {
+        let mut source_schemes = vec!["file", "s3", "gs", "https"];
+        if self.sources.allow_http {
+            source_schemes.push("http");
+        }
+        ServerInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            api_versions: vec!["ferry.v1"],
+            registry: self.registry.kind(),
+            warehouse: self.warehouse.kind(),
+            source_schemes,
+        }
     }
 
     /// Recovers from a previous process that stopped mid-publish.
