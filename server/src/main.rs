@@ -162,6 +162,12 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token { command } => {
+            // The first token may come before the first `serve`, which would create it.
+            if config.registry_url.is_none() {
+                std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                    format!("cannot create data dir {}", config.data_dir.display())
+                })?;
+            }
             let registry = Registry::connect(&config.registry_url()).await?;
             let admin = Caller::system("cli");
             match command {
