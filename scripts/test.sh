@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 cargo fmt --all -- --check
 scripts/check-version.sh
+# buf lint, and buf breaking against the newest release tag.
+scripts/check-proto.sh
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The allow/deny cases in policies/tests must hold for the shipped policies.
 cargo run --quiet --locked --bin ferry-server -- check-policies --policy-dir policies
