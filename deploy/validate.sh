@@ -3,8 +3,8 @@
 #   1. the policies ConfigMap matches policies/ (deploy/tools/sync_policies.py --check);
 #   2. every Kustomize overlay renders, and the result validates against the Kubernetes 1.32
 #      schemas (kubernetes-validate --strict);
-#   3. checkov on the Terraform, the Dockerfile and the rendered manifests, with no failed
-#      check: each skipped check carries its reason next to the resource.
+#   3. checkov on the Terraform, the Dockerfile, the rendered manifests and the GitHub workflows,
+#      with no failed check: each skipped check carries its reason next to the resource.
 # That deploy/kubernetes/base/ferry.toml loads with the server's config schema is a Rust test
 # (config::tests). Terraform itself (plan, validate) needs the terraform binary and providers,
 # which this machine cannot download; checkov parses the HCL instead.
@@ -42,4 +42,6 @@ checkov() {
 checkov --framework terraform -d deploy/terraform
 checkov --framework dockerfile -f deploy/Dockerfile
 checkov --framework kubernetes -d "$rendered"
+# The release and CI workflows publish artifacts: least-privilege tokens, no injection.
+checkov --framework github_actions -d .github/workflows
 echo "deploy/: kustomize, kubernetes-validate and checkov passed"
