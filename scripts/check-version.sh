@@ -16,7 +16,9 @@ for manifest in proto/Cargo.toml server/Cargo.toml clients/cli/Cargo.toml tools/
 done
 python_version=$(sed -n 's/^version = "\(.*\)"/\1/p' clients/python/pyproject.toml)
 python_module=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' clients/python/src/ferry_client/__init__.py)
-for other in "clients/python/pyproject.toml:$python_version" "ferry_client.__version__:$python_module"; do
+typescript_version=$(sed -n 's/^  "version": "\(.*\)",/\1/p' clients/typescript/package.json)
+for other in "clients/python/pyproject.toml:$python_version" "ferry_client.__version__:$python_module" \
+             "clients/typescript/package.json:$typescript_version"; do
   if [ "${other##*:}" != "$version" ]; then
     echo "${other%:*} is ${other##*:}, the workspace is $version" >&2
     status=1
