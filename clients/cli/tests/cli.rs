@@ -25,6 +25,19 @@ fn ferry_as(endpoint: &str, token: Option<&str>, args: &[&str]) -> Output {
     command.output().unwrap()
 }
 
+/// Runs `ferry` on a blocking thread, so the server in this process keeps being served.
+async fn ferry_off_runtime(endpoint: &str, token: Option<&str>, args: &[&str]) -> Output {
+    let endpoint = endpoint.to_owned();
+    let token = token.map(str::to_owned);
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        ferry_as(&endpoint, token.as_deref(), &args)
+    })
+    .await
+    .unwrap()
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -75,21 +88,13 @@ async fn admin_commands_grant_approve_revoke_and_audit() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/product_catalog/contract.yaml"
     );
-    let endpoint_ = endpoint.clone();
-    let run = move |token: String, args: Vec<&'static str>| {
-        let endpoint = endpoint_.clone();
-        async move {
-            tokio::task::spawn_blocking(move || ferry_as(&endpoint, Some(&token), &args))
-                .await
-                .unwrap()
-        }
-    };
-    let out = run(owner.clone(), vec!["dataset", "register", contract]).await;
+    let out = ferry_off_runtime(&endpoint, Some(&owner), &["dataset", "register", contract]).await;
     assert!(out.status.success(), "{}", stderr(&out));
 
-    let out = run(
-        owner.clone(),
-        vec![
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner),
+        &[
             "grant",
             "catalog.with_image",
             "--to",
@@ -115,20 +120,26 @@ async fn admin_commands_grant_approve_revoke_and_audit() {
         .to_owned();
     assert!(grant_id.starts_with("grt_"), "{text}");
 
-    let out = run(team_a.clone(), vec!["grants"]).await;
+    let out = ferry_off_runtime(&endpoint, Some(&team_a), &["grants"]).await;
     assert!(stdout(&out).contains(&grant_id), "{}", stdout(&out));
-    let out = run(team_a.clone(), vec!["read", "catalog.product_catalog"]).await;
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&team_a),
+        &["read", "catalog.product_catalog"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(7));
     assert!(
         stderr(&out).contains("PermissionDenied"),
         "{}",
         stderr(&out)
     );
-    let out = run(team_a.clone(), vec!["approve", "grt_x"]).await;
+    let out = ferry_off_runtime(&endpoint, Some(&team_a), &["approve", "grt_x"]).await;
     assert_eq!(out.status.code(), Some(7));
-    let out = run(
-        owner.clone(),
-        vec![
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner),
+        &[
             "grant",
             "catalog.with_image",
             "--to",
@@ -145,13 +156,13 @@ async fn admin_commands_grant_approve_revoke_and_audit() {
         stderr(&out)
     );
 
-    let leaked: &'static str = Box::leak(grant_id.clone().into_boxed_str());
-    let out = run(owner.clone(), vec!["revoke", leaked]).await;
+    let out = ferry_off_runtime(&endpoint, Some(&owner), &["revoke", &grant_id]).await;
     assert!(stdout(&out).contains("(revoked)"), "{}", stdout(&out));
 
-    let out = run(
-        ADMIN_TOKEN.to_owned(),
-        vec!["audit", "--target", "catalog.with_image"],
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(ADMIN_TOKEN),
+        &["audit", "--target", "catalog.with_image"],
     )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
@@ -159,9 +170,10 @@ async fn admin_commands_grant_approve_revoke_and_audit() {
     for action in ["grant", "revoke"] {
         assert!(text.contains(action), "{text}");
     }
-    let out = run(
-        ADMIN_TOKEN.to_owned(),
-        vec!["audit", "--principal", "team:a"],
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(ADMIN_TOKEN),
+        &["audit", "--principal", "team:a"],
     )
     .await;
     assert!(stdout(&out).contains("denied"), "{}", stdout(&out));
@@ -221,7 +233,7 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
     assert!(created.status.success(), "{}", stderr(&created));
     assert!(stderr(&created).contains("cannot be shown again"));
     let owner_token = stdout(&created).trim().to_owned();
-    let info = ferry_as(&endpoint, Some(&owner_token), &["server-info"]);
+    let info = ferry_off_runtime(&endpoint, Some(&owner_token), &["server-info"]).await;
     assert!(info.status.success(), "{}", stderr(&info));
     assert!(
         stdout(&info).contains(&format!("ferry-server  {}", env!("CARGO_PKG_VERSION")))
@@ -241,31 +253,25 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
         "/../../examples/product_catalog/data/product_catalog_20210403.csv"
     );
 
-    let endpoint_ = endpoint.clone();
-    let run = move |args: Vec<String>| {
-        let endpoint = endpoint_.clone();
-        let token = owner_token.clone();
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                ferry_as(&endpoint, Some(&token), &args)
-            })
-            .await
-            .unwrap()
-        }
-    };
-    let args = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-
-    let out = run(args(&["dataset", "register", contract])).await;
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &["dataset", "register", contract],
+    )
+    .await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = run(args(&[
-        "publish",
-        "catalog.product_catalog",
-        "--date",
-        "2021-04-03",
-        "--source",
-        &format!("file://{day1}"),
-    ]))
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &[
+            "publish",
+            "catalog.product_catalog",
+            "--date",
+            "2021-04-03",
+            "--source",
+            &format!("file://{day1}"),
+        ],
+    )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
@@ -274,16 +280,20 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
         stdout(&out)
     );
 
-    let out = run(args(&[
-        "read",
-        "catalog.samsung_after_2000_without_image",
-        "--date",
-        "2021-04-03",
-        "--columns",
-        "brand,year_release",
-        "--format",
-        "csv",
-    ]))
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &[
+            "read",
+            "catalog.samsung_after_2000_without_image",
+            "--date",
+            "2021-04-03",
+            "--columns",
+            "brand,year_release",
+            "--format",
+            "csv",
+        ],
+    )
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -297,14 +307,18 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
         "{text}"
     );
 
-    let out = run(args(&[
-        "read",
-        "catalog.with_image",
-        "--limit",
-        "3",
-        "--format",
-        "jsonl",
-    ]))
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &[
+            "read",
+            "catalog.with_image",
+            "--limit",
+            "3",
+            "--format",
+            "jsonl",
+        ],
+    )
     .await;
     let lines: Vec<serde_json::Value> = stdout(&out)
         .lines()
@@ -318,7 +332,12 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
             .starts_with("data:image/png;base64,")
     );
 
-    let out = run(args(&["dataset", "get", "catalog.nope"])).await;
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &["dataset", "get", "catalog.nope"],
+    )
+    .await;
     assert_eq!(out.status.code(), Some(4));
     assert!(
         stderr(&out).contains("dataset catalog.nope not found"),
@@ -326,14 +345,18 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
         stderr(&out)
     );
 
-    let out = run(args(&[
-        "publish",
-        "catalog.product_catalog",
-        "--date",
-        "2021-04-03",
-        "--source",
-        "ftp://x/y",
-    ]))
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &[
+            "publish",
+            "catalog.product_catalog",
+            "--date",
+            "2021-04-03",
+            "--source",
+            "ftp://x/y",
+        ],
+    )
     .await;
     assert_eq!(out.status.code(), Some(3));
     assert!(
@@ -342,7 +365,12 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
         stderr(&out)
     );
 
-    let out = run(args(&["publications", "catalog.product_catalog"])).await;
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &["publications", "catalog.product_catalog"],
+    )
+    .await;
     assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
 
     let out = ferry("http://127.0.0.1:1", &["dataset", "list"]);
@@ -396,7 +424,7 @@ async fn talks_to_a_mutual_tls_server_with_client_certificates() {
     tokio::spawn(server.serve(std::future::pending()));
     let file = |name: &str| scratch.path().join(name).display().to_string();
 
-    let listed = ferry_as(
+    let listed = ferry_off_runtime(
         &endpoint,
         Some(ADMIN_TOKEN),
         &[
@@ -409,14 +437,16 @@ async fn talks_to_a_mutual_tls_server_with_client_certificates() {
             "dataset",
             "list",
         ],
-    );
+    )
+    .await;
     assert!(listed.status.success(), "{}", stderr(&listed));
 
-    let refused = ferry_as(
+    let refused = ferry_off_runtime(
         &endpoint,
         Some(ADMIN_TOKEN),
         &["--ca-cert", &file("ca.pem"), "dataset", "list"],
-    );
+    )
+    .await;
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("--client-cert"),
