@@ -12,6 +12,7 @@ use crate::error::FerryError;
 use crate::governance::AuthConfig;
 use crate::ingest::SourcesConfig;
 use crate::registry::Registry;
+use crate::warehouse::BigQueryConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -23,6 +24,7 @@ pub struct Config {
     /// `sqlite://...` or `postgres://...`; defaults to a SQLite file in `data_dir`.
     pub registry_url: Option<String>,
     pub sources: SourcesConfig,
+    pub warehouse: WarehouseConfig,
     /// `json` (default, for collectors) or `pretty` (for humans).
     pub log_format: LogFormat,
     /// A `tracing` filter such as `info` or `ferry_server=debug,info`; `RUST_LOG` wins when set.
@@ -37,6 +39,25 @@ pub struct Config {
     /// TLS on the gRPC port; with `client_ca_file`, mutual TLS. Unset: plaintext, for a mesh or
     /// a load balancer that terminates TLS.
     pub tls: Option<TlsConfig>,
+}
+
+/// Where published partitions live.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WarehouseConfig {
+    pub backend: WarehouseBackend,
+    /// Used when `backend = "bigquery"`.
+    pub bigquery: BigQueryConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WarehouseBackend {
+    /// Parquet files under `data_dir`, queried with DataFusion: one machine, no cloud account.
+    #[default]
+    Local,
+    /// Google BigQuery, configured under `[warehouse.bigquery]`.
+    Bigquery,
 }
 
 /// PEM files for TLS. The key is read at start and never logged.
@@ -116,6 +137,7 @@ impl Default for Config {
             data_dir: PathBuf::from("./ferry-data"),
             registry_url: None,
             sources: SourcesConfig::default(),
+            warehouse: WarehouseConfig::default(),
             log_format: LogFormat::default(),
             log_level: "info".into(),
             policy_dir: None,

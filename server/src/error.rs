@@ -37,6 +37,12 @@ pub enum FerryError {
     MalformedSource(String),
     #[error("warehouse: {0}")]
     Warehouse(String),
+    /// The warehouse could not be reached or refused Ferry's credentials; retrying later may work.
+    #[error("warehouse unavailable: {0}")]
+    WarehouseUnavailable(String),
+    /// A warehouse quota or rate limit held after Ferry's own retries.
+    #[error("warehouse quota: {0}")]
+    WarehouseQuota(String),
     #[error("registry: {0}")]
     Registry(String),
     #[error("internal error: {0}")]

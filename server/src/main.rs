@@ -54,7 +54,8 @@ enum Command {
         policy_dir: Option<PathBuf>,
     },
     /// Remove partitions older than each contract's retention, and log each removal in the audit
-    /// log. Schedule it daily (a Kubernetes CronJob does this in deploy/).
+    /// log; then re-apply every grant to the warehouse, so expired grants lose their BigQuery
+    /// views. Schedule it daily (a Kubernetes CronJob does this in deploy/).
     Retention {
         /// Treat this day as today (YYYY-MM-DD) [default: today, UTC].
         #[arg(long)]
@@ -259,12 +260,14 @@ async fn main() -> anyhow::Result<()> {
             let ferry = build_ferry(&config).await?;
             let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
             let removed = ferry.enforce_retention(today).await;
+            let synced = ferry.sync_all_warehouse_access().await;
             telemetry.shutdown();
             let removed = removed?;
             for (dataset, day) in &removed {
                 println!("removed {dataset} {day}");
             }
             println!("{} partition(s) removed", removed.len());
+            println!("{} granted table(s) re-applied to the warehouse", synced?);
             Ok(())
         }
     }

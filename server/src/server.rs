@@ -11,13 +11,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
-use crate::config::{Config, TlsConfig};
+use crate::config::{Config, TlsConfig, WarehouseBackend};
 use crate::error::FerryError;
 use crate::governance::{Authenticator, Authorizer, Pseudonymizer};
 use crate::grpc::{FerryGrpc, RpcTelemetryLayer};
 use crate::registry::Registry;
 use crate::service::{Ferry, Governance};
-use crate::warehouse::LocalWarehouse;
+use crate::warehouse::{BigQueryWarehouse, LocalWarehouse, Warehouse};
 
 /// Opens the registry and the embedded warehouse described by `config`. Serving also recovers
 /// from publishes a previous process left unfinished; one-off commands must not, since a server
@@ -30,7 +30,12 @@ pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
         ))
     })?;
     let registry = Registry::connect(&config.registry_url()).await?;
-    let warehouse = Arc::new(LocalWarehouse::new(&config.data_dir)?);
+    let warehouse: Arc<dyn Warehouse> = match config.warehouse.backend {
+        WarehouseBackend::Local => Arc::new(LocalWarehouse::new(&config.data_dir)?),
+        WarehouseBackend::Bigquery => Arc::new(
+            BigQueryWarehouse::connect(config.warehouse.bigquery.clone(), &config.data_dir).await?,
+        ),
+    };
     let governance = Governance {
         authenticator: Authenticator::new(registry.clone(), &config.auth)?,
         authorizer: Authorizer::load(

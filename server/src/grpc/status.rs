@@ -18,7 +18,10 @@ impl From<FerryError> for Status {
             FerryError::Unauthenticated(_) => Code::Unauthenticated,
             FerryError::PermissionDenied(_) => Code::PermissionDenied,
             FerryError::NotFound(_) | FerryError::SourceNotFound { .. } => Code::NotFound,
-            FerryError::SourceUnavailable { .. } => Code::Unavailable,
+            FerryError::SourceUnavailable { .. } | FerryError::WarehouseUnavailable(_) => {
+                Code::Unavailable
+            }
+            FerryError::WarehouseQuota(_) => Code::ResourceExhausted,
             FerryError::Warehouse(_) | FerryError::Registry(_) | FerryError::Internal(_) => {
                 Code::Internal
             }

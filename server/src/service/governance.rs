@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use opentelemetry::KeyValue;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::contract::{Classification, Contract, PiiHandling, validate_qualified_name};
 use crate::error::FerryError;
@@ -17,7 +17,7 @@ use crate::governance::{
 };
 use crate::registry::{AuditQuery, Registry};
 use crate::telemetry::metrics::METRICS;
-use crate::warehouse::RowStream;
+use crate::warehouse::{ConsumerAccess, RowStream};
 
 use super::Ferry;
 
@@ -345,6 +345,8 @@ impl Ferry {
         };
         self.registry.insert_grant(&grant).await?;
         self.reload_policies_from_registry().await?;
+        self.sync_warehouse_access(&dataset.contract, &grant.target, caller)
+            .await;
         self.audit(
             caller,
             "grant",
@@ -360,6 +362,79 @@ impl Ferry {
         )
         .await;
         Ok(grant)
+    }
+
+    /// Mirrors the reader grants on `target` into the warehouse's own access control, for
+    /// consumers who query the warehouse directly. The registry stays the source of truth, so a
+    /// failure does not undo the grant: it is logged and audited, and the next grant change on
+    /// the target or the daily `ferry-server retention` run repairs it.
+    pub(super) async fn sync_warehouse_access(
+        &self,
+        contract: &Contract,
+        target: &str,
+        caller: &Caller,
+    ) {
+        let synced = async {
+            let now = Utc::now();
+            let mut consumers: Vec<ConsumerAccess> = Vec::new();
+            for grant in self.registry.list_grants(&contract.name).await? {
+                if grant.target != target || grant.role != GrantRole::Reader {
+                    continue;
+                }
+                let active = grant.status(now) == GrantStatus::Active;
+                let clear = active && grant.clear_personal_data;
+                match consumers.iter_mut().find(|c| c.grantee == grant.grantee) {
+                    Some(consumer) => {
+                        consumer.active |= active;
+                        consumer.clear_personal_data |= clear;
+                    }
+                    None => consumers.push(ConsumerAccess {
+                        grantee: grant.grantee.clone(),
+                        active,
+                        clear_personal_data: clear,
+                    }),
+                }
+            }
+            self.warehouse
+                .sync_access(contract, target, &consumers)
+                .await
+        }
+        .await;
+        if let Err(error) = synced {
+            warn!(target, error = %error, "the warehouse's access does not match the grants yet");
+            self.audit(
+                caller,
+                "sync_access",
+                target,
+                AuditOutcome::Failed,
+                &format!("warehouse access not updated: {error}"),
+            )
+            .await;
+        }
+    }
+
+    /// Re-applies every dataset's grants to the warehouse, so expired grants lose their
+    /// warehouse access too.
+    pub async fn sync_all_warehouse_access(&self) -> Result<usize, FerryError> {
+        let caller = Caller::system("access-sync");
+        let mut targets = 0;
+        for dataset in self.registry.list_datasets("").await? {
+            let mut granted: Vec<String> = self
+                .registry
+                .list_grants(&dataset.contract.name)
+                .await?
+                .into_iter()
+                .map(|g| g.target)
+                .collect();
+            granted.sort();
+            granted.dedup();
+            for target in granted {
+                self.sync_warehouse_access(&dataset.contract, &target, &caller)
+                    .await;
+                targets += 1;
+            }
+        }
+        Ok(targets)
     }
 
     async fn existing_grant(&self, id: &str) -> Result<Grant, FerryError> {
@@ -388,6 +463,8 @@ impl Ferry {
                 .revoke_grant(&grant.id, &caller.principal)
                 .await?;
             self.reload_policies_from_registry().await?;
+            self.sync_warehouse_access(&dataset.contract, &grant.target, caller)
+                .await;
             self.audit(
                 caller,
                 "revoke",
@@ -424,6 +501,10 @@ impl Ferry {
             .approve_grant(&grant.id, &caller.principal)
             .await?;
         self.reload_policies_from_registry().await?;
+        if let Some(dataset) = self.registry.dataset(&grant.dataset).await? {
+            self.sync_warehouse_access(&dataset.contract, &grant.target, caller)
+                .await;
+        }
         self.audit(
             caller,
             "approve",

@@ -27,9 +27,10 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::{
-    BoxCommit, PartitionSink, PartitionTarget, ReadPlan, RowStream, StagedPartition, Warehouse,
+    BoxCommit, ConsumerAccess, PartitionSink, PartitionTarget, ReadPlan, RowStream,
+    StagedPartition, Warehouse, read_projection, table_column_names,
 };
-use crate::contract::{Contract, DerivedView, Materialization, ViewFilter};
+use crate::contract::{Contract, Materialization, ViewFilter};
 use crate::error::FerryError;
 use crate::ingest::table_schema;
 
@@ -277,16 +278,6 @@ fn physical_filter(
     Ok(Some(ctx.create_physical_expr(expr, &df_schema)?))
 }
 
-/// The columns a materialized view's table stores: its projection, then the partition date.
-fn view_table_columns(contract: &Contract, view: &DerivedView) -> Vec<String> {
-    contract
-        .view_columns(view)
-        .iter()
-        .map(|c| c.name.clone())
-        .chain(std::iter::once(contract.partition_column()))
-        .collect()
-}
-
 /// Positions of `names` in `schema`; `missing` explains a name that is not there.
 fn indices_of(
     schema: &SchemaRef,
@@ -338,9 +329,10 @@ impl Warehouse for LocalWarehouse {
         {
             let filter = ViewFilter::parse(&view.filter, contract)
                 .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
-            let projection = indices_of(&schema, &view_table_columns(contract, view), |name| {
-                FerryError::Internal(format!("column {name} is not stored"))
-            })?;
+            let projection =
+                indices_of(&schema, &table_column_names(contract, &view.name), |name| {
+                    FerryError::Internal(format!("column {name} is not stored"))
+                })?;
             let view_schema = projected(&schema, &projection)?;
             let mut writer =
                 TableWriter::create(&view.name, self.file(&view.name, date, id), view_schema)?;
@@ -388,31 +380,15 @@ impl Warehouse for LocalWarehouse {
 
     async fn read(&self, plan: ReadPlan) -> Result<RowStream, FerryError> {
         let contract = &plan.contract;
+        let (columns, out_schema) = read_projection(&plan)?;
         let stored = table_schema(contract);
-        let table_columns: Vec<String> = if plan.table == contract.name {
-            stored.fields().iter().map(|f| f.name().clone()).collect()
-        } else {
-            let view = contract
-                .view(&plan.table)
-                .ok_or_else(|| FerryError::NotFound(format!("view {}", plan.table)))?;
-            view_table_columns(contract, view)
-        };
         let table_schema = projected(
             &stored,
-            &indices_of(&stored, &table_columns, |name| {
-                FerryError::Internal(format!("column {name} is not stored"))
-            })?,
-        )?;
-        let columns = if plan.columns.is_empty() {
-            table_columns
-        } else {
-            plan.columns.clone()
-        };
-        let out_schema = projected(
-            &table_schema,
-            &indices_of(&table_schema, &columns, |name| {
-                FerryError::InvalidArgument(format!("{} has no column {name:?}", plan.table))
-            })?,
+            &indices_of(
+                &stored,
+                &table_column_names(contract, &plan.table),
+                |name| FerryError::Internal(format!("column {name} is not stored")),
+            )?,
         )?;
         if plan.partitions.is_empty() || plan.limit == Some(0) {
             return Ok(RowStream {
@@ -449,6 +425,16 @@ impl Warehouse for LocalWarehouse {
             schema: out_schema,
             batches: stream.map_err(FerryError::from).boxed(),
         })
+    }
+
+    async fn sync_access(
+        &self,
+        _contract: &Contract,
+        _target: &str,
+        _consumers: &[ConsumerAccess],
+    ) -> Result<(), FerryError> {
+        // Nobody reads these files but Ferry, which checks grants on every read.
+        Ok(())
     }
 
     async fn collect_garbage(&self, live_publication_ids: &[String]) -> Result<u64, FerryError> {

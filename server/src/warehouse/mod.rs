@@ -6,6 +6,7 @@
 //! backend achieves that is its own business (the embedded backend flips one registry row, a
 //! BigQuery backend runs one multi-statement transaction).
 
+mod bigquery;
 mod local;
 
 use std::sync::Arc;
@@ -17,7 +18,9 @@ use futures::stream::BoxStream;
 
 use crate::contract::{Contract, ViewFilter};
 use crate::error::FerryError;
+use crate::ingest::table_schema;
 
+pub use bigquery::{BigQueryConfig, BigQueryWarehouse, Credentials as BigQueryCredentials};
 pub use local::LocalWarehouse;
 
 /// One partition being published.
@@ -69,6 +72,18 @@ pub struct ReadPlan {
     pub limit: Option<u64>,
 }
 
+/// One consumer's reader grant on a table, as the warehouse's own access control should mirror
+/// it for consumers who query the warehouse directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerAccess {
+    /// The principal, such as `team:a`.
+    pub grantee: String,
+    /// False for revoked, expired or pending grants: their access must be gone.
+    pub active: bool,
+    /// Personal columns in clear; otherwise they are masked as Ferry's reads mask them.
+    pub clear_personal_data: bool,
+}
+
 /// Rows with their schema, streamed.
 pub struct RowStream {
     pub schema: SchemaRef,
@@ -103,6 +118,15 @@ pub trait Warehouse: Send + Sync + 'static {
     /// Streams rows of a table over live partitions.
     async fn read(&self, plan: ReadPlan) -> Result<RowStream, FerryError>;
 
+    /// Makes the warehouse's own access to `target` (the dataset or one of its views) match
+    /// `consumers`: every reader grant ever made on it, active or not.
+    async fn sync_access(
+        &self,
+        contract: &Contract,
+        target: &str,
+        consumers: &[ConsumerAccess],
+    ) -> Result<(), FerryError>;
+
     /// Removes staged or superseded data that no live partition references. Returns how many
     /// objects were removed.
     async fn collect_garbage(&self, live_publication_ids: &[String]) -> Result<u64, FerryError>;
@@ -110,3 +134,48 @@ pub trait Warehouse: Send + Sync + 'static {
 
 /// The registry's half of a commit.
 pub type BoxCommit<'a> = futures::future::BoxFuture<'a, Result<(), FerryError>>;
+
+/// The columns a table stores, in order: the dataset's stored columns or a view's projection,
+/// then the partition column.
+pub(crate) fn table_column_names(contract: &Contract, table: &str) -> Vec<String> {
+    contract
+        .table_columns(table)
+        .iter()
+        .map(|c| c.name.clone())
+        .chain(std::iter::once(contract.partition_column()))
+        .collect()
+}
+
+/// What a read returns: the columns to select and their Arrow schema. Shared, so every backend
+/// answers the same projection with the same errors.
+pub(crate) fn read_projection(plan: &ReadPlan) -> Result<(Vec<String>, SchemaRef), FerryError> {
+    let contract = &plan.contract;
+    if plan.table != contract.name && contract.view(&plan.table).is_none() {
+        return Err(FerryError::NotFound(format!("view {}", plan.table)));
+    }
+    let table_columns = table_column_names(contract, &plan.table);
+    let columns = if plan.columns.is_empty() {
+        table_columns
+    } else {
+        if let Some(missing) = plan.columns.iter().find(|c| !table_columns.contains(c)) {
+            return Err(FerryError::InvalidArgument(format!(
+                "{} has no column {missing:?}",
+                plan.table
+            )));
+        }
+        plan.columns.clone()
+    };
+    let stored = table_schema(contract);
+    let indices = columns
+        .iter()
+        .map(|name| {
+            stored
+                .index_of(name)
+                .map_err(|_| FerryError::Internal(format!("column {name} is not stored")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let schema = stored
+        .project(&indices)
+        .map_err(|e| FerryError::Internal(format!("projecting a schema: {e}")))?;
+    Ok((columns, Arc::new(schema)))
+}

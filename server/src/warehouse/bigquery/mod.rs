@@ -1,0 +1,430 @@
+//! The production warehouse: Google BigQuery.
+//!
+//! A publish streams and validates the source through the shared pipeline like every backend.
+//! This sink writes the cleaned rows to a local Parquet file, then stages it with a
+//! resumable-upload load job into a per-publication staging table that expires on its own. The
+//! commit opens a session, replaces the day in the raw table and every materialized view inside
+//! one multi-statement transaction, lets the registry flip its manifest, and only then commits
+//! the transaction; a failed flip rolls it back. Every job id derives from the publication id, so
+//! a retried call finds the job it already started instead of loading twice.
+//!
+//! Why an upload instead of a GCS staging bucket: one credential scope (BigQuery), no bucket to
+//! govern or clean, and the load job's id is the idempotency key for the upload itself.
+
+mod access;
+mod api;
+mod config;
+mod credentials;
+mod rows;
+mod sql;
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use datafusion::arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde_json::json;
+use tracing::{info, warn};
+
+pub use config::{BigQueryConfig, Credentials};
+
+use self::api::BigQueryApi;
+use self::sql::TableAddress;
+use super::{
+    BoxCommit, ConsumerAccess, PartitionSink, PartitionTarget, ReadPlan, RowStream,
+    StagedPartition, Warehouse, read_projection,
+};
+use crate::contract::{Contract, ViewFilter};
+use crate::error::FerryError;
+use crate::ingest::table_schema;
+
+/// Staging tables younger than this may belong to a publish still in flight.
+const GARBAGE_GRACE: Duration = Duration::from_secs(3600);
+
+pub struct BigQueryWarehouse {
+    api: Arc<BigQueryApi>,
+    /// Local scratch space for the Parquet file a sink writes before uploading it.
+    scratch: PathBuf,
+    garbage_grace: Duration,
+    staging_ready: Arc<AtomicBool>,
+    /// BigQuery aborts one of two transactions that change the same table at once, so this
+    /// process commits one publication per dataset at a time.
+    commit_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl BigQueryWarehouse {
+    /// Builds the client without calling Google, so the server starts even when BigQuery is
+    /// unreachable; calls then fail with UNAVAILABLE and say why.
+    pub async fn connect(config: BigQueryConfig, data_dir: &Path) -> Result<Self, FerryError> {
+        let scratch = data_dir.join("bigquery-staging");
+        std::fs::create_dir_all(&scratch)?;
+        Ok(Self {
+            api: Arc::new(BigQueryApi::connect(config).await?),
+            scratch,
+            garbage_grace: GARBAGE_GRACE,
+            staging_ready: Arc::new(AtomicBool::new(false)),
+            commit_locks: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Collects staging tables immediately; for tests.
+    pub fn with_garbage_grace(mut self, grace: Duration) -> Self {
+        self.garbage_grace = grace;
+        self
+    }
+
+    pub fn project(&self) -> &str {
+        self.api.project()
+    }
+
+    fn staging_table(&self, target: &PartitionTarget) -> TableAddress {
+        TableAddress::in_dataset(
+            self.api.project(),
+            &self.api.config.staging_dataset,
+            &format!(
+                "{}__{}",
+                target.contract.name.replace('.', "__"),
+                table_safe(&target.publication_id)
+            ),
+        )
+    }
+
+    fn commit_lock(&self, dataset: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .commit_locks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        locks.entry(dataset.to_owned()).or_default().clone()
+    }
+}
+
+/// Table ids allow letters, digits and `_`.
+fn table_safe(id: &str) -> String {
+    id.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+async fn ensure_staging_dataset(api: &BigQueryApi, ready: &AtomicBool) -> Result<(), FerryError> {
+    if ready.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    let labels = HashMap::from([("ferry-managed".to_owned(), "true".to_owned())]);
+    api.ensure_dataset(
+        &api.config.staging_dataset,
+        "Ferry's per-publication staging tables; each expires on its own.",
+        &labels,
+    )
+    .await?;
+    ready.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+struct BigQueryPartitionSink {
+    target: PartitionTarget,
+    path: PathBuf,
+    writer: Option<ArrowWriter<File>>,
+    rows: u64,
+    api: Arc<BigQueryApi>,
+    staging: TableAddress,
+    staging_ready: Arc<AtomicBool>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl BigQueryPartitionSink {
+    /// Creates the staging table with an expiry, then loads the file into it.
+    async fn stage(&self) -> Result<String, FerryError> {
+        let api = &self.api;
+        ensure_staging_dataset(api, &self.staging_ready).await?;
+        let contract = &self.target.contract;
+        let expires = SystemTime::now()
+            + Duration::from_secs(3600 * api.config.staging_expiration_hours.max(1));
+        let table = gcp_bigquery_client::model::table::Table::new(
+            api.project(),
+            &self.staging.dataset,
+            &self.staging.table,
+            sql::table_schema(contract, &contract.name),
+        )
+        .expiration_time(expires)
+        .label("ferry-managed", "true");
+        api.upsert_table(table).await?;
+        let job_id = sql::job_id(&self.target.publication_id, "stage");
+        api.run_upload_job(
+            &job_id,
+            json!({"load": {
+                "destinationTable": {
+                    "projectId": self.staging.project,
+                    "datasetId": self.staging.dataset,
+                    "tableId": self.staging.table,
+                },
+                "sourceFormat": "PARQUET",
+                "writeDisposition": "WRITE_TRUNCATE",
+                "createDisposition": "CREATE_NEVER",
+            }}),
+            &self.path,
+        )
+        .await?;
+        Ok(job_id)
+    }
+}
+
+impl PartitionSink for BigQueryPartitionSink {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), FerryError> {
+        if let Some(writer) = &mut self.writer {
+            writer.write(batch)?;
+            self.rows += batch.num_rows() as u64;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<StagedPartition, FerryError> {
+        if let Some(writer) = self.writer.take() {
+            writer.close()?;
+        }
+        // The sink runs on a blocking thread, where waiting on the runtime is allowed.
+        let staged = self.runtime.block_on(self.stage());
+        let _ = std::fs::remove_file(&self.path);
+        let job_id = staged?;
+        Ok(StagedPartition {
+            target: self.target,
+            rows: self.rows,
+            // BigQuery fills the views inside the commit's transaction.
+            view_rows: Vec::new(),
+            job_ids: vec![job_id],
+        })
+    }
+
+    fn abort(mut self: Box<Self>) {
+        drop(self.writer.take());
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[async_trait]
+impl Warehouse for BigQueryWarehouse {
+    fn kind(&self) -> &'static str {
+        "bigquery"
+    }
+
+    async fn prepare_dataset(&self, contract: &Contract) -> Result<(), FerryError> {
+        ensure_staging_dataset(&self.api, &self.staging_ready).await?;
+        let labels = HashMap::from([("ferry-managed".to_owned(), "true".to_owned())]);
+        let mut datasets: Vec<&str> = std::iter::once(contract.name.as_str())
+            .chain(contract.views.iter().map(|v| v.name.as_str()))
+            .filter_map(|name| name.split_once('.').map(|(dataset, _)| dataset))
+            .collect();
+        datasets.dedup();
+        for dataset in datasets {
+            self.api
+                .ensure_dataset(dataset, "Published by Ferry.", &labels)
+                .await?;
+        }
+        for table in sql::contract_tables(self.api.project(), contract)? {
+            self.api.upsert_table(table).await?;
+        }
+        info!(dataset = %contract.name, project = self.api.project(), "BigQuery tables and views are in place");
+        Ok(())
+    }
+
+    fn open_partition(
+        &self,
+        target: PartitionTarget,
+    ) -> Result<Box<dyn PartitionSink>, FerryError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            FerryError::Internal("the BigQuery sink must be opened on the runtime".into())
+        })?;
+        let path = self
+            .scratch
+            .join(format!("{}.parquet", table_safe(&target.publication_id)));
+        let file = File::create(&path)?;
+        let properties = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .build();
+        let writer = ArrowWriter::try_new(file, table_schema(&target.contract), Some(properties))?;
+        Ok(Box::new(BigQueryPartitionSink {
+            staging: self.staging_table(&target),
+            target,
+            path,
+            writer: Some(writer),
+            rows: 0,
+            api: self.api.clone(),
+            staging_ready: self.staging_ready.clone(),
+            runtime,
+        }))
+    }
+
+    async fn commit_partition(
+        &self,
+        staged: &StagedPartition,
+        commit_visibility: BoxCommit<'_>,
+    ) -> Result<Vec<String>, FerryError> {
+        let target = &staged.target;
+        let contract = &target.contract;
+        let publication = &target.publication_id;
+        let staging = self.staging_table(target);
+        let statements = sql::replace_statements(
+            self.api.project(),
+            contract,
+            target.partition_date,
+            &staging,
+        )?;
+        let lock = self.commit_lock(&contract.name);
+        let _serialized = lock.lock().await;
+
+        let mut job_ids = staged.job_ids.clone();
+        let replace = sql::job_id(publication, "replace");
+        let session = self
+            .api
+            .run_in_new_session(&replace, &sql::transaction(&statements, false))
+            .await?;
+        job_ids.push(replace);
+
+        if let Err(error) = commit_visibility.await {
+            let rollback = sql::job_id(publication, "rollback");
+            if let Err(e) = self
+                .api
+                .run_in_session(&rollback, &session, "ROLLBACK TRANSACTION")
+                .await
+            {
+                // The session's open transaction dies with the session; nothing was committed.
+                warn!(error = %e, job = %rollback, "could not roll back; the open transaction expires with its session");
+            }
+            return Err(error);
+        }
+
+        let commit = sql::job_id(publication, "commit");
+        match self
+            .api
+            .run_in_session(&commit, &session, "COMMIT TRANSACTION")
+            .await
+        {
+            Ok(_) => job_ids.push(commit),
+            Err(error) => {
+                // The registry already serves this publication, so BigQuery must follow it: run
+                // the whole replacement again as one self-contained transaction.
+                warn!(error = %error, job = %commit, "commit failed after the registry flip; replaying");
+                let replay = sql::job_id(publication, "replay");
+                self.api
+                    .run_script(&replay, &sql::transaction(&statements, true))
+                    .await
+                    .map_err(|again| {
+                        FerryError::Warehouse(format!(
+                            "the registry made publication {publication} live but BigQuery did not \
+                             commit it ({error}); replaying in job {replay} failed too ({again}). \
+                             Publish the day again to repair it."
+                        ))
+                    })?;
+                job_ids.push(replay);
+            }
+        }
+        if let Err(e) = self
+            .api
+            .delete_table(&staging.dataset, &staging.table)
+            .await
+        {
+            warn!(error = %e, table = %staging, "could not drop the staging table; it expires on its own");
+        }
+        Ok(job_ids)
+    }
+
+    async fn discard_partition(&self, staged: &StagedPartition) {
+        let staging = self.staging_table(&staged.target);
+        if let Err(e) = self
+            .api
+            .delete_table(&staging.dataset, &staging.table)
+            .await
+        {
+            warn!(error = %e, table = %staging, "could not drop the staging table; it expires on its own");
+        }
+    }
+
+    async fn read(&self, plan: ReadPlan) -> Result<RowStream, FerryError> {
+        let (columns, schema) = read_projection(&plan)?;
+        if plan.partitions.is_empty() || plan.limit == Some(0) {
+            return Ok(RowStream {
+                schema,
+                batches: futures::stream::empty().boxed(),
+            });
+        }
+        let contract = &plan.contract;
+        let from = TableAddress::of(self.api.project(), &plan.table)?;
+        let dates: Vec<chrono::NaiveDate> =
+            plan.partitions.iter().map(|p| p.partition_date).collect();
+        let partition = contract.partition_column();
+        let filter = plan.filter.as_ref().and_then(ViewFilter::to_sql);
+        let mut query = sql::select(
+            &columns,
+            &from,
+            filter.as_deref(),
+            Some((&partition, &dates)),
+        );
+        if let Some(limit) = plan.limit {
+            query.push_str(&format!(" LIMIT {limit}"));
+        }
+        let job_id = format!("ferry_read_{}", uuid::Uuid::now_v7().simple());
+        self.api.start_query(&job_id, &query).await?;
+
+        // Pages are fetched as the reader asks for them, so a large read never sits in memory.
+        let api = self.api.clone();
+        let page_schema = schema.clone();
+        let batches = futures::stream::try_unfold(Some(None), move |next| {
+            let api = api.clone();
+            let job_id = job_id.clone();
+            let schema = page_schema.clone();
+            async move {
+                let Some(page_token) = next else {
+                    return Ok(None);
+                };
+                let (_, page) = api.result_page(&job_id, page_token).await?;
+                let batch = rows::to_batch(&schema, &page.rows)?;
+                let next = page.next_page_token.map(Some);
+                Ok(Some((batch, next)))
+            }
+        })
+        .boxed();
+        Ok(RowStream { schema, batches })
+    }
+
+    async fn sync_access(
+        &self,
+        contract: &Contract,
+        target: &str,
+        consumers: &[ConsumerAccess],
+    ) -> Result<(), FerryError> {
+        self.sync_consumer_views(contract, target, consumers).await
+    }
+
+    async fn collect_garbage(&self, live_publication_ids: &[String]) -> Result<u64, FerryError> {
+        let live: std::collections::HashSet<String> = live_publication_ids
+            .iter()
+            .map(|id| table_safe(id))
+            .collect();
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as i64;
+        let grace_ms = self.garbage_grace.as_millis() as i64;
+        let dataset = &self.api.config.staging_dataset;
+        let mut removed = 0;
+        for (table, created_ms) in self.api.list_tables(dataset).await? {
+            let Some((_, publication)) = table.rsplit_once("__") else {
+                continue;
+            };
+            if live.contains(publication) || now_ms - created_ms < grace_ms {
+                continue;
+            }
+            if self.api.delete_table(dataset, &table).await? {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
