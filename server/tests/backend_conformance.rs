@@ -266,3 +266,58 @@ async fn product_catalog_pipeline_on_the_embedded_warehouse() {
 async fn product_catalog_pipeline_on_bigquery() {
     run(WarehouseBackend::Bigquery).await;
 }
+
+/// A BigQuery job that fails leaves the previous day in place and names itself in the ledger; an
+/// unreachable BigQuery is UNAVAILABLE with a readable message, not a hang or an internal error.
+#[tokio::test(flavor = "multi_thread")]
+async fn bigquery_failures_keep_the_previous_day_and_are_recorded_with_the_job() {
+    let mut pipeline = start(WarehouseBackend::Bigquery).await;
+    let mut owner = pipeline.server.client().await;
+    register_yaml(&mut owner, CONTRACT_YAML).await.unwrap();
+    let day_1 = format!("s3://{BUCKET}/product_catalog_20210403.csv");
+    publish(&mut owner, RAW, "2021-04-03", &day_1)
+        .await
+        .unwrap();
+    let bigquery = pipeline.bigquery.take().unwrap();
+
+    // Someone drops a view's table behind Ferry's back: the replacing transaction fails.
+    let dropped = reqwest::Client::new()
+        .delete(format!(
+            "{}/bigquery/v2/projects/test-project/datasets/catalog/tables/with_image",
+            bigquery.endpoint
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(dropped.status().is_success());
+    let other_day = format!("s3://{BUCKET}/product_catalog_20210404_corrected.csv");
+    let error = publish(&mut owner, RAW, "2021-04-03", &other_day)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::NotFound, "{error}");
+    assert!(error.message().contains("with_image"), "{error}");
+    let failed = &common::ledger(&mut owner, RAW, "2021-04-03").await[0];
+    assert_eq!(failed.status(), pb::PublicationStatus::Failed);
+    assert!(
+        failed
+            .error
+            .contains(&format!("ferry_{}_replace", failed.id)),
+        "the ledger names the failed job: {}",
+        failed.error
+    );
+    assert_eq!(bigquery_count(&bigquery, RAW, "2021-04-03").await, 99);
+    assert_eq!(count(&mut owner, RAW, "2021-04-03").await, 99);
+
+    // BigQuery goes away.
+    drop(bigquery);
+    let error = publish(&mut owner, RAW, "2021-04-04", &other_day)
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unavailable, "{error}");
+    assert!(error.message().contains("BigQuery"), "{error}");
+    let error = read_rows(&mut owner, RAW, "2021-04-03", "2021-04-03", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unavailable, "{error}");
+    pipeline.server.stop().await;
+}
