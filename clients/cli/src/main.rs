@@ -1,6 +1,7 @@
 //! `ferry`: team and admin commands for the Ferry data-publishing platform.
 
 mod admin;
+mod backfill;
 mod commands;
 mod exit;
 mod output;
@@ -89,6 +90,34 @@ enum Command {
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Publish a range of days, one at a time, from a source URI template. Days whose content is
+    /// already live are reported unchanged, so re-running after a failure resumes.
+    #[command(
+        after_help = "Example:\n  ferry backfill catalog.product_catalog --from 2021-01-01 --to 2021-03-31 \\\n    --source-template 'gs://drops/catalog_{date:%Y%m%d}.csv' --skip-missing"
+    )]
+    Backfill {
+        /// The dataset, e.g. catalog.product_catalog.
+        dataset: String,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last day (inclusive), YYYY-MM-DD.
+        #[arg(long)]
+        to: chrono::NaiveDate,
+        /// The source URI with `{date}` (YYYY-MM-DD) or `{date:STRFTIME}`, e.g.
+        /// 'gs://b/catalog_{date:%Y%m%d}.csv'.
+        #[arg(long)]
+        source_template: String,
+        /// Print each day's source and stop.
+        #[arg(long)]
+        dry_run: bool,
+        /// Go on with the next day after a failure (the default stops).
+        #[arg(long)]
+        keep_going: bool,
+        /// A day whose source does not exist is skipped instead of failing.
+        #[arg(long)]
+        skip_missing: bool,
     },
     /// List a dataset's publications (the ledger), newest first.
     Publications {
@@ -304,6 +333,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     )
                     .await?;
                     commands::describe_publish(&mut out, &result)?;
+                }
+                Command::Backfill {
+                    dataset,
+                    from,
+                    to,
+                    source_template,
+                    dry_run,
+                    keep_going,
+                    skip_missing,
+                } => {
+                    let plan = backfill::Plan {
+                        dataset,
+                        from,
+                        to,
+                        template: source_template,
+                        dry_run,
+                        keep_going,
+                        skip_missing,
+                    };
+                    backfill::run(&mut client, plan, &mut out).await?;
                 }
                 Command::Publications {
                     dataset,

@@ -454,3 +454,84 @@ async fn talks_to_a_mutual_tls_server_with_client_certificates() {
         stderr(&refused)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_publishes_each_day_skips_missing_sources_and_resumes_as_unchanged() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (endpoint, ferry) = start_server(scratch.path()).await;
+    let owner = token_for(&ferry, "team:catalog").await;
+    let drops = scratch.path().join("drops");
+    std::fs::create_dir_all(&drops).unwrap();
+    let samples = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/product_catalog/data"
+    );
+    for day in ["20210403", "20210404"] {
+        std::fs::copy(
+            format!("{samples}/product_catalog_{day}.csv"),
+            drops.join(format!("catalog_{day}.csv")),
+        )
+        .unwrap();
+    }
+    let contract = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/product_catalog/contract.yaml"
+    );
+    let out = ferry_off_runtime(&endpoint, Some(&owner), &["dataset", "register", contract]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let template = format!("file://{}/catalog_{{date:%Y%m%d}}.csv", drops.display());
+    let backfill = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "backfill",
+            "catalog.product_catalog",
+            "--from",
+            "2021-04-02",
+            "--to",
+            "2021-04-05",
+            "--source-template",
+            template.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let endpoint = endpoint.clone();
+        let owner = owner.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ferry_off_runtime(&endpoint, Some(&owner), &args).await
+        }
+    };
+
+    let dry = run(backfill(&["--dry-run"])).await;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+    assert!(
+        stdout(&dry).contains("catalog_20210405.csv"),
+        "{}",
+        stdout(&dry)
+    );
+
+    // Without --skip-missing the first day's missing source stops the backfill.
+    let stopped = run(backfill(&[])).await;
+    assert!(!stopped.status.success());
+    assert!(
+        stdout(&stopped).contains("2021-04-02: FAILED: NotFound"),
+        "{}",
+        stdout(&stopped)
+    );
+    assert!(!stdout(&stopped).contains("[2/4]"), "{}", stdout(&stopped));
+
+    let first = run(backfill(&["--skip-missing"])).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("2 published, 0 unchanged, 2 missing, 0 failed"),
+        "{}",
+        stdout(&first)
+    );
+    let again = run(backfill(&["--skip-missing"])).await;
+    assert!(
+        stdout(&again).contains("0 published, 2 unchanged, 2 missing, 0 failed"),
+        "{}",
+        stdout(&again)
+    );
+}
