@@ -31,7 +31,8 @@ resource "google_bigquery_dataset_iam_member" "ferry_owner" {
 # Authorized views for consumer teams live in one dataset per team, which Ferry fills.
 resource "google_bigquery_dataset" "consumer" {
   for_each                   = var.feature_teams
-  dataset_id                 = "ferry_consumer_${replace(each.key, "-", "_")}"
+  # Ferry names it after the principal: team:data-eng -> ferry_consumer_team_data_eng.
+  dataset_id                 = "ferry_consumer_team_${replace(each.key, "-", "_")}"
   location                   = var.bigquery_location
   description                = "Views Ferry has granted to team ${each.key}."
   delete_contents_on_destroy = false
@@ -62,4 +63,31 @@ resource "google_bigquery_dataset_iam_member" "team_reads_its_views" {
   dataset_id = google_bigquery_dataset.consumer[each.key].dataset_id
   role       = "roles/bigquery.dataViewer"
   member     = "serviceAccount:${google_service_account.team[each.key].email}"
+}
+
+# Per-publication staging tables: Ferry loads each cleaned partition here (a resumable-upload load
+# job), then copies it into the raw table and views in one transaction and drops it. Tables that
+# outlive a crashed publish expire on their own.
+resource "google_bigquery_dataset" "staging" {
+  dataset_id                  = "ferry_staging"
+  location                    = var.bigquery_location
+  description                 = "Ferry's per-publication staging tables; each expires on its own."
+  default_table_expiration_ms = var.staging_expiration_hours * 3600 * 1000
+  delete_contents_on_destroy  = true
+  labels                      = local.labels
+
+  dynamic "default_encryption_configuration" {
+    for_each = var.kms_key_name == null ? [] : [var.kms_key_name]
+    content {
+      kms_key_name = default_encryption_configuration.value
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_bigquery_dataset_iam_member" "ferry_stages" {
+  dataset_id = google_bigquery_dataset.staging.dataset_id
+  role       = "roles/bigquery.dataOwner"
+  member     = "serviceAccount:${google_service_account.ferry.email}"
 }

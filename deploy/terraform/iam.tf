@@ -2,7 +2,7 @@
 resource "google_service_account" "ferry" {
   account_id   = "ferry-server"
   display_name = "Ferry server (${var.environment})"
-  description  = "Runs ferry-server on GKE; BigQuery datasets it manages, its staging bucket, its secrets."
+  description  = "Runs ferry-server on GKE; BigQuery datasets it manages, its staging dataset, its secrets."
 }
 
 # Only the pods' Kubernetes service account may act as it.

@@ -13,9 +13,9 @@ output "bigquery_datasets" {
   value       = { for ns, ds in google_bigquery_dataset.namespace : ns => ds.id }
 }
 
-output "staging_bucket" {
-  description = "GCS bucket for staged partitions."
-  value       = google_storage_bucket.staging.name
+output "staging_dataset" {
+  description = "warehouse.bigquery.staging_dataset in ferry.toml."
+  value       = google_bigquery_dataset.staging.dataset_id
 }
 
 output "registry_private_ip" {

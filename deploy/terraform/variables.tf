@@ -14,7 +14,7 @@ variable "environment" {
 }
 
 variable "region" {
-  description = "Region for Cloud SQL, the staging bucket and Artifact Registry. EU by default: the catalog source bucket is in eu-west-1 and contracts may hold personal data."
+  description = "Region for Cloud SQL and Artifact Registry. EU by default: the catalog source bucket is in eu-west-1 and contracts may hold personal data."
   type        = string
   default     = "europe-west1"
 }
@@ -68,14 +68,14 @@ variable "db_tier" {
   default     = "db-custom-2-7680"
 }
 
-variable "staging_retention_days" {
-  description = "Objects in the staging bucket are deleted after this many days; a publish needs them for minutes."
+variable "staging_expiration_hours" {
+  description = "Ferry's per-publication staging tables expire after this many hours (a publish needs them for minutes); keep equal to warehouse.bigquery.staging_expiration_hours."
   type        = number
-  default     = 2
+  default     = 24
 }
 
 variable "kms_key_name" {
-  description = "Optional Cloud KMS key for CMEK on the staging bucket and BigQuery datasets; null uses Google-managed keys."
+  description = "Optional Cloud KMS key for CMEK on the BigQuery datasets; null uses Google-managed keys."
   type        = string
   default     = null
 }

@@ -223,6 +223,13 @@ mod tests {
         let config = Config::load(Some(&example)).expect("examples/ferry.toml loads");
         assert_eq!(config.auth.bootstrap_admin_principal, "admin:platform");
         assert_eq!(config.policy_refresh_secs, 10);
+        assert_eq!(config.warehouse.backend, WarehouseBackend::Local);
+        assert_eq!(config.warehouse.bigquery.project, "acme-data-prod");
+        assert_eq!(
+            config.warehouse.bigquery.consumer_groups.get("team:a").map(String::as_str),
+            Some("team-a@acme.example")
+        );
+        config.warehouse.bigquery.validate().expect("the example's BigQuery section is valid");
     }
 
     /// The config the Kubernetes manifests ship must load with this schema, and point where
@@ -245,6 +252,33 @@ mod tests {
             config.privacy.pseudonymization_key_file.as_deref(),
             Some(Path::new("/var/run/secrets/ferry/hmac-key"))
         );
+        assert_eq!(config.warehouse.backend, WarehouseBackend::Bigquery);
+        assert_eq!(
+            config.warehouse.bigquery.credentials,
+            crate::warehouse::BigQueryCredentials::WorkloadIdentity
+        );
+    }
+
+    #[test]
+    fn bigquery_settings_come_from_the_environment_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FERRY_WAREHOUSE__BACKEND", "bigquery");
+            jail.set_env("FERRY_WAREHOUSE__BIGQUERY__CREDENTIALS", "service-account-key");
+            let config = Config::load(None).expect("loads");
+            assert_eq!(config.warehouse.backend, WarehouseBackend::Bigquery);
+            let err = config.warehouse.bigquery.validate().unwrap_err().to_string();
+            assert!(err.contains("warehouse.bigquery.project is required"), "{err}");
+            jail.set_env("FERRY_WAREHOUSE__BIGQUERY__PROJECT", "acme");
+            let err = Config::load(None)
+                .expect("loads")
+                .warehouse
+                .bigquery
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("needs warehouse.bigquery.key_file"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]
