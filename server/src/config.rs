@@ -226,10 +226,19 @@ mod tests {
         assert_eq!(config.warehouse.backend, WarehouseBackend::Local);
         assert_eq!(config.warehouse.bigquery.project, "acme-data-prod");
         assert_eq!(
-            config.warehouse.bigquery.consumer_groups.get("team:a").map(String::as_str),
+            config
+                .warehouse
+                .bigquery
+                .consumer_groups
+                .get("team:a")
+                .map(String::as_str),
             Some("team-a@acme.example")
         );
-        config.warehouse.bigquery.validate().expect("the example's BigQuery section is valid");
+        config
+            .warehouse
+            .bigquery
+            .validate()
+            .expect("the example's BigQuery section is valid");
     }
 
     /// The config the Kubernetes manifests ship must load with this schema, and point where
@@ -260,25 +269,39 @@ mod tests {
     }
 
     #[test]
-    fn bigquery_settings_come_from_the_environment_and_are_checked() {
-        figment::Jail::expect_with(|jail| {
-            jail.set_env("FERRY_WAREHOUSE__BACKEND", "bigquery");
-            jail.set_env("FERRY_WAREHOUSE__BIGQUERY__CREDENTIALS", "service-account-key");
-            let config = Config::load(None).expect("loads");
-            assert_eq!(config.warehouse.backend, WarehouseBackend::Bigquery);
-            let err = config.warehouse.bigquery.validate().unwrap_err().to_string();
-            assert!(err.contains("warehouse.bigquery.project is required"), "{err}");
-            jail.set_env("FERRY_WAREHOUSE__BIGQUERY__PROJECT", "acme");
-            let err = Config::load(None)
-                .expect("loads")
-                .warehouse
-                .bigquery
-                .validate()
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains("needs warehouse.bigquery.key_file"), "{err}");
-            Ok(())
-        });
+    fn bigquery_settings_are_checked_before_anything_calls_google() {
+        // Through a file, not the environment: tests share one process environment.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ferry.toml");
+        std::fs::write(
+            &path,
+            "[warehouse]\nbackend = \"bigquery\"\n[warehouse.bigquery]\ncredentials = \"service-account-key\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&path)).expect("loads");
+        assert_eq!(config.warehouse.backend, WarehouseBackend::Bigquery);
+        let err = config
+            .warehouse
+            .bigquery
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("warehouse.bigquery.project is required"),
+            "{err}"
+        );
+        let mut config = config;
+        config.warehouse.bigquery.project = "acme".into();
+        let err = config
+            .warehouse
+            .bigquery
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs warehouse.bigquery.key_file"), "{err}");
+        std::fs::write(&path, "[warehouse.bigquery]\ncredentials = \"magic\"\n").expect("write");
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("magic"), "{err}");
     }
 
     #[test]

@@ -73,6 +73,14 @@ impl ViewFilter {
     pub fn to_sql(&self) -> Option<String> {
         self.expr.as_ref().map(ToString::to_string)
     }
+
+    /// The filter in BigQuery's GoogleSQL. It differs from the generic rendering where GoogleSQL
+    /// does: string literals escape with backslashes (a doubled quote is not an escape there,
+    /// and `\b` would silently mean backspace), identifiers quote with backticks, and there
+    /// is no ILIKE.
+    pub fn to_bigquery_sql(&self) -> Option<String> {
+        self.expr.as_ref().map(googlesql)
+    }
 }
 
 fn reject(what: impl fmt::Display) -> FilterError {
@@ -236,6 +244,82 @@ fn comparable(left: Kind, right: Kind, whole: &Expr) -> Result<(), FilterError> 
     }
 }
 
+/// A GoogleSQL string literal: `'...'` with backslash escapes.
+fn googlesql_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            other => out.push(other),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Renders a filter that `check` accepted. Every sub-expression is parenthesized, so operator
+/// precedence is the parser's, not BigQuery's.
+fn googlesql(expr: &Expr) -> String {
+    match expr {
+        Expr::Identifier(ident) => format!("`{}`", ident.value),
+        Expr::Value(value) => match &value.value {
+            Value::SingleQuotedString(text) => googlesql_string(text),
+            Value::Boolean(true) => "TRUE".into(),
+            Value::Boolean(false) => "FALSE".into(),
+            Value::Null => "NULL".into(),
+            other => other.to_string(),
+        },
+        Expr::Nested(inner) => format!("({})", googlesql(inner)),
+        Expr::UnaryOp { op, expr } => match op {
+            UnaryOperator::Not => format!("NOT ({})", googlesql(expr)),
+            other => format!("{other}{}", googlesql(expr)),
+        },
+        Expr::BinaryOp { left, op, right } => {
+            format!("({}) {op} ({})", googlesql(left), googlesql(right))
+        }
+        Expr::IsNull(inner) => format!("({}) IS NULL", googlesql(inner)),
+        Expr::IsNotNull(inner) => format!("({}) IS NOT NULL", googlesql(inner)),
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } => format!(
+            "({}) {}IN ({})",
+            googlesql(expr),
+            if *negated { "NOT " } else { "" },
+            list.iter().map(googlesql).collect::<Vec<_>>().join(", ")
+        ),
+        Expr::Like {
+            negated,
+            expr,
+            pattern,
+            ..
+        } => format!(
+            "({}) {}LIKE {}",
+            googlesql(expr),
+            if *negated { "NOT " } else { "" },
+            googlesql(pattern)
+        ),
+        Expr::ILike {
+            negated,
+            expr,
+            pattern,
+            ..
+        } => format!(
+            "LOWER({}) {}LIKE LOWER({})",
+            googlesql(expr),
+            if *negated { "NOT " } else { "" },
+            googlesql(pattern)
+        ),
+        // `check` admits nothing else; the generic rendering is the best remaining guess.
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +341,26 @@ mod tests {
         assert!(parse("image IS NOT NULL AND image <> ''").is_ok());
         assert!(parse("brand IN ('HP', 'Dell') AND NOT comment LIKE '%Lorem%'").is_ok());
         assert_eq!(parse("  ").expect("empty").to_sql(), None);
+    }
+
+    #[test]
+    fn bigquery_rendering_escapes_strings_and_replaces_ilike() {
+        let filter = parse(r"brand = 'O''Neil' OR comment ILIKE '%C:\temp%' AND NOT image IS NULL")
+            .expect("valid");
+        assert_eq!(
+            filter.to_bigquery_sql().as_deref(),
+            Some(
+                r"((`brand`) = ('O\'Neil')) OR ((LOWER(`comment`) LIKE LOWER('%C:\\temp%')) AND (NOT ((`image`) IS NULL)))"
+            )
+        );
+        let team_b =
+            parse("brand IN ('Samsung') AND year_release > -1 AND image <> ''").expect("valid");
+        assert_eq!(
+            team_b.to_bigquery_sql().as_deref(),
+            Some(
+                "(((`brand`) IN ('Samsung')) AND ((`year_release`) > (-1))) AND ((`image`) <> (''))"
+            )
+        );
     }
 
     #[test]

@@ -359,7 +359,7 @@ impl Warehouse for BigQueryWarehouse {
         let dates: Vec<chrono::NaiveDate> =
             plan.partitions.iter().map(|p| p.partition_date).collect();
         let partition = contract.partition_column();
-        let filter = plan.filter.as_ref().and_then(ViewFilter::to_sql);
+        let filter = plan.filter.as_ref().and_then(ViewFilter::to_bigquery_sql);
         let mut query = sql::select(
             &columns,
             &from,

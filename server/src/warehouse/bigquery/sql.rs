@@ -155,7 +155,7 @@ pub fn contract_tables(project: &str, contract: &Contract) -> Result<Vec<Table>,
                 let columns = table_column_names(contract, &view.name);
                 // A view's schema is BigQuery's to derive from its query.
                 let mut table = table.view(ViewDefinition {
-                    query: select(&columns, &raw, filter.to_sql().as_deref(), None),
+                    query: select(&columns, &raw, filter.to_bigquery_sql().as_deref(), None),
                     use_legacy_sql: Some(false),
                     user_defined_function_resources: None,
                 });
@@ -262,7 +262,7 @@ pub fn replace_statements(
         replace(
             &TableAddress::of(project, &view.name)?,
             &table_column_names(contract, &view.name),
-            filter.to_sql(),
+            filter.to_bigquery_sql(),
         );
     }
     Ok(statements)
