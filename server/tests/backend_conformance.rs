@@ -321,3 +321,58 @@ async fn bigquery_failures_keep_the_previous_day_and_are_recorded_with_the_job()
     assert_eq!(error.code(), tonic::Code::Unavailable, "{error}");
     pipeline.server.stop().await;
 }
+
+/// Concurrent grants on one table all reach the source dataset's `access` list: within one
+/// server the syncs queue, and none is lost or fails. (Races between replicas are resolved by
+/// etags; `bigquery_access.rs` tests that path.)
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_grants_all_reach_the_dataset_access_list() {
+    let pipeline = start(WarehouseBackend::Bigquery).await;
+    let mut owner = pipeline.server.client().await;
+    register_yaml(&mut owner, CONTRACT_YAML).await.unwrap();
+    let teams = ["team:c", "team:d", "team:e", "team:f", "team:g", "team:h"];
+    let grants = teams.iter().map(|team| {
+        let mut client = owner.clone();
+        async move {
+            client
+                .grant_access(pb::GrantAccessRequest {
+                    target: TEAM_A.into(),
+                    grantee: (*team).into(),
+                    role: pb::Role::Reader.into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+        }
+    });
+    futures::future::join_all(grants).await;
+    let mut admin =
+        common::connect_with_token(pipeline.server.addr, Some(common::ADMIN_TOKEN)).await;
+    let failed_syncs: Vec<String> = admin
+        .list_audit_events(pb::ListAuditEventsRequest {
+            target: TEAM_A.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .filter(|e| e.outcome == "failed")
+        .map(|e| e.detail)
+        .collect();
+    assert!(failed_syncs.is_empty(), "{failed_syncs:#?}");
+    let bigquery = pipeline.bigquery.as_ref().unwrap();
+    let access = bigquery.get("datasets/catalog").await["access"].clone();
+    for team in teams {
+        let dataset = format!("ferry_consumer_{}", team.replace(':', "_"));
+        let entry = serde_json::json!({"view": {
+            "projectId": "test-project", "datasetId": dataset, "tableId": "catalog__with_image"
+        }});
+        assert!(
+            access.as_array().unwrap().contains(&entry),
+            "{team} is missing from {access}"
+        );
+    }
+    pipeline.server.stop().await;
+}

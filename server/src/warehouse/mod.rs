@@ -20,6 +20,7 @@ use crate::contract::{Contract, ViewFilter};
 use crate::error::FerryError;
 use crate::ingest::table_schema;
 
+pub use bigquery::api::BigQueryApi;
 pub use bigquery::{BigQueryConfig, BigQueryWarehouse, Credentials as BigQueryCredentials};
 pub use local::LocalWarehouse;
 

@@ -5,8 +5,6 @@
 //! Dataset metadata is limited to 5 updates per 10 s per dataset, so one sync edits each dataset's
 //! `access` once, under its etag, whatever the number of consumers.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 use tracing::info;
 
@@ -41,7 +39,6 @@ impl BigQueryWarehouse {
         let project = self.api.project().to_owned();
         let source = TableAddress::of(&project, target)?;
         let view_id = target.replace('.', "__");
-        let labels = HashMap::from([("ferry-managed".to_owned(), "true".to_owned())]);
         let mut authorized = Vec::new();
         let mut withdrawn = Vec::new();
         for consumer in consumers {
@@ -52,7 +49,7 @@ impl BigQueryWarehouse {
                     .ensure_dataset(
                         &dataset,
                         &format!("Ferry's authorized views for {}.", consumer.grantee),
-                        &labels,
+                        None,
                     )
                     .await?;
                 let query = sql::consumer_view_query(

@@ -3,7 +3,6 @@
 //! dataset `access` with etags). Every call retries transient failures with backoff and jitter,
 //! within a bound, and maps what remains to a precise [`FerryError`].
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
@@ -144,6 +143,8 @@ pub struct ResultPage {
     pub next_page_token: Option<String>,
 }
 
+/// The BigQuery REST client Ferry's warehouse is built on. Public for operational tooling and
+/// for tests that must interleave with it (a second replica editing the same `access` list).
 pub struct BigQueryApi {
     pub config: BigQueryConfig,
     client: Client,
@@ -248,36 +249,31 @@ impl BigQueryApi {
 
     // ---- datasets ----
 
-    /// Creates the dataset if it is missing and sets its labels.
+    /// Creates the dataset if it is missing. An existing dataset is left alone: patching it on
+    /// every register would spend the 5-updates-per-10-s dataset metadata quota for nothing.
     pub async fn ensure_dataset(
         &self,
         dataset: &str,
         description: &str,
-        labels: &HashMap<String, String>,
+        default_table_expiration: Option<Duration>,
     ) -> Result<(), FerryError> {
         let what = format!("dataset {dataset}");
-        let body = json!({
+        let mut body = json!({
             "datasetReference": {"projectId": self.config.project, "datasetId": dataset},
             "location": self.config.location,
             "description": description,
-            "labels": labels,
+            "labels": {"ferry-managed": "true"},
         });
+        if let Some(expiration) = default_table_expiration {
+            body["defaultTableExpirationMs"] = json!(expiration.as_millis().to_string());
+        }
         let url = self.url("datasets");
-        let created = self
+        match self
             .retrying(&what, || self.send(Method::POST, &url, Some(&body), None))
-            .await;
-        match created {
+            .await
+        {
             Ok(_) => Ok(()),
-            // It exists. Only labels and description are Ferry's to update; `access` is edited
-            // separately under an etag.
-            Err(e) if e.is_duplicate() => {
-                let patch = json!({"description": description, "labels": labels});
-                let url = self.url(&format!("datasets/{dataset}"));
-                self.retrying(&what, || self.send(Method::PATCH, &url, Some(&patch), None))
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.into_ferry(&what))
-            }
+            Err(e) if e.is_duplicate() => Ok(()),
             Err(e) => Err(e.into_ferry(&what)),
         }
     }
@@ -672,4 +668,91 @@ fn tokio_util_stream(
             Err(e) => Some((Err(e), None)),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(status: u16, reason: &str) -> ApiError {
+        ApiError {
+            status,
+            reason: reason.into(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn throttling_and_hiccups_are_retried_and_the_rest_is_not() {
+        for transient in [
+            error(429, ""),
+            error(503, ""),
+            error(0, "transport"),
+            error(403, "rateLimitExceeded"),
+            error(400, "backendError"),
+        ] {
+            assert!(transient.is_transient(), "{transient:?}");
+        }
+        for permanent in [
+            error(400, "invalidQuery"),
+            error(403, "accessDenied"),
+            error(404, "notFound"),
+            error(403, "quotaExceeded"),
+        ] {
+            assert!(!permanent.is_transient(), "{permanent:?}");
+        }
+    }
+
+    #[test]
+    fn what_remains_maps_to_one_precise_error() {
+        let what = |e: ApiError| e.into_ferry("job x");
+        assert!(matches!(
+            what(error(403, "quotaExceeded")),
+            FerryError::WarehouseQuota(_)
+        ));
+        assert!(matches!(
+            what(error(429, "")),
+            FerryError::WarehouseQuota(_)
+        ));
+        assert!(matches!(
+            what(error(403, "accessDenied")),
+            FerryError::FailedPrecondition(_)
+        ));
+        assert!(matches!(
+            what(error(404, "notFound")),
+            FerryError::NotFound(_)
+        ));
+        assert!(matches!(
+            what(error(0, "auth")),
+            FerryError::WarehouseUnavailable(_)
+        ));
+        assert!(matches!(
+            what(error(503, "backendError")),
+            FerryError::WarehouseUnavailable(_)
+        ));
+        let invalid = what(error(400, "invalidQuery")).to_string();
+        assert!(
+            invalid.contains("BigQuery job x: m (invalidQuery)"),
+            "{invalid}"
+        );
+    }
+
+    #[test]
+    fn error_bodies_and_failed_jobs_are_read() {
+        let parsed = error_from_body(
+            StatusCode::CONFLICT,
+            r#"{"error":{"code":409,"message":"Already Exists: Job p:x","errors":[{"reason":"duplicate"}]}}"#,
+        );
+        assert!(parsed.is_duplicate());
+        assert_eq!(parsed.message, "Already Exists: Job p:x");
+        let garbage = error_from_body(StatusCode::BAD_GATEWAY, "<html>proxy</html>");
+        assert!(garbage.is_transient());
+        assert_eq!(garbage.message, "<html>proxy</html>");
+        let failed = json!({"status": {"state": "DONE", "errorResult": {"reason": "invalidQuery", "message": "bad"}}});
+        assert_eq!(
+            job_error(&failed).map(|e| e.reason),
+            Some("invalidQuery".into())
+        );
+        assert!(job_error(&json!({"status": {"state": "DONE"}})).is_none());
+    }
 }

@@ -105,6 +105,10 @@ impl BigQueryConfig {
         Ok(())
     }
 
+    pub fn staging_expiration(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(3600 * self.staging_expiration_hours.max(1))
+    }
+
     /// The REST root all v2 paths hang off.
     pub fn v2_base_url(&self) -> String {
         format!("{}/bigquery/v2", self.endpoint.trim_end_matches('/'))
