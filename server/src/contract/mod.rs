@@ -282,6 +282,19 @@ impl Contract {
             .filter(|c| c.pii_handling != PiiHandling::Drop)
     }
 
+    /// The views stored per partition, which every publish replaces with the raw partition.
+    pub fn materialized_views(&self) -> impl Iterator<Item = &DerivedView> {
+        self.views
+            .iter()
+            .filter(|v| v.materialization == Materialization::Materialized)
+    }
+
+    /// A view's filter, checked against this contract.
+    pub fn view_filter(&self, view: &DerivedView) -> Result<ViewFilter, FerryError> {
+        ViewFilter::parse(&view.filter, self)
+            .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))
+    }
+
     /// The stored columns a view projects, in order.
     pub fn view_columns<'a>(&'a self, view: &'a DerivedView) -> Vec<&'a Column> {
         if view.columns.is_empty() {
@@ -368,8 +381,7 @@ impl Contract {
                     Some(_) => {}
                 }
             }
-            ViewFilter::parse(&view.filter, self)
-                .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
+            self.view_filter(view)?;
         }
         Ok(())
     }

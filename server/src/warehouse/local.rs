@@ -30,7 +30,7 @@ use super::{
     BoxCommit, ConsumerAccess, PartitionSink, PartitionTarget, ReadPlan, RowStream,
     StagedPartition, Warehouse, read_projection, table_column_names,
 };
-use crate::contract::{Contract, Materialization, ViewFilter};
+use crate::contract::{Contract, ViewFilter};
 use crate::error::FerryError;
 use crate::ingest::table_schema;
 
@@ -322,13 +322,8 @@ impl Warehouse for LocalWarehouse {
             schema.clone(),
         )?;
         let mut views = Vec::new();
-        for view in contract
-            .views
-            .iter()
-            .filter(|v| v.materialization == Materialization::Materialized)
-        {
-            let filter = ViewFilter::parse(&view.filter, contract)
-                .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
+        for view in contract.materialized_views() {
+            let filter = contract.view_filter(view)?;
             let projection =
                 indices_of(&schema, &table_column_names(contract, &view.name), |name| {
                     FerryError::Internal(format!("column {name} is not stored"))

@@ -10,9 +10,7 @@ use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 use gcp_bigquery_client::model::view_definition::ViewDefinition;
 
-use crate::contract::{
-    Classification, Column, ColumnType, Contract, Materialization, PiiHandling, ViewFilter,
-};
+use crate::contract::{Classification, Column, ColumnType, Contract, Materialization, PiiHandling};
 use crate::error::FerryError;
 use crate::governance::MASKED_TEXT;
 use crate::warehouse::table_column_names;
@@ -150,8 +148,7 @@ pub fn contract_tables(project: &str, contract: &Contract) -> Result<Vec<Table>,
         let table = match view.materialization {
             Materialization::Materialized => table.time_partitioning(day_partitioned()),
             Materialization::OnRead => {
-                let filter = ViewFilter::parse(&view.filter, contract)
-                    .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
+                let filter = contract.view_filter(view)?;
                 let columns = table_column_names(contract, &view.name);
                 // A view's schema is BigQuery's to derive from its query.
                 let mut table = table.view(ViewDefinition {
@@ -252,13 +249,8 @@ pub fn replace_statements(
         &table_column_names(contract, &contract.name),
         None,
     );
-    for view in contract
-        .views
-        .iter()
-        .filter(|v| v.materialization == Materialization::Materialized)
-    {
-        let filter = ViewFilter::parse(&view.filter, contract)
-            .map_err(|e| FerryError::InvalidContract(format!("view {}: {e}", view.name)))?;
+    for view in contract.materialized_views() {
+        let filter = contract.view_filter(view)?;
         replace(
             &TableAddress::of(project, &view.name)?,
             &table_column_names(contract, &view.name),
@@ -352,11 +344,7 @@ mod tests {
         let staging = TableAddress::in_dataset("p", "ferry_staging", "s1");
         let day = NaiveDate::from_ymd_opt(2021, 4, 3).expect("date");
         let statements = replace_statements("p", &contract, day, &staging).expect("renders");
-        let materialized = contract
-            .views
-            .iter()
-            .filter(|v| v.materialization == Materialization::Materialized)
-            .count();
+        let materialized = contract.materialized_views().count();
         assert_eq!(statements.len(), 2 * (1 + materialized));
         assert!(
             statements
