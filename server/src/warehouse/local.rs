@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::compute::filter_record_batch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -22,10 +22,8 @@ use datafusion::physical_plan::PhysicalExpr;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
 
+use super::parquet_files::writer_properties;
 use super::{
     BoxCommit, ConsumerAccess, PartitionSink, PartitionTarget, ReadPlan, RowStream,
     StagedPartition, Warehouse, read_projection, table_column_names,
@@ -34,9 +32,6 @@ use crate::contract::{Contract, ViewFilter};
 use crate::error::FerryError;
 use crate::ingest::table_schema;
 
-/// Rows per Parquet row group. The writer buffers a whole row group, so with ~1.5 KB rows this
-/// bounds each open file to a few tens of MB.
-const ROW_GROUP_ROWS: usize = 16 * 1024;
 /// Unreferenced files younger than this may belong to a publish in flight or a reader that
 /// planned against the previous manifest.
 const GARBAGE_GRACE: Duration = Duration::from_secs(600);
@@ -68,34 +63,6 @@ impl LocalWarehouse {
             .join(date.format("%Y-%m-%d").to_string())
             .join(format!("{publication_id}.parquet"))
     }
-}
-
-/// Text columns whose values average more than this many bytes (base64 images, long comments)
-/// get no dictionary and no min/max statistics: neither helps a reader of such values, and
-/// together they cost ~6% of publish CPU on the catalog.
-const WIDE_TEXT_BYTES: usize = 256;
-
-/// Writer settings, tuned from the first batch a file receives.
-fn writer_properties(first_batch: Option<&RecordBatch>) -> WriterProperties {
-    let mut builder = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
-    if let Some(batch) = first_batch {
-        for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-            let Some(text) = column.as_string_opt::<i32>() else {
-                continue;
-            };
-            let present = text.len() - text.null_count();
-            let bytes = text.value_data().len();
-            if present > 0 && bytes / present > WIDE_TEXT_BYTES {
-                let path = ColumnPath::from(field.name().as_str());
-                builder = builder
-                    .set_column_dictionary_enabled(path.clone(), false)
-                    .set_column_statistics_enabled(path, EnabledStatistics::None);
-            }
-        }
-    }
-    builder.build()
 }
 
 /// The Parquet writer is opened on the first batch, so its settings can fit the data.
@@ -482,40 +449,4 @@ fn collect_unreferenced(
         }
     }
     Ok(removed)
-}
-
-#[cfg(test)]
-mod tests {
-    use datafusion::arrow::array::StringArray;
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-
-    use super::*;
-
-    #[test]
-    fn wide_text_columns_skip_dictionary_and_statistics() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("brand", DataType::Utf8, false),
-            Field::new("image", DataType::Utf8, true),
-        ]));
-        let wide = "A".repeat(1000);
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(StringArray::from(vec!["HP", "Dell", "Acer"])),
-                Arc::new(StringArray::from(vec![
-                    Some(wide.as_str()),
-                    None,
-                    Some(wide.as_str()),
-                ])),
-            ],
-        )
-        .unwrap();
-        let props = writer_properties(Some(&batch));
-        let image = ColumnPath::from("image");
-        let brand = ColumnPath::from("brand");
-        assert!(!props.dictionary_enabled(&image));
-        assert_eq!(props.statistics_enabled(&image), EnabledStatistics::None);
-        assert!(props.dictionary_enabled(&brand));
-        assert_ne!(props.statistics_enabled(&brand), EnabledStatistics::None);
-    }
 }

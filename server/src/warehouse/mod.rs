@@ -8,6 +8,7 @@
 
 mod bigquery;
 mod local;
+mod parquet_files;
 
 use std::sync::Arc;
 

@@ -29,8 +29,6 @@ use async_trait::async_trait;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -38,6 +36,7 @@ pub use config::{BigQueryConfig, Credentials};
 
 use self::api::BigQueryApi;
 use self::sql::TableAddress;
+use super::parquet_files::writer_properties;
 use super::{
     BoxCommit, ConsumerAccess, PartitionSink, PartitionTarget, ReadPlan, RowStream,
     StagedPartition, Warehouse, read_projection,
@@ -135,6 +134,8 @@ async fn ensure_staging_dataset(api: &BigQueryApi, ready: &AtomicBool) -> Result
 struct BigQueryPartitionSink {
     target: PartitionTarget,
     path: PathBuf,
+    /// The file until the first batch arrives; the writer's settings are tuned from that batch.
+    file: Option<File>,
     writer: Option<ArrowWriter<File>>,
     rows: u64,
     api: Arc<BigQueryApi>,
@@ -179,16 +180,35 @@ impl BigQueryPartitionSink {
     }
 }
 
+impl BigQueryPartitionSink {
+    fn writer(
+        &mut self,
+        first_batch: Option<&RecordBatch>,
+    ) -> Result<&mut ArrowWriter<File>, FerryError> {
+        if let Some(file) = self.file.take() {
+            let writer = ArrowWriter::try_new(
+                file,
+                table_schema(&self.target.contract),
+                Some(writer_properties(first_batch)),
+            )?;
+            self.writer = Some(writer);
+        }
+        self.writer
+            .as_mut()
+            .ok_or_else(|| FerryError::Internal("the staging file is already closed".into()))
+    }
+}
+
 impl PartitionSink for BigQueryPartitionSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), FerryError> {
-        if let Some(writer) = &mut self.writer {
-            writer.write(batch)?;
-            self.rows += batch.num_rows() as u64;
-        }
+        self.writer(Some(batch))?.write(batch)?;
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
     fn finish(mut self: Box<Self>) -> Result<StagedPartition, FerryError> {
+        // A day without rows still loads: an empty file with a valid footer.
+        self.writer(None)?;
         if let Some(writer) = self.writer.take() {
             writer.close()?;
         }
@@ -206,6 +226,7 @@ impl PartitionSink for BigQueryPartitionSink {
     }
 
     fn abort(mut self: Box<Self>) {
+        drop(self.file.take());
         drop(self.writer.take());
         let _ = std::fs::remove_file(&self.path);
     }
@@ -247,15 +268,12 @@ impl Warehouse for BigQueryWarehouse {
             .scratch
             .join(format!("{}.parquet", table_safe(&target.publication_id)));
         let file = File::create(&path)?;
-        let properties = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .build();
-        let writer = ArrowWriter::try_new(file, table_schema(&target.contract), Some(properties))?;
         Ok(Box::new(BigQueryPartitionSink {
             staging: self.staging_table(&target),
             target,
             path,
-            writer: Some(writer),
+            file: Some(file),
+            writer: None,
             rows: 0,
             api: self.api.clone(),
             staging_ready: self.staging_ready.clone(),
