@@ -123,8 +123,13 @@ async fn run(backend: WarehouseBackend) {
             bigquery_count(bigquery, TEAM_B, "2021-04-03").await,
             team_b_1
         );
-        // The publication names the BigQuery jobs that did the work, all derived from its id.
-        let jobs = &first.warehouse_job_ids;
+        // The ledger names the BigQuery jobs that did the work, all derived from its id.
+        let recorded = common::ledger(&mut owner, RAW, "2021-04-03").await;
+        let jobs = &recorded
+            .iter()
+            .find(|p| p.id == first.id)
+            .unwrap()
+            .warehouse_job_ids;
         assert!(
             jobs.iter().any(|j| j.ends_with("_stage"))
                 && jobs.iter().any(|j| j.ends_with("_replace"))

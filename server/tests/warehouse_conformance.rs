@@ -33,7 +33,7 @@ use futures::TryStreamExt;
 /// A backend under test, with the emulator it needs kept alive beside it.
 struct Backend {
     warehouse: Arc<dyn Warehouse>,
-    _emulator: Option<LocalBigQuery>,
+    emulator: Option<LocalBigQuery>,
 }
 
 async fn backends(dir: &std::path::Path) -> Vec<Backend> {
@@ -48,11 +48,11 @@ async fn backends(dir: &std::path::Path) -> Vec<Backend> {
     vec![
         Backend {
             warehouse: Arc::new(local),
-            _emulator: None,
+            emulator: None,
         },
         Backend {
             warehouse: Arc::new(bigquery),
-            _emulator: Some(emulator),
+            emulator: Some(emulator),
         },
     ]
 }
@@ -327,6 +327,64 @@ async fn garbage_collection_keeps_live_data_and_discard_removes_staged_data() {
                 .await
                 .unwrap(),
             0
+        );
+    }
+}
+
+/// The process dies while the registry flip is in flight: the previous day stays, and once the
+/// next process releases the interrupted publish (on BigQuery: rolls back the transaction it left
+/// open in its session) the next publish of the same table commits.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_commit_abandoned_mid_flip_keeps_the_previous_day_and_is_released() {
+    let dir = tempfile::tempdir().unwrap();
+    for backend in backends(dir.path()).await {
+        let warehouse = backend.warehouse.as_ref();
+        let contract = contract();
+        warehouse.prepare_dataset(&contract).await.unwrap();
+        let flipped = AtomicBool::new(false);
+        let first = stage(warehouse, &contract, "2021-04-03", "pub-1", DAY_1).await;
+        commit(warehouse, &first, &flipped, false).await.unwrap();
+
+        let second = stage(warehouse, &contract, "2021-04-03", "pub-2", DAY_2).await;
+        let flip_started = Arc::new(tokio::sync::Notify::new());
+        let started = flip_started.clone();
+        let never_finishes = Box::pin(async move {
+            started.notify_one();
+            futures::future::pending::<Result<(), FerryError>>().await
+        });
+        tokio::select! {
+            _ = warehouse.commit_partition(&second, never_finishes) => {
+                panic!("{}: the commit cannot finish without the flip", warehouse.kind())
+            }
+            _ = flip_started.notified() => {}
+        }
+        // The commit future is dropped here, as a crash would drop it.
+        let live_1 = [("2021-04-03", "pub-1")];
+        assert_eq!(
+            rows(&read(warehouse, &contract, RAW, &live_1, &[], None).await),
+            99,
+            "{}",
+            warehouse.kind()
+        );
+
+        warehouse.release_interrupted(&["pub-2".to_owned()]).await;
+        if let Some(emulator) = &backend.emulator {
+            let rollback = emulator.get("jobs/ferry_pub-2_rollback").await;
+            assert_eq!(rollback["status"]["state"], "DONE", "{rollback}");
+            assert!(rollback["status"]["errorResult"].is_null(), "{rollback}");
+        }
+        let third = stage(warehouse, &contract, "2021-04-03", "pub-3", DAY_2).await;
+        commit(warehouse, &third, &flipped, false)
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", warehouse.kind()));
+        let live_3 = [("2021-04-03", "pub-3")];
+        assert_eq!(
+            rows(&read(warehouse, &contract, RAW, &live_3, &[], None).await),
+            126
+        );
+        assert_eq!(
+            rows(&read(warehouse, &contract, TEAM_A, &live_3, &[], None).await),
+            team_counts(DAY_2).0
         );
     }
 }

@@ -506,10 +506,15 @@ impl Registry {
         rows.iter().map(publication_from_row).collect()
     }
 
-    /// Marks publications left running by a previous process as interrupted. Their staged data
-    /// was never made live, so the previous partitions are intact.
-    pub async fn mark_interrupted(&self) -> Result<u64, FerryError> {
-        let result = sqlx::query(
+    /// Marks publications left running by a previous process as interrupted, and returns their
+    /// ids. Their staged data was never made live, so the previous partitions are intact.
+    pub async fn mark_interrupted(&self) -> Result<Vec<String>, FerryError> {
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM publications WHERE status = $1")
+            .bind(PublicationStatus::Running.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+        sqlx::query(
             "UPDATE publications SET status = $1, finished_at = $2, \
              error = 'the server stopped before this publish committed; the previous partition is unchanged' \
              WHERE status = $3",
@@ -517,9 +522,10 @@ impl Registry {
         .bind(PublicationStatus::Interrupted.as_str())
         .bind(now_text())
         .bind(PublicationStatus::Running.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(result.rows_affected())
+        tx.commit().await?;
+        Ok(ids)
     }
 }
 

@@ -144,11 +144,12 @@ impl Ferry {
     /// Recovers from a previous process that stopped mid-publish.
     pub async fn recover(&self) -> Result<(), FerryError> {
         let interrupted = self.registry.mark_interrupted().await?;
-        if interrupted > 0 {
+        if !interrupted.is_empty() {
             warn!(
-                interrupted,
+                interrupted = interrupted.len(),
                 "publications were interrupted by a restart; previous partitions are intact"
             );
+            self.warehouse.release_interrupted(&interrupted).await;
         }
         self.collect_garbage().await;
         Ok(())
@@ -542,6 +543,10 @@ impl Ferry {
             publication.status = PublicationStatus::Failed;
         })?;
         publication.warehouse_job_ids = job_ids;
+        // The flip recorded the publication before the warehouse finished; add its jobs now.
+        if let Err(e) = self.registry.finish_publication(publication).await {
+            warn!(publication = %publication.id, error = %e, "could not record the warehouse job ids");
+        }
         Ok(Committed::Replaced)
     }
 

@@ -340,6 +340,10 @@ impl Warehouse for LocalWarehouse {
         }
     }
 
+    async fn release_interrupted(&self, _publication_ids: &[String]) {
+        // Their files are unreferenced; garbage collection removes them after the grace period.
+    }
+
     async fn read(&self, plan: ReadPlan) -> Result<RowStream, FerryError> {
         let contract = &plan.contract;
         let (columns, out_schema) = read_projection(&plan)?;

@@ -117,6 +117,11 @@ pub trait Warehouse: Send + Sync + 'static {
     /// mismatch). Best effort: garbage collection catches what this misses.
     async fn discard_partition(&self, staged: &StagedPartition);
 
+    /// Releases what publishes a previous process left half-done (an open transaction, staged
+    /// data), so they cannot block the next publish of the same table. Best effort: failures
+    /// are logged, and garbage collection and expiries catch the rest.
+    async fn release_interrupted(&self, publication_ids: &[String]);
+
     /// Streams rows of a table over live partitions.
     async fn read(&self, plan: ReadPlan) -> Result<RowStream, FerryError>;
 

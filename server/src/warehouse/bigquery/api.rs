@@ -535,6 +535,16 @@ impl BigQueryApi {
             .map_err(|e| e.into_ferry(&what))
     }
 
+    /// A job by id, or `None` when BigQuery has no such job.
+    pub async fn job(&self, job_id: &str) -> Result<Option<Value>, FerryError> {
+        let what = format!("job {job_id}");
+        match self.retrying(&what, || self.get_job(job_id)).await {
+            Ok(job) => Ok(Some(job)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into_ferry(&what)),
+        }
+    }
+
     async fn get_job(&self, job_id: &str) -> Result<Value, ApiError> {
         let url = format!(
             "{}?location={}",

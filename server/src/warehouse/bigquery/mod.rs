@@ -366,6 +366,39 @@ impl Warehouse for BigQueryWarehouse {
         }
     }
 
+    async fn release_interrupted(&self, publication_ids: &[String]) {
+        for publication in publication_ids {
+            // A process that died between the replace and the commit left a transaction open
+            // in its session; BigQuery would cancel the next transaction on those tables until
+            // the session ends (24 h idle). The replace job's id says where that session is.
+            let replace = sql::job_id(publication, "replace");
+            let session = match self.api.job(&replace).await {
+                Ok(Some(job)) => job["statistics"]["sessionInfo"]["sessionId"]
+                    .as_str()
+                    .map(str::to_owned),
+                Ok(None) => None,
+                Err(e) => {
+                    warn!(error = %e, job = %replace, "cannot look up an interrupted publish");
+                    None
+                }
+            };
+            if let Some(session) = session {
+                let rollback = sql::job_id(publication, "rollback");
+                match self
+                    .api
+                    .run_in_session(&rollback, &session, "ROLLBACK TRANSACTION")
+                    .await
+                {
+                    Ok(_) => {
+                        info!(%publication, job = %rollback, "rolled back the transaction an interrupted publish left open")
+                    }
+                    // Already committed, rolled back or expired: nothing is held.
+                    Err(e) => info!(%publication, error = %e, "no open transaction to roll back"),
+                }
+            }
+        }
+    }
+
     async fn read(&self, plan: ReadPlan) -> Result<RowStream, FerryError> {
         let (columns, schema) = read_projection(&plan)?;
         if plan.partitions.is_empty() || plan.limit == Some(0) {
