@@ -13,8 +13,9 @@
 mod common;
 
 use common::{
-    CONSUMER_A, CONTRACT_YAML, DAY_1, DAY_2, DAY_2_CORRECTED, FakeGcs, LocalBigQuery, MotoS3, RAW,
-    TEAM_A, TEAM_B, TestServer, count, publish, read_rows, register_yaml, team_counts,
+    CONSUMER_A, CONTRACT_YAML, DAY_1, DAY_2, DAY_2_CORRECTED, FakeGcs, LocalBigQuery, MotoS3,
+    Postgres, RAW, TEAM_A, TEAM_B, TestServer, count, publish, read_rows, register_yaml,
+    team_counts,
 };
 use ferry_proto::v1 as pb;
 use ferry_server::config::WarehouseBackend;
@@ -26,9 +27,15 @@ struct Pipeline {
     s3: MotoS3,
     gcs: FakeGcs,
     bigquery: Option<LocalBigQuery>,
+    _postgres: Option<Postgres>,
 }
 
 async fn start(backend: WarehouseBackend) -> Pipeline {
+    start_with_registry(backend, None).await
+}
+
+/// With `postgres`, the registry lives in that PostgreSQL, as in production.
+async fn start_with_registry(backend: WarehouseBackend, postgres: Option<Postgres>) -> Pipeline {
     let s3 = MotoS3::start();
     s3.create_bucket(BUCKET).await;
     s3.put(BUCKET, "product_catalog_20210403.csv", DAY_1).await;
@@ -48,7 +55,9 @@ async fn start(backend: WarehouseBackend) -> Pipeline {
     let service_account = gcs.service_account(scratch.path());
     let gcs_url = gcs.base_url.clone();
     let bigquery_config = bigquery.as_ref().map(LocalBigQuery::config);
+    let registry_url = postgres.as_ref().map(|p| p.url.clone());
     let server = TestServer::start_configured(Some(&s3.endpoint), |config| {
+        config.registry_url = registry_url;
         config.sources.gcs.base_url = Some(gcs_url);
         config.sources.gcs.service_account_path = Some(service_account.display().to_string());
         config.warehouse.backend = backend;
@@ -64,6 +73,7 @@ async fn start(backend: WarehouseBackend) -> Pipeline {
         s3,
         gcs,
         bigquery,
+        _postgres: postgres,
     }
 }
 
@@ -76,8 +86,7 @@ async fn bigquery_count(bigquery: &LocalBigQuery, table: &str, day: &str) -> usi
     rows[0][0].as_deref().unwrap().parse().unwrap()
 }
 
-async fn run(backend: WarehouseBackend) {
-    let pipeline = start(backend).await;
+async fn run(pipeline: Pipeline) {
     let mut owner = pipeline.server.client().await;
     register_yaml(&mut owner, CONTRACT_YAML).await.unwrap();
 
@@ -264,12 +273,19 @@ async fn run(backend: WarehouseBackend) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn product_catalog_pipeline_on_the_embedded_warehouse() {
-    run(WarehouseBackend::Local).await;
+    run(start(WarehouseBackend::Local).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn product_catalog_pipeline_on_bigquery() {
-    run(WarehouseBackend::Bigquery).await;
+    run(start(WarehouseBackend::Bigquery).await).await;
+}
+
+/// The production pairing: BigQuery for the data, PostgreSQL for the registry.
+#[tokio::test(flavor = "multi_thread")]
+async fn product_catalog_pipeline_on_bigquery_with_a_postgres_registry() {
+    let postgres = Postgres::start();
+    run(start_with_registry(WarehouseBackend::Bigquery, Some(postgres)).await).await;
 }
 
 /// A BigQuery job that fails leaves the previous day in place and names itself in the ledger; an
