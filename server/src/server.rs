@@ -124,7 +124,15 @@ impl BoundServer {
             .build_v1()
             .map_err(|e| FerryError::Internal(format!("reflection: {e}")))?;
         let refresher = tokio::spawn(refresh_policies(self.ferry.clone(), self.policy_refresh));
-        info!(addr = %self.local_addr, "ferry-server listening");
+        let serves = self
+            .ferry
+            .server_info(&crate::governance::Caller::system("startup"));
+        info!(
+            addr = %self.local_addr,
+            registry = serves.registry,
+            warehouse = serves.warehouse,
+            "ferry-server listening"
+        );
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
             builder = builder
