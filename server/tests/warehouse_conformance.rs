@@ -100,6 +100,34 @@ async fn stage(
     .unwrap()
 }
 
+/// The catalog contract, with the backend's tables and views in place.
+async fn prepared(warehouse: &dyn Warehouse) -> Arc<Contract> {
+    let contract = contract();
+    warehouse.prepare_dataset(&contract).await.unwrap();
+    contract
+}
+
+/// Stages and commits one day, and checks that the commit ran the registry flip.
+async fn publish(
+    warehouse: &dyn Warehouse,
+    contract: &Arc<Contract>,
+    day: &str,
+    id: &str,
+    csv: &str,
+) -> StagedPartition {
+    let staged = stage(warehouse, contract, day, id, csv).await;
+    let flipped = AtomicBool::new(false);
+    commit(warehouse, &staged, &flipped, false)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", warehouse.kind()));
+    assert!(
+        flipped.load(Ordering::SeqCst),
+        "{}: commit must run the registry flip",
+        warehouse.kind()
+    );
+    staged
+}
+
 async fn commit(
     warehouse: &dyn Warehouse,
     staged: &StagedPartition,
@@ -175,17 +203,9 @@ async fn staged_data_is_invisible_until_commit_and_replaces_raw_and_views_togeth
     let dir = tempfile::tempdir().unwrap();
     for backend in backends(dir.path()).await {
         let warehouse = backend.warehouse.as_ref();
-        let contract = contract();
-        warehouse.prepare_dataset(&contract).await.unwrap();
-        let flipped = AtomicBool::new(false);
-        let first = stage(warehouse, &contract, "2021-04-03", "pub-1", DAY_1).await;
+        let contract = prepared(warehouse).await;
+        let first = publish(warehouse, &contract, "2021-04-03", "pub-1", DAY_1).await;
         assert_eq!(first.rows, 99);
-        commit(warehouse, &first, &flipped, false).await.unwrap();
-        assert!(
-            flipped.load(Ordering::SeqCst),
-            "{}: commit must run the registry flip",
-            warehouse.kind()
-        );
         let live_1 = [("2021-04-03", "pub-1")];
         let raw_before = read(warehouse, &contract, RAW, &live_1, &["brand"], None).await;
         let mut expected_brands: Vec<String> = expected_rows(DAY_1)
@@ -219,7 +239,9 @@ async fn staged_data_is_invisible_until_commit_and_replaces_raw_and_views_togeth
             99
         );
 
+        let flipped = AtomicBool::new(false);
         commit(warehouse, &second, &flipped, false).await.unwrap();
+        assert!(flipped.load(Ordering::SeqCst));
         let live_2 = [("2021-04-03", "pub-2")];
         assert_eq!(
             rows(&read(warehouse, &contract, RAW, &live_2, &[], None).await),
@@ -241,12 +263,9 @@ async fn reads_project_limit_and_span_partitions() {
     let dir = tempfile::tempdir().unwrap();
     for backend in backends(dir.path()).await {
         let warehouse = backend.warehouse.as_ref();
-        let contract = contract();
-        warehouse.prepare_dataset(&contract).await.unwrap();
-        let flipped = AtomicBool::new(false);
+        let contract = prepared(warehouse).await;
         for (day, id, csv) in [("2021-04-03", "a", DAY_1), ("2021-04-04", "b", DAY_2)] {
-            let staged = stage(warehouse, &contract, day, id, csv).await;
-            commit(warehouse, &staged, &flipped, false).await.unwrap();
+            publish(warehouse, &contract, day, id, csv).await;
         }
         let live = [("2021-04-03", "a"), ("2021-04-04", "b")];
         let both = read(
@@ -290,11 +309,8 @@ async fn garbage_collection_keeps_live_data_and_discard_removes_staged_data() {
     let dir = tempfile::tempdir().unwrap();
     for backend in backends(dir.path()).await {
         let warehouse = backend.warehouse.as_ref();
-        let contract = contract();
-        warehouse.prepare_dataset(&contract).await.unwrap();
-        let flipped = AtomicBool::new(false);
-        let live = stage(warehouse, &contract, "2021-04-03", "live", DAY_1).await;
-        commit(warehouse, &live, &flipped, false).await.unwrap();
+        let contract = prepared(warehouse).await;
+        publish(warehouse, &contract, "2021-04-03", "live", DAY_1).await;
         let _superseded = stage(warehouse, &contract, "2021-04-03", "old", DAY_2).await;
         let discarded = stage(warehouse, &contract, "2021-04-03", "dup", DAY_1).await;
         warehouse.discard_partition(&discarded).await;
@@ -339,11 +355,8 @@ async fn a_commit_abandoned_mid_flip_keeps_the_previous_day_and_is_released() {
     let dir = tempfile::tempdir().unwrap();
     for backend in backends(dir.path()).await {
         let warehouse = backend.warehouse.as_ref();
-        let contract = contract();
-        warehouse.prepare_dataset(&contract).await.unwrap();
-        let flipped = AtomicBool::new(false);
-        let first = stage(warehouse, &contract, "2021-04-03", "pub-1", DAY_1).await;
-        commit(warehouse, &first, &flipped, false).await.unwrap();
+        let contract = prepared(warehouse).await;
+        publish(warehouse, &contract, "2021-04-03", "pub-1", DAY_1).await;
 
         let second = stage(warehouse, &contract, "2021-04-03", "pub-2", DAY_2).await;
         let flip_started = Arc::new(tokio::sync::Notify::new());
@@ -373,10 +386,7 @@ async fn a_commit_abandoned_mid_flip_keeps_the_previous_day_and_is_released() {
             assert_eq!(rollback["status"]["state"], "DONE", "{rollback}");
             assert!(rollback["status"]["errorResult"].is_null(), "{rollback}");
         }
-        let third = stage(warehouse, &contract, "2021-04-03", "pub-3", DAY_2).await;
-        commit(warehouse, &third, &flipped, false)
-            .await
-            .unwrap_or_else(|e| panic!("{}: {e}", warehouse.kind()));
+        publish(warehouse, &contract, "2021-04-03", "pub-3", DAY_2).await;
         let live_3 = [("2021-04-03", "pub-3")];
         assert_eq!(
             rows(&read(warehouse, &contract, RAW, &live_3, &[], None).await),
