@@ -14,7 +14,6 @@ use gcp_bigquery_client::error::BQError;
 use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
 use gcp_bigquery_client::model::table::Table;
 use gcp_bigquery_client::model::table_row::TableRow;
-use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::table::ListOptions;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -137,7 +136,7 @@ fn job_error(job: &Value) -> Option<ApiError> {
     })
 }
 
-/// One page of query results, with the schema BigQuery reported.
+/// One page of a query's rows, in the order of its SELECT list.
 pub struct ResultPage {
     pub rows: Vec<TableRow>,
     pub next_page_token: Option<String>,
@@ -507,7 +506,11 @@ impl BigQueryApi {
                     .await
                     .map_err(|e| ApiError::transport(format!("staged file: {e}")))?
                     .len();
-                let body = reqwest::Body::wrap_stream(tokio_util_stream(file));
+                // Streamed in 1 MiB chunks: a multi-GB partition never sits in memory.
+                let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                    file,
+                    1 << 20,
+                ));
                 let uploaded = self
                     .http
                     .put(&session)
@@ -618,17 +621,12 @@ impl BigQueryApi {
 
     // ---- reads ----
 
-    /// Starts a query job and returns its id, once it is done.
-    pub async fn start_query(&self, job_id: &str, sql: &str) -> Result<(), FerryError> {
-        self.run_script(job_id, sql).await.map(|_| ())
-    }
-
     /// One page of a finished query's results, through `jobs.getQueryResults`.
     pub async fn result_page(
         &self,
         job_id: &str,
         page_token: Option<String>,
-    ) -> Result<(Option<TableSchema>, ResultPage), FerryError> {
+    ) -> Result<ResultPage, FerryError> {
         let what = format!("results of {job_id}");
         let response = self
             .retrying(&what, || async {
@@ -651,33 +649,11 @@ impl BigQueryApi {
             })
             .await
             .map_err(|e| e.into_ferry(&what))?;
-        Ok((
-            response.schema,
-            ResultPage {
-                rows: response.rows.unwrap_or_default(),
-                next_page_token: response.page_token.filter(|t| !t.is_empty()),
-            },
-        ))
+        Ok(ResultPage {
+            rows: response.rows.unwrap_or_default(),
+            next_page_token: response.page_token.filter(|t| !t.is_empty()),
+        })
     }
-}
-
-/// Streams a file in chunks, so a multi-GB partition never sits in memory.
-fn tokio_util_stream(
-    file: tokio::fs::File,
-) -> impl futures::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
-    use tokio::io::AsyncReadExt;
-    futures::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buffer = vec![0u8; 1 << 20];
-        match file.read(&mut buffer).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buffer.truncate(n);
-                Some((Ok(bytes::Bytes::from(buffer)), Some(file)))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
 }
 
 #[cfg(test)]

@@ -423,7 +423,7 @@ impl Warehouse for BigQueryWarehouse {
             query.push_str(&format!(" LIMIT {limit}"));
         }
         let job_id = format!("ferry_read_{}", uuid::Uuid::now_v7().simple());
-        self.api.start_query(&job_id, &query).await?;
+        self.api.run_script(&job_id, &query).await?;
 
         // Pages are fetched as the reader asks for them, so a large read never sits in memory.
         let api = self.api.clone();
@@ -436,7 +436,7 @@ impl Warehouse for BigQueryWarehouse {
                 let Some(page_token) = next else {
                     return Ok(None);
                 };
-                let (_, page) = api.result_page(&job_id, page_token).await?;
+                let page = api.result_page(&job_id, page_token).await?;
                 let batch = rows::to_batch(&schema, &page.rows)?;
                 let next = page.next_page_token.map(Some);
                 Ok(Some((batch, next)))
