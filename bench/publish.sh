@@ -44,7 +44,7 @@ fi
 ADMIN_TOKEN=bench-bootstrap-admin-token-0123456789
 # The server refuses FERRY_* variables it does not know, such as this script's own.
 env -u FERRY_BENCH_DIR -u FERRY_BENCH_WAREHOUSE -u FERRY_TOKEN -u FERRY_ENDPOINT \
-  FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN=$ADMIN_TOKEN \
+  FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN=$ADMIN_TOKEN FERRY_SOURCES__FILE_ROOTS="[\"$(dirname "$CSV")\"]" \
   "$BIN/ferry-server" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" --log-format pretty 2>"$OUT/server.log" &
 SERVER=$!
 unset FERRY_WAREHOUSE__BACKEND FERRY_WAREHOUSE__BIGQUERY__PROJECT FERRY_WAREHOUSE__BIGQUERY__CREDENTIALS FERRY_WAREHOUSE__BIGQUERY__ENDPOINT

@@ -67,6 +67,8 @@ pub async fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Res
         ..Config::default()
     };
     config.auth.bootstrap_admin_token = Some(Secret::new(admin_token.clone()));
+    // The extracts are the only local files this server may read.
+    config.sources.file_roots = vec![samples.clone()];
     let server = BoundServer::bind(&config)
         .await
         .context("starting the embedded Ferry server")?;

@@ -56,6 +56,7 @@ async fn start_server(
         ..Config::default()
     };
     config.auth.bootstrap_admin_token = Some(Secret::new(ADMIN_TOKEN));
+    config.sources.file_roots = vec![std::env::temp_dir()];
     let server = BoundServer::bind(&config).await.unwrap();
     let endpoint = format!("http://{}", server.local_addr);
     let ferry = server.ferry().clone();

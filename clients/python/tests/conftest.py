@@ -51,6 +51,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         "FERRY_DATA_DIR": str(tmp_path / "data"),
         "FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN": ADMIN_TOKEN,
         "FERRY_LOG_LEVEL": "warn",
+        # The tests' sources: the shipped extracts and files under pytest's temporary directory.
+        "FERRY_SOURCES__FILE_ROOTS": f'["{tmp_path}", "{EXAMPLES / 'data'}"]',
     }
     tokens = {"admin:platform": ADMIN_TOKEN}
     for principal in ["team:catalog", "team:a", "team:b"]:

@@ -58,6 +58,8 @@ before(async () => {
     FERRY_LISTEN: `127.0.0.1:${port}`,
     FERRY_DATA_DIR: join(dataDir, "data"),
     FERRY_LOG_LEVEL: "warn",
+    // The test reads the shipped extracts, and nothing else on this machine.
+    FERRY_SOURCES__FILE_ROOTS: `["${join(examples, "data")}"]`,
   });
   for (const principal of ["team:catalog", "team:a"]) {
     tokens[principal] = execFileSync(binary, ["token", "create", "--principal", principal], {

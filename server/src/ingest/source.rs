@@ -29,8 +29,11 @@ pub struct SourcesConfig {
     pub gcs: GcsConfig,
     /// Allow plain `http://` sources (tests, internal mirrors). Off by default.
     pub allow_http: bool,
-    /// When set, `file://` sources must live under this directory.
-    pub file_root: Option<std::path::PathBuf>,
+    /// The directories `file://` sources may be read from. Empty (the default): `file://` is
+    /// refused, so a team token can never read the server's own files. Paths are canonicalized
+    /// (symlinks, `..`) before the check, and `/proc`, `/sys` and `/dev` are refused even under a
+    /// root.
+    pub file_roots: Vec<std::path::PathBuf>,
     /// Attempts after the first for transient source errors.
     pub max_retries: Option<usize>,
     /// Give up on a source after this many seconds of retrying.
@@ -105,16 +108,12 @@ impl Source {
                 let file = url
                     .to_file_path()
                     .map_err(|()| invalid("not an absolute local path".into()))?;
-                if let Some(root) = &config.file_root {
-                    let canonical = file.canonicalize().unwrap_or_else(|_| file.clone());
-                    if !canonical.starts_with(root) {
-                        return Err(invalid(format!(
-                            "local sources must be under {}",
-                            root.display()
-                        )));
-                    }
-                }
-                let path = Path::from_absolute_path(&file).map_err(|e| invalid(e.to_string()))?;
+                let canonical = local_source_path(&file, &config.file_roots).map_err(|reason| {
+                    FerryError::PermissionDenied(format!("source {uri:?}: {reason}"))
+                })?;
+                // Open the checked path, not the given one: a symlink cannot redirect the read.
+                let path =
+                    Path::from_absolute_path(&canonical).map_err(|e| invalid(e.to_string()))?;
                 (Arc::new(LocalFileSystem::new()), path)
             }
             "s3" => {
@@ -235,6 +234,73 @@ impl Source {
     }
 }
 
+/// Directories no source may ever come from, whatever the configured roots: they expose the
+/// server process itself (its environment, memory, devices).
+const NEVER_READABLE: [&str; 3] = ["/proc", "/sys", "/dev"];
+
+/// The canonical form of a local source path, if it lies under one of `roots`. A path that does
+/// not exist yet is judged by its deepest existing ancestor, so the answer for a missing file
+/// outside the roots is the same refusal as for an existing one (no existence oracle).
+fn local_source_path(
+    file: &std::path::Path,
+    roots: &[std::path::PathBuf],
+) -> Result<std::path::PathBuf, String> {
+    if roots.is_empty() {
+        return Err(
+            "file:// sources are off on this server (sources.file_roots names none)".into(),
+        );
+    }
+    let canonical = canonicalize_existing_prefix(file);
+    let refused = || "the path is outside the directories this server reads from".to_owned();
+    if NEVER_READABLE.iter().any(|dir| canonical.starts_with(dir)) {
+        return Err(refused());
+    }
+    let under_a_root = roots.iter().any(|root| {
+        let root = root.canonicalize().unwrap_or_else(|_| root.clone());
+        canonical.starts_with(&root)
+    });
+    if under_a_root {
+        Ok(canonical)
+    } else {
+        Err(refused())
+    }
+}
+
+/// Canonicalizes the longest existing prefix of `path` and appends the rest unchanged, after
+/// refusing `..` in that rest (it could climb out once the directories exist).
+fn canonicalize_existing_prefix(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canonical) = existing.canonicalize() {
+            let mut result = canonical;
+            for part in rest.iter().rev() {
+                result.push(part);
+            }
+            return result;
+        }
+        match (
+            existing.file_name().map(ToOwned::to_owned),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => break,
+        }
+    }
+    // Nothing exists, not even `/`: keep only normal components so no `..` survives.
+    let mut result = std::path::PathBuf::from("/");
+    for component in path.components() {
+        if let Component::Normal(part) = component {
+            result.push(part);
+        }
+    }
+    result
+}
+
 fn client_options(config: &SourcesConfig) -> ClientOptions {
     ClientOptions::new()
         .with_connect_timeout(Duration::from_secs(5))
@@ -257,6 +323,80 @@ mod tests {
         Source::resolve(uri, &SourcesConfig::default())
     }
 
+    fn with_roots(roots: &[&std::path::Path]) -> SourcesConfig {
+        SourcesConfig {
+            file_roots: roots.iter().map(|r| r.to_path_buf()).collect(),
+            ..SourcesConfig::default()
+        }
+    }
+
+    fn denied(uri: &str, config: &SourcesConfig) -> String {
+        match Source::resolve(uri, config) {
+            Err(FerryError::PermissionDenied(message)) => message,
+            Err(other) => panic!("{uri}: expected PermissionDenied, got {other}"),
+            Ok(_) => panic!("{uri}: resolved"),
+        }
+    }
+
+    #[test]
+    fn file_sources_are_off_without_roots() {
+        for uri in [
+            "file:///etc/passwd",
+            "file:///proc/self/environ",
+            "file:///tmp/a.csv",
+        ] {
+            let message = denied(uri, &SourcesConfig::default());
+            assert!(message.contains("file:// sources are off"), "{message}");
+        }
+    }
+
+    #[test]
+    fn file_sources_stay_under_their_roots() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("in.csv"), "a\n1\n").expect("write");
+        std::fs::write(outside.path().join("secret.csv"), "a\n1\n").expect("write");
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.csv"),
+            root.path().join("link.csv"),
+        )
+        .expect("symlink");
+        std::os::unix::fs::symlink("/proc/self", root.path().join("proc")).expect("symlink");
+        let config = with_roots(&[root.path()]);
+        let inside = format!("file://{}/in.csv", root.path().display());
+        assert!(Source::resolve(&inside, &config).is_ok());
+        let missing_inside = format!("file://{}/sub/missing.csv", root.path().display());
+        assert!(Source::resolve(&missing_inside, &config).is_ok());
+        let root_text = root.path().display().to_string();
+        for uri in [
+            format!("file://{root_text}/link.csv"),
+            format!(
+                "file://{root_text}/../{}/secret.csv",
+                outside.path().file_name().unwrap().to_string_lossy()
+            ),
+            format!("file://{root_text}/proc/environ"),
+            format!("file://{}/secret.csv", outside.path().display()),
+            format!("file://{}/missing.csv", outside.path().display()),
+            format!("file://{root_text}/nope/../../x.csv"),
+            "file:///etc/passwd".to_owned(),
+        ] {
+            let message = denied(&uri, &config);
+            assert!(
+                message.contains("outside the directories"),
+                "{uri}: {message}"
+            );
+        }
+        // Even a root of `/` never opens the process's own files.
+        let everything = with_roots(&[std::path::Path::new("/")]);
+        for uri in [
+            "file:///proc/self/environ",
+            "file:///sys/kernel/notes",
+            "file:///dev/zero",
+        ] {
+            denied(uri, &everything);
+        }
+    }
+
     #[test]
     fn only_allow_listed_schemes_resolve() {
         for bad in ["ftp://host/file.csv", "jdbc:postgres://x", "gopher://x/y"] {
@@ -272,7 +412,10 @@ mod tests {
             "{err}"
         );
         assert!(resolve("s3://bucket/key.csv").is_ok());
-        assert!(resolve("file:///tmp/a.csv").is_ok());
+        assert!(matches!(
+            resolve("file:///tmp/a.csv"),
+            Err(FerryError::PermissionDenied(_))
+        ));
         assert!(resolve("https://example.com/a.csv").is_ok());
     }
 
@@ -286,7 +429,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_missing_local_file_is_not_found() {
-        let source = resolve("file:///definitely/not/here.csv").expect("resolves");
+        let root = tempfile::tempdir().expect("tempdir");
+        let uri = format!("file://{}/definitely/not/here.csv", root.path().display());
+        let source = Source::resolve(&uri, &with_roots(&[root.path()])).expect("resolves");
         let err = source.open().await.err().expect("missing");
         assert!(matches!(err, FerryError::SourceNotFound { .. }), "{err}");
     }

@@ -282,12 +282,8 @@ impl Ferry {
                 "expires_at is in the past".into(),
             ));
         }
-        let dataset_name = self
-            .registry
-            .owning_dataset(&request.target)
-            .await?
-            .ok_or_else(|| FerryError::NotFound(format!("dataset or view {}", request.target)))?;
-        let dataset = self.existing_dataset(&dataset_name).await?;
+        let dataset = self.visible_owning_dataset(&request.target, caller).await?;
+        let dataset_name = dataset.contract.name.clone();
         // Authorize.
         self.authorize(
             caller,
@@ -450,7 +446,9 @@ impl Ferry {
         caller: &Caller,
     ) -> Result<Grant, FerryError> {
         let grant = self.existing_grant(grant_id).await?;
-        let dataset = self.existing_dataset(&grant.dataset).await?;
+        let dataset = self
+            .visible_dataset(&grant.dataset, caller, &format!("grant {grant_id}"))
+            .await?;
         self.authorize(
             caller,
             Action::Grant,
@@ -533,10 +531,10 @@ impl Ferry {
         let dataset = if target.trim().is_empty() {
             String::new()
         } else {
-            self.registry
-                .owning_dataset(target.trim())
+            self.visible_owning_dataset(target.trim(), caller)
                 .await?
-                .ok_or_else(|| FerryError::NotFound(format!("dataset or view {target}")))?
+                .contract
+                .name
         };
         let oversight = self.allows(caller, Action::Approve, "*", "")?
             || self.allows(caller, Action::Audit, "*", "")?;

@@ -240,8 +240,8 @@ impl Ferry {
     ) -> Result<(RegisteredDataset, Vec<PartitionEntry>), FerryError> {
         validate_qualified_name(name, "dataset")
             .map_err(|e| FerryError::InvalidArgument(e.to_string()))?;
-        let dataset = self.existing_dataset(name).await?;
-        self.authorize(caller, Action::Describe, name, &dataset.contract.owner)
+        let dataset = self
+            .visible_dataset(name, caller, &format!("dataset {name}"))
             .await?;
         let partitions = self.registry.partitions(name, None, None).await?;
         Ok((dataset, partitions))
@@ -269,11 +269,53 @@ impl Ferry {
         self.registry.datasets_named(&visible).await
     }
 
-    async fn existing_dataset(&self, name: &str) -> Result<RegisteredDataset, FerryError> {
-        self.registry
-            .dataset(name)
+    /// The dataset `name`, if the caller may see it. A dataset the caller may not describe
+    /// answers exactly as a missing one (`not_found`), so no call can probe which names exist;
+    /// the refusal is still audited.
+    async fn visible_dataset(
+        &self,
+        name: &str,
+        caller: &Caller,
+        not_found: &str,
+    ) -> Result<RegisteredDataset, FerryError> {
+        let hidden = || FerryError::NotFound(not_found.to_owned());
+        let dataset = self.registry.dataset(name).await?.ok_or_else(hidden)?;
+        if self.allows(caller, Action::Describe, name, &dataset.contract.owner)? {
+            return Ok(dataset);
+        }
+        METRICS.authz_denials.add(
+            1,
+            &[
+                KeyValue::new("ferry.reason", "policy"),
+                KeyValue::new("ferry.action", Action::Describe.as_str()),
+            ],
+        );
+        self.audit(
+            caller,
+            Action::Describe.as_str(),
+            name,
+            AuditOutcome::Denied,
+            "hidden",
+        )
+        .await;
+        Err(hidden())
+    }
+
+    /// The dataset that holds the table or view `name`, if the caller may see it; otherwise the
+    /// same answer as for a name that does not exist.
+    async fn visible_owning_dataset(
+        &self,
+        name: &str,
+        caller: &Caller,
+    ) -> Result<RegisteredDataset, FerryError> {
+        let not_found = format!("dataset or view {name}");
+        let dataset_name = self
+            .registry
+            .owning_dataset(name)
             .await?
-            .ok_or_else(|| FerryError::NotFound(format!("dataset {name}")))
+            .ok_or_else(|| FerryError::NotFound(not_found.clone()))?;
+        self.visible_dataset(&dataset_name, caller, &not_found)
+            .await
     }
 
     fn partition_lock(&self, dataset: &str, date: NaiveDate) -> Arc<tokio::sync::Mutex<()>> {
@@ -302,7 +344,13 @@ impl Ferry {
             ));
         }
         let source = Source::resolve(&request.source_uri, &self.sources)?;
-        let registered = self.existing_dataset(&request.dataset).await?;
+        let registered = self
+            .visible_dataset(
+                &request.dataset,
+                caller,
+                &format!("dataset {}", request.dataset),
+            )
+            .await?;
         self.authorize(
             caller,
             Action::Publish,
@@ -555,19 +603,14 @@ impl Ferry {
         id: &str,
         caller: &Caller,
     ) -> Result<Publication, FerryError> {
+        let not_found = format!("publication {id}");
         let publication = self
             .registry
             .publication(id.trim())
             .await?
-            .ok_or_else(|| FerryError::NotFound(format!("publication {id}")))?;
-        let dataset = self.existing_dataset(&publication.dataset).await?;
-        self.authorize(
-            caller,
-            Action::Describe,
-            &publication.dataset,
-            &dataset.contract.owner,
-        )
-        .await?;
+            .ok_or_else(|| FerryError::NotFound(not_found.clone()))?;
+        self.visible_dataset(&publication.dataset, caller, &not_found)
+            .await?;
         Ok(publication)
     }
 
@@ -579,14 +622,8 @@ impl Ferry {
         caller: &Caller,
     ) -> Result<Vec<Publication>, FerryError> {
         let date = optional_date(partition_date, "partition_date")?;
-        let registered = self.existing_dataset(dataset).await?;
-        self.authorize(
-            caller,
-            Action::Describe,
-            dataset,
-            &registered.contract.owner,
-        )
-        .await?;
+        self.visible_dataset(dataset, caller, &format!("dataset {dataset}"))
+            .await?;
         let limit = if limit == 0 { 100 } else { limit.min(10_000) };
         self.registry.list_publications(dataset, date, limit).await
     }
@@ -606,12 +643,9 @@ impl Ferry {
                 "from_date {from} is after to_date {to}"
             )));
         }
-        let dataset_name = self
-            .registry
-            .owning_dataset(&request.name)
-            .await?
-            .ok_or_else(|| FerryError::NotFound(format!("dataset or view {}", request.name)))?;
-        let contract = Arc::new(self.existing_dataset(&dataset_name).await?.contract);
+        let registered = self.visible_owning_dataset(&request.name, caller).await?;
+        let dataset_name = registered.contract.name.clone();
+        let contract = Arc::new(registered.contract);
         self.authorize(caller, Action::Read, &request.name, &contract.owner)
             .await?;
         let partitions = self

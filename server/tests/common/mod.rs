@@ -156,6 +156,8 @@ pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
     config.auth.bootstrap_admin_token = Some(Secret::new(ADMIN_TOKEN));
     config.privacy.pseudonymization_key = Some(Secret::new(PSEUDONYMIZATION_KEY));
     config.sources.allow_http = true;
+    // Tests write their sources into temporary directories.
+    config.sources.file_roots = vec![std::env::temp_dir()];
     config.sources.max_retries = Some(1);
     config.sources.retry_timeout_secs = Some(2);
     config.sources.s3.endpoint = s3_endpoint.map(str::to_owned);
