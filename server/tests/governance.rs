@@ -239,6 +239,7 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
     // Expected outcome per role, in the order of `roles`.
     const OK: Code = Code::Ok;
     const NO: Code = Code::PermissionDenied;
+    const HID: Code = Code::NotFound;
     let mut table: Vec<(&str, [Code; 5])> = Vec::new();
     let mut clients = Vec::new();
     for role in roles {
@@ -349,21 +350,22 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
 
     let expected: Vec<(&str, [Code; 5])> = vec![
         // owner, team A, team B, privacy officer, admin
+        // Team B may not describe the dataset, so it is answered as if it did not exist.
         ("RegisterDataset", [OK, NO, NO, NO, OK]),
-        ("GetDataset", [OK, OK, NO, OK, OK]),
-        ("PublishPartition", [OK, NO, NO, NO, NO]),
-        ("ListPublications", [OK, OK, NO, OK, OK]),
-        ("ReadRows raw", [OK, NO, NO, NO, OK]),
-        ("ReadRows team A view", [OK, OK, NO, NO, OK]),
-        ("ReadRows team B view", [OK, NO, NO, NO, OK]),
-        ("GrantAccess", [OK, NO, NO, NO, OK]),
+        ("GetDataset", [OK, OK, HID, OK, OK]),
+        ("PublishPartition", [OK, NO, HID, NO, NO]),
+        ("ListPublications", [OK, OK, HID, OK, OK]),
+        ("ReadRows raw", [OK, NO, HID, NO, OK]),
+        ("ReadRows team A view", [OK, OK, HID, NO, OK]),
+        ("ReadRows team B view", [OK, NO, HID, NO, OK]),
+        ("GrantAccess", [OK, NO, HID, NO, OK]),
         ("ApproveGrant", [NO, NO, NO, Code::FailedPrecondition, NO]),
         ("ListTokens", [NO, NO, NO, NO, OK]),
         ("CreateToken", [NO, NO, NO, NO, OK]),
         ("ListAuditEvents", [NO, NO, NO, OK, OK]),
         ("ReloadPolicies", [NO, NO, NO, NO, OK]),
         // The owner revokes first; the admin's revoke of a revoked grant is a no-op.
-        ("RevokeAccess", [OK, NO, NO, NO, OK]),
+        ("RevokeAccess", [OK, NO, HID, NO, OK]),
     ];
     assert_eq!(table, expected);
 
@@ -416,14 +418,24 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
 async fn denials_name_nothing_the_caller_did_not_ask_for() {
     let (server, _) = catalog_server().await;
     let mut team_b = server.client_as(CONSUMER_B).await;
+    // Team B may not see the catalog: its views answer exactly as a name that does not exist.
     let status = read_all(&mut team_b, TEAM_A).await.unwrap_err();
-    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(status.code(), Code::NotFound);
     assert_eq!(
         status.message(),
-        "permission denied: team:b may not read catalog.with_image"
+        "dataset or view catalog.with_image not found"
     );
     let status = read_all(&mut team_b, "catalog.nope").await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.message(), "dataset or view catalog.nope not found");
+    // Team A sees the dataset through its grant, so a view it was not granted is a denial.
+    let mut team_a = server.client_as(CONSUMER_A).await;
+    let status = read_all(&mut team_a, TEAM_B).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert_eq!(
+        status.message(),
+        "permission denied: team:a may not read catalog.samsung_after_2000_without_image"
+    );
     for secret in server.tokens.values() {
         assert!(!status.message().contains(secret.as_str()));
     }
@@ -436,10 +448,8 @@ async fn grants_expire_by_themselves_and_revocation_is_immediate() {
     let mut owner = server.client().await;
     let mut team_a = server.client_as(CONSUMER_A).await;
     let mut team_b = server.client_as(CONSUMER_B).await;
-    assert_eq!(
-        code(read_all(&mut team_b, TEAM_B).await),
-        Code::PermissionDenied
-    );
+    // Without a grant team B may not even see the dataset.
+    assert_eq!(code(read_all(&mut team_b, TEAM_B).await), Code::NotFound);
     let expiring = grant(&mut owner, TEAM_B, CONSUMER_B, |g| {
         g.expires_at = Some(in_seconds(3));
         g.purpose = "assortment review".into();
@@ -452,7 +462,7 @@ async fn grants_expire_by_themselves_and_revocation_is_immediate() {
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
         code(read_all(&mut team_b, TEAM_B).await),
-        Code::PermissionDenied,
+        Code::NotFound,
         "no job ran, yet the grant is over"
     );
     let listed = owner
@@ -478,10 +488,7 @@ async fn grants_expire_by_themselves_and_revocation_is_immediate() {
         .into_inner();
     assert_eq!(revoked.status, pb::GrantStatus::Revoked as i32);
     assert_eq!(revoked.revoked_by, OWNER);
-    assert_eq!(
-        code(read_all(&mut team_a, TEAM_A).await),
-        Code::PermissionDenied
-    );
+    assert_eq!(code(read_all(&mut team_a, TEAM_A).await), Code::NotFound);
     assert_audited(
         &server,
         TEAM_A,
@@ -776,13 +783,12 @@ async fn edited_policy_files_apply_without_a_restart() {
     let mut owner = server.client().await;
     register_catalog(&mut owner).await;
     let mut team_b = server.client_as(CONSUMER_B).await;
-    assert_eq!(
-        code(read_all(&mut team_b, RAW).await),
-        Code::PermissionDenied
-    );
+    assert_eq!(code(read_all(&mut team_b, RAW).await), Code::NotFound);
 
     let mut policy = std::fs::read_to_string(policies.path().join("policy.csv")).unwrap();
-    policy.push_str("\np, team:b, catalog.product_catalog, read, never\n");
+    policy.push_str(
+        "\np, team:b, catalog.product_catalog, describe, never\np, team:b, catalog.product_catalog, read, never\n",
+    );
     std::fs::write(policies.path().join("policy.csv"), policy).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while code(read_all(&mut team_b, RAW).await) != Code::Ok {
