@@ -127,15 +127,7 @@ impl Ferry {
         if self.allows(caller, action, object, owner)? {
             return Ok(());
         }
-        METRICS.authz_denials.add(
-            1,
-            &[
-                KeyValue::new("ferry.reason", "policy"),
-                KeyValue::new("ferry.action", action.as_str()),
-            ],
-        );
-        self.audit(caller, action.as_str(), object, AuditOutcome::Denied, "")
-            .await;
+        self.record_denial(caller, action, object, "").await;
         let what = if object == "*" {
             String::new()
         } else {
@@ -146,6 +138,31 @@ impl Ferry {
             caller.principal,
             action.as_str()
         )))
+    }
+
+    /// Counts and audits a policy denial.
+    pub(super) async fn record_denial(
+        &self,
+        caller: &Caller,
+        action: Action,
+        object: &str,
+        detail: &str,
+    ) {
+        METRICS.authz_denials.add(
+            1,
+            &[
+                KeyValue::new("ferry.reason", "policy"),
+                KeyValue::new("ferry.action", action.as_str()),
+            ],
+        );
+        self.audit(
+            caller,
+            action.as_str(),
+            object,
+            AuditOutcome::Denied,
+            detail,
+        )
+        .await;
     }
 
     /// Appends to the audit log. A failed write is logged loudly but does not undo the action

@@ -283,21 +283,8 @@ impl Ferry {
         if self.allows(caller, Action::Describe, name, &dataset.contract.owner)? {
             return Ok(dataset);
         }
-        METRICS.authz_denials.add(
-            1,
-            &[
-                KeyValue::new("ferry.reason", "policy"),
-                KeyValue::new("ferry.action", Action::Describe.as_str()),
-            ],
-        );
-        self.audit(
-            caller,
-            Action::Describe.as_str(),
-            name,
-            AuditOutcome::Denied,
-            "hidden",
-        )
-        .await;
+        self.record_denial(caller, Action::Describe, name, "hidden")
+            .await;
         Err(hidden())
     }
 
