@@ -55,6 +55,10 @@ for file in examples/product_catalog/data/*.csv; do
 done
 
 ADMIN_TOKEN=demo-bootstrap-admin-token-0123456789
+# The shipped policies plus the line that lets the catalog team's publishes read its drop bucket.
+mkdir -p "$WORK/policies"
+cp policies/model.conf "$WORK/policies/"
+{ cat policies/policy.csv; echo; echo "p, team:catalog, source:s3://catalog-drops/*, read_source, never"; } >"$WORK/policies/policy.csv"
 env -u FERRY_TOKEN -u FERRY_ENDPOINT \
   FERRY_WAREHOUSE__BACKEND=bigquery \
   FERRY_WAREHOUSE__BIGQUERY__PROJECT=demo-project \
@@ -63,7 +67,7 @@ env -u FERRY_TOKEN -u FERRY_ENDPOINT \
   FERRY_SOURCES__S3__ENDPOINT="http://127.0.0.1:$S3_PORT" \
   FERRY_SOURCES__S3__REGION=us-east-1 \
   FERRY_SOURCES__S3__ACCESS_KEY_ID=demo FERRY_SOURCES__S3__SECRET_ACCESS_KEY=demo \
-  FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN="$ADMIN_TOKEN" \
+  FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN="$ADMIN_TOKEN" FERRY_POLICY_DIR="$WORK/policies" \
   FERRY_LOG_FORMAT=pretty FERRY_LOG_LEVEL=warn \
   "$BIN/ferry-server" serve --listen "127.0.0.1:$FERRY_PORT" --data-dir "$WORK/ferry" >"$WORK/ferry.log" 2>&1 & PIDS+=($!)
 wait_port "$FERRY_PORT" ferry-server

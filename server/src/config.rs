@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::FerryError;
 use crate::governance::AuthConfig;
+use crate::ingest::RecordLimits;
 use crate::ingest::SourcesConfig;
 use crate::registry::Registry;
+use crate::service::Limits;
 use crate::warehouse::BigQueryConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +41,47 @@ pub struct Config {
     /// TLS on the gRPC port; with `client_ca_file`, mutual TLS. Unset: plaintext, for a mesh or
     /// a load balancer that terminates TLS.
     pub tls: Option<TlsConfig>,
+    pub limits: LimitsConfig,
+}
+
+/// Bounds that keep one caller or one file from taking the server: the defaults protect a
+/// 1 GiB container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// The longest record a source may hold; a longer one fails the publish with its line.
+    pub max_record_bytes: u64,
+    /// The most fields a record may have.
+    pub max_fields: usize,
+    /// Publishes running at once on this server; more get RESOURCE_EXHAUSTED.
+    pub max_concurrent_publishes: usize,
+    /// Publishes running at once for one owner team.
+    pub max_concurrent_publishes_per_team: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let records = RecordLimits::default();
+        Self {
+            max_record_bytes: records.max_record_bytes,
+            max_fields: records.max_fields,
+            max_concurrent_publishes: 8,
+            max_concurrent_publishes_per_team: 4,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn service_limits(&self) -> Limits {
+        Limits {
+            records: RecordLimits {
+                max_record_bytes: self.max_record_bytes,
+                max_fields: self.max_fields,
+            },
+            max_concurrent_publishes: self.max_concurrent_publishes,
+            max_concurrent_publishes_per_team: self.max_concurrent_publishes_per_team,
+        }
+    }
 }
 
 /// Where published partitions live.
@@ -145,6 +188,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             privacy: PrivacyConfig::default(),
             tls: None,
+            limits: LimitsConfig::default(),
         }
     }
 }

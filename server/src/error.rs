@@ -43,6 +43,9 @@ pub enum FerryError {
     /// A warehouse quota or rate limit held after Ferry's own retries.
     #[error("warehouse quota: {0}")]
     WarehouseQuota(String),
+    /// A server limit (concurrent publishes) is reached; retrying later may work.
+    #[error("resource exhausted: {0}")]
+    ResourceExhausted(String),
     #[error("registry: {0}")]
     Registry(String),
     #[error("internal error: {0}")]

@@ -55,6 +55,7 @@ pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
         config.sources.clone(),
         config.data_dir.join("quarantine"),
         governance,
+        config.limits.service_limits(),
     ));
     Ok(ferry)
 }

@@ -127,9 +127,9 @@ async fn malformed_csv_and_missing_columns_are_refused() {
     .await;
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
-        status
-            .message()
-            .contains("missing column(s) comment, description, image, year_release"),
+        status.message().contains(
+            "has 3 column(s) and lacks the contract's comment, description, image, year_release"
+        ),
         "{}",
         status.message()
     );
@@ -141,10 +141,14 @@ async fn malformed_csv_and_missing_columns_are_refused() {
     )
     .await;
     assert!(
-        status.message().contains("not in the contract: price"),
+        status
+            .message()
+            .contains("1 column(s) not in the contract, at position(s) 8"),
         "{}",
         status.message()
     );
+    // A header is the file's content: no part of it comes back.
+    assert!(!status.message().contains("price"), "{}", status.message());
 
     let status = publish_text(&server, "empty.csv", "").await;
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -236,10 +240,23 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         status.message()
     );
 
+    // A missing file inside the server's file roots is missing; outside them, whether it
+    // exists is none of the caller's business.
+    let missing = format!(
+        "file://{}/ferry-no-such-file.csv",
+        std::env::temp_dir().display()
+    );
+    let status = publish(&mut client, RAW, DATE, &missing).await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{}", status.message());
     let status = publish(&mut client, RAW, DATE, "file:///no/such/file.csv")
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        status.message()
+    );
 
     let status = client
         .get_dataset(pb::GetDatasetRequest {

@@ -153,7 +153,7 @@ async fn catalog_server() -> (TestServer, pb::Grant) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn unauthenticated_and_forged_tokens_are_refused_and_audited() {
+async fn unauthenticated_and_forged_tokens_are_refused_and_counted_not_audited() {
     let server = TestServer::start(None).await;
     let mut anonymous = connect_with_token(server.addr, None).await;
     let status = anonymous
@@ -217,7 +217,9 @@ async fn unauthenticated_and_forged_tokens_are_refused_and_audited() {
         .iter()
         .filter(|e| e.action == "authenticate" && e.outcome == "denied")
         .count();
-    assert_eq!(denied_logins, 3, "{events:#?}");
+    // Counted in ferry.authz.denials, not audited one row each: an anonymous caller could
+    // otherwise fill the audit log.
+    assert_eq!(denied_logins, 0, "{events:#?}");
     assert!(
         events
             .iter()
@@ -364,8 +366,9 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
         ("CreateToken", [NO, NO, NO, NO, OK]),
         ("ListAuditEvents", [NO, NO, NO, OK, OK]),
         ("ReloadPolicies", [NO, NO, NO, NO, OK]),
-        // The owner revokes first; the admin's revoke of a revoked grant is a no-op.
-        ("RevokeAccess", [OK, NO, HID, NO, OK]),
+        // The owner revokes first, so team A no longer sees the dataset; the admin's revoke
+        // of a revoked grant is a no-op.
+        ("RevokeAccess", [OK, HID, HID, NO, OK]),
     ];
     assert_eq!(table, expected);
 
@@ -403,13 +406,14 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
     let expected_denials = expected
         .iter()
         .flat_map(|(_, codes)| codes.iter())
-        .filter(|c| **c == NO)
+        .filter(|c| **c == NO || **c == HID)
         .count();
     assert_eq!(denials.len(), expected_denials, "{denials:#?}");
+    // A hidden name is audited as the describe it was refused, under what the caller asked for.
     assert!(
         denials
             .iter()
-            .any(|e| e.principal == CONSUMER_B && e.action == "read")
+            .any(|e| e.principal == CONSUMER_B && e.action == "describe" && e.target == TEAM_B)
     );
     server.stop().await;
 }
@@ -495,7 +499,9 @@ async fn grants_expire_by_themselves_and_revocation_is_immediate() {
         &[
             "team:catalog grant allowed",
             "team:catalog revoke allowed",
-            "team:a read denied",
+            // Without its grant, team A may not even see the view: the refusal is audited as a
+            // denied describe of what it asked for.
+            "team:a describe denied",
         ],
     )
     .await;
@@ -770,11 +776,7 @@ async fn retention_removes_expired_partitions_and_logs_each() {
 #[tokio::test(flavor = "multi_thread")]
 async fn edited_policy_files_apply_without_a_restart() {
     let policies = tempfile::tempdir().unwrap();
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    for file in ["model.conf", "policy.csv"] {
-        std::fs::copy(shipped.join(file), policies.path().join(file)).unwrap();
-    }
-    let policy_dir = policies.path().to_owned();
+    let policy_dir = write_test_policies(policies.path(), &[]);
     let server = TestServer::start_configured(None, |c| {
         c.policy_dir = Some(policy_dir);
         c.policy_refresh_secs = 1;

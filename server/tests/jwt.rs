@@ -69,14 +69,10 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
     )
     .unwrap();
     // The service account acts for the catalog team: one line in a copy of the policies.
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-    std::fs::copy(shipped.join("model.conf"), dir.path().join("model.conf")).unwrap();
-    let policy = format!(
-        "{}\ng, sa:{SERVICE_ACCOUNT}, team:catalog\n",
-        std::fs::read_to_string(shipped.join("policy.csv")).unwrap()
+    let policy_dir = write_test_policies(
+        dir.path(),
+        &[format!("g, sa:{SERVICE_ACCOUNT}, team:catalog")],
     );
-    std::fs::write(dir.path().join("policy.csv"), policy).unwrap();
-    let policy_dir = dir.path().to_owned();
     let server = TestServer::start_configured(None, |c| {
         c.policy_dir = Some(policy_dir);
         c.auth.oidc = vec![OidcIssuer {
@@ -131,7 +127,10 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
         .iter()
         .filter(|e| e.action == "authenticate" && e.outcome == "denied")
         .count();
-    assert_eq!(rejected, 3);
+    assert_eq!(
+        rejected, 0,
+        "bad tokens are counted, not audited one row each"
+    );
     assert!(
         events
             .iter()

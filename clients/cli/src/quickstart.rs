@@ -10,7 +10,7 @@ use anyhow::{Context, ensure};
 use ferry_proto::v1 as pb;
 use ferry_server::Config;
 use ferry_server::config::Secret;
-use ferry_server::governance::new_token;
+use ferry_server::governance::{new_token, write_policy_dir};
 use ferry_server::server::BoundServer;
 use ferry_server::service::{Caller, TokenRequest, issue_token};
 
@@ -67,8 +67,20 @@ pub async fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Res
         ..Config::default()
     };
     config.auth.bootstrap_admin_token = Some(Secret::new(admin_token.clone()));
-    // The extracts are the only local files this server may read.
+    // The extracts are the only local files this server may read, and only the catalog team's
+    // publishes may read them: the policy line that binds the team to the directory.
+    let samples = samples.canonicalize()?;
     config.sources.file_roots = vec![samples.clone()];
+    let policy_dir = scratch.path().join("policies");
+    write_policy_dir(
+        &policy_dir,
+        &[format!(
+            "p, {OWNER}, source:file://{}/*, read_source, never",
+            samples.display()
+        )],
+    )
+    .context("writing the quickstart's policies")?;
+    config.policy_dir = Some(policy_dir);
     let server = BoundServer::bind(&config)
         .await
         .context("starting the embedded Ferry server")?;

@@ -56,7 +56,22 @@ async fn start_server(
         ..Config::default()
     };
     config.auth.bootstrap_admin_token = Some(Secret::new(ADMIN_TOKEN));
-    config.sources.file_roots = vec![std::env::temp_dir()];
+    // The tests publish the shipped samples and files they write to the temp dir.
+    let examples = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"))
+        .expect("the repository's examples directory");
+    let temp = std::env::temp_dir().canonicalize().unwrap();
+    let bindings = [&temp, &examples]
+        .iter()
+        .map(|dir| {
+            format!(
+                "p, owner, source:file://{}/*, read_source, never",
+                dir.display()
+            )
+        })
+        .collect::<Vec<_>>();
+    config.policy_dir = Some(dir.join("policies"));
+    ferry_server::governance::write_policy_dir(&dir.join("policies"), &bindings).unwrap();
+    config.sources.file_roots = vec![temp, examples];
     let server = BoundServer::bind(&config).await.unwrap();
     let endpoint = format!("http://{}", server.local_addr);
     let ferry = server.ferry().clone();

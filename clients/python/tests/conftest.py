@@ -32,6 +32,16 @@ def _free_port() -> int:
         return port
 
 
+def _policies_binding(policy_dir: Path, directories: list[Path]) -> Path:
+    """The shipped policies plus lines binding every owner team to `directories` as sources."""
+    policy_dir.mkdir()
+    shipped = REPO / "policies"
+    (policy_dir / "model.conf").write_text((shipped / "model.conf").read_text())
+    bindings = "".join(f"p, owner, source:file://{d}/*, read_source, never\n" for d in directories)
+    (policy_dir / "policy.csv").write_text((shipped / "policy.csv").read_text() + "\n" + bindings)
+    return policy_dir
+
+
 @dataclass
 class Server:
     endpoint: str
@@ -44,6 +54,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
     if not binary.exists():
         pytest.fail(f"{binary} not found: build it with `cargo build --bin ferry-server` or set FERRY_SERVER_BIN")
     port = _free_port()
+    sources = [tmp_path.resolve(), (EXAMPLES / "data").resolve()]
+    policy_dir = _policies_binding(tmp_path / "policies", sources)
     # The server rejects unknown FERRY_* variables, so pass only its own (not FERRY_SERVER_BIN).
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("FERRY_")},
@@ -52,7 +64,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         "FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN": ADMIN_TOKEN,
         "FERRY_LOG_LEVEL": "warn",
         # The tests' sources: the shipped extracts and files under pytest's temporary directory.
-        "FERRY_SOURCES__FILE_ROOTS": f'["{tmp_path}", "{EXAMPLES / 'data'}"]',
+        "FERRY_SOURCES__FILE_ROOTS": f'["{sources[0]}", "{sources[1]}"]',
+        "FERRY_POLICY_DIR": str(policy_dir),
     }
     tokens = {"admin:platform": ADMIN_TOKEN}
     for principal in ["team:catalog", "team:a", "team:b"]:

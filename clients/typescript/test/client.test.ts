@@ -2,7 +2,15 @@
 // (FERRY_SERVER_BIN, default: the workspace's debug build), as team:catalog and team:a.
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -50,6 +58,15 @@ async function waitForPort(port: number): Promise<void> {
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), "ferry-ts-"));
   const port = await freePort();
+  // The shipped policies plus one line binding every owner team to the shipped extracts.
+  const sources = realpathSync(join(examples, "data"));
+  const policyDir = join(dataDir, "policies");
+  mkdirSync(policyDir);
+  copyFileSync(join(repo, "policies/model.conf"), join(policyDir, "model.conf"));
+  writeFileSync(
+    join(policyDir, "policy.csv"),
+    `${readFileSync(join(repo, "policies/policy.csv"), "utf8")}\np, owner, source:file://${sources}/*, read_source, never\n`,
+  );
   // Only the server's own FERRY_* settings: it refuses unknown ones.
   const env: NodeJS.ProcessEnv = Object.fromEntries(
     Object.entries(process.env).filter(([key]) => !key.startsWith("FERRY_")),
@@ -59,7 +76,8 @@ before(async () => {
     FERRY_DATA_DIR: join(dataDir, "data"),
     FERRY_LOG_LEVEL: "warn",
     // The test reads the shipped extracts, and nothing else on this machine.
-    FERRY_SOURCES__FILE_ROOTS: `["${join(examples, "data")}"]`,
+    FERRY_SOURCES__FILE_ROOTS: `["${sources}"]`,
+    FERRY_POLICY_DIR: policyDir,
   });
   for (const principal of ["team:catalog", "team:a"]) {
     tokens[principal] = execFileSync(binary, ["token", "create", "--principal", principal], {

@@ -2,8 +2,9 @@
 //!
 //! The filter is parsed into an AST and walked against an allow-list: column references,
 //! literals, comparisons, AND/OR/NOT, IS [NOT] NULL, IN and LIKE. Warehouses never see the text
-//! the user wrote, only the validated AST rendered back to SQL, so a filter cannot smuggle in a
-//! statement, a subquery or a function call.
+//! the user wrote: the embedded one compiles the AST to a DataFusion expression, and BigQuery
+//! gets the AST rendered with every literal escaped, so a filter cannot smuggle in a statement,
+//! a subquery or a function call, nor change the meaning of a string literal.
 
 use std::fmt;
 
@@ -69,7 +70,14 @@ impl ViewFilter {
         }
     }
 
-    /// The filter as SQL, or `None` when it keeps every row.
+    /// The validated expression, for warehouses that compile it (the embedded one builds a
+    /// DataFusion expression from it); `None` keeps every row.
+    pub fn ast(&self) -> Option<&Expr> {
+        self.expr.as_ref()
+    }
+
+    /// The filter as generic SQL text, for people to read. No warehouse executes this text: it
+    /// would be parsed a second time, by rules that may not be the first parser's.
     pub fn to_sql(&self) -> Option<String> {
         self.expr.as_ref().map(ToString::to_string)
     }
@@ -244,7 +252,8 @@ fn comparable(left: Kind, right: Kind, whole: &Expr) -> Result<(), FilterError> 
     }
 }
 
-/// A GoogleSQL string literal: `'...'` with backslash escapes.
+/// A GoogleSQL string literal: `'...'` with backslash escapes, and every control character
+/// (NUL included) as `\uXXXX`, so the literal holds exactly the parsed value.
 fn googlesql_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('\'');
@@ -252,8 +261,12 @@ fn googlesql_string(text: &str) -> String {
         match c {
             '\\' => out.push_str("\\\\"),
             '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '`' => out.push_str("\\`"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
             other => out.push(other),
         }
     }

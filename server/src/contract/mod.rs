@@ -307,10 +307,21 @@ impl Contract {
         }
     }
 
+    /// The namespace part of the dataset's `namespace.name`.
+    pub fn namespace(&self) -> &str {
+        namespace_of(&self.name)
+    }
+
     /// Checks everything that can be checked without the registry.
     pub fn validate(&self) -> Result<(), FerryError> {
         let invalid = |msg: String| Err(FerryError::InvalidContract(msg));
         validate_qualified_name(&self.name, "dataset")?;
+        let namespace = self.namespace();
+        if is_reserved_namespace(namespace) {
+            return invalid(format!(
+                "namespace {namespace:?} is reserved for Ferry's own datasets (ferry, ferry_*)"
+            ));
+        }
         if self.owner.trim().is_empty() {
             return invalid(format!(
                 "dataset {}: owner is required (e.g. team:catalog)",
@@ -361,6 +372,13 @@ impl Contract {
         let mut view_names = HashSet::new();
         for view in &self.views {
             validate_qualified_name(&view.name, "view")?;
+            if namespace_of(&view.name) != namespace {
+                return invalid(format!(
+                    "view {} must be in the dataset's namespace {namespace:?}: a contract \
+                     names tables only where its team owns the names",
+                    view.name
+                ));
+            }
             if view.name == self.name || !view_names.insert(view.name.as_str()) {
                 return invalid(format!("view name {:?} is used twice", view.name));
             }
@@ -472,6 +490,18 @@ fn validate_identifier(name: &str, what: &str) -> Result<(), FerryError> {
             "{what} name {name:?} must be lower snake_case: a-z, 0-9 and _, starting with a letter or _"
         )))
     }
+}
+
+/// The part of `namespace.name` before the dot (the whole text when there is none).
+pub fn namespace_of(qualified_name: &str) -> &str {
+    qualified_name
+        .split_once('.')
+        .map_or(qualified_name, |(namespace, _)| namespace)
+}
+
+/// Namespaces Ferry keeps for itself (staging, consumer datasets): no contract registers there.
+pub fn is_reserved_namespace(namespace: &str) -> bool {
+    namespace == "ferry" || namespace.starts_with("ferry_")
 }
 
 /// Datasets and views are named `namespace.name`, which maps to a BigQuery dataset and table.

@@ -65,6 +65,23 @@ impl OidcIssuer {
     }
 }
 
+/// Who a credential speaks for and, for a token Ferry issued, who minted it: separation of
+/// duties looks through a token to the principal that created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub principal: String,
+    pub minted_by: Option<String>,
+}
+
+impl Identity {
+    fn of(principal: String) -> Self {
+        Self {
+            principal,
+            minted_by: None,
+        }
+    }
+}
+
 pub struct Authenticator {
     registry: Registry,
     /// Digest and principal of the bootstrap admin token.
@@ -114,8 +131,8 @@ impl Authenticator {
         })
     }
 
-    /// Resolves an `authorization` header value to a principal.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<String, FerryError> {
+    /// Resolves an `authorization` header value to the caller's identity.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Identity, FerryError> {
         let token = authorization
             .and_then(|value| {
                 value
@@ -126,13 +143,13 @@ impl Authenticator {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| FerryError::Unauthenticated(MISSING.into()))?;
         if super::oidc::looks_like_jwt(token) {
-            return self.oidc.verify(token);
+            return self.oidc.verify(token).map(Identity::of);
         }
         let digest = hash_token(token);
         if let Some((bootstrap, principal)) = &self.bootstrap
             && *bootstrap == digest
         {
-            return Ok(principal.clone());
+            return Ok(Identity::of(principal.clone()));
         }
         let record = self
             .registry
@@ -143,6 +160,9 @@ impl Authenticator {
         if record.revoked_at.is_some() || record.expires_at.is_some_and(|t| t <= now) {
             return Err(FerryError::Unauthenticated(INVALID.into()));
         }
-        Ok(record.principal)
+        Ok(Identity {
+            principal: record.principal,
+            minted_by: Some(record.created_by),
+        })
     }
 }

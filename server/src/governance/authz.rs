@@ -34,6 +34,13 @@ pub enum Action {
     Approve,
     Audit,
     Token,
+    /// A dataset's owner team reading a source: the object is `source:` and the source's
+    /// canonical URI, so a policy line `p, team:x, source:s3://drops/*, read_source, never`
+    /// binds the team to that prefix.
+    ReadSource,
+    /// Seeing a publication's source and quarantine URIs, error text and row errors; others
+    /// who may describe the dataset see the outcome and the counts.
+    ReadLedger,
 }
 
 impl Action {
@@ -49,6 +56,8 @@ impl Action {
             Self::Approve => "approve",
             Self::Audit => "audit",
             Self::Token => "token",
+            Self::ReadSource => "read_source",
+            Self::ReadLedger => "read_ledger",
         }
     }
 }
@@ -157,6 +166,20 @@ fn read_policy_file(dir: Option<&Path>, name: &str) -> Result<String, FerryError
     std::fs::read_to_string(&path).map_err(|e| {
         FerryError::InvalidArgument(format!("cannot read policy file {}: {e}", path.display()))
     })
+}
+
+/// Writes the shipped model and policy into `dir` with `extra_lines` appended (source bindings,
+/// roles): a policy directory to start from, for `ferry quickstart`, tests and new deployments.
+pub fn write_policy_dir(dir: &Path, extra_lines: &[String]) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(MODEL_FILE), EMBEDDED_MODEL)?;
+    let mut policy = EMBEDDED_POLICY.to_owned();
+    for line in extra_lines {
+        policy.push('\n');
+        policy.push_str(line);
+    }
+    policy.push('\n');
+    std::fs::write(dir.join(POLICY_FILE), policy)
 }
 
 fn casbin_error(e: casbin::Error) -> FerryError {

@@ -12,8 +12,10 @@ mod pseudonymize;
 mod tokens;
 
 pub use audit::{AuditEvent, AuditOutcome};
-pub use authn::{AuthConfig, Authenticator, OidcIssuer};
-pub use authz::{AccessRequest, Action, Authorizer, PolicyCheckReport, Scope, check_policies};
+pub use authn::{AuthConfig, Authenticator, Identity, OidcIssuer};
+pub use authz::{
+    AccessRequest, Action, Authorizer, PolicyCheckReport, Scope, check_policies, write_policy_dir,
+};
 pub use grants::{Grant, GrantRole, GrantStatus, NewGrant};
 pub use masking::{ColumnAccess, MASKED_TEXT, mask_batch, masked_schema};
 pub use pseudonymize::Pseudonymizer;
@@ -27,6 +29,8 @@ pub struct Caller {
     /// `kind:name`, e.g. `team:catalog`, `admin:platform`, `privacy:dpo`.
     pub principal: String,
     pub request_id: String,
+    /// The principal that minted the token in use, when it is a Ferry token.
+    pub minted_by: Option<String>,
 }
 
 impl Caller {
@@ -34,7 +38,13 @@ impl Caller {
         Self {
             principal: principal.into(),
             request_id: request_id.into(),
+            minted_by: None,
         }
+    }
+
+    /// Whether this caller is `principal` or acts through a token `principal` minted.
+    pub fn acts_for(&self, principal: &str) -> bool {
+        self.principal == principal || self.minted_by.as_deref() == Some(principal)
     }
 
     /// Ferry itself, for work no client asked for (retention, bootstrap).

@@ -21,7 +21,9 @@ impl From<FerryError> for Status {
             FerryError::SourceUnavailable { .. } | FerryError::WarehouseUnavailable(_) => {
                 Code::Unavailable
             }
-            FerryError::WarehouseQuota(_) => Code::ResourceExhausted,
+            FerryError::WarehouseQuota(_) | FerryError::ResourceExhausted(_) => {
+                Code::ResourceExhausted
+            }
             FerryError::Warehouse(_) | FerryError::Registry(_) | FerryError::Internal(_) => {
                 Code::Internal
             }

@@ -27,8 +27,8 @@ use crate::warehouse::{PartitionSink, StagedPartition};
 pub use quarantine::CsvQuarantine;
 pub use source::{Source, SourceBody, SourcesConfig};
 pub use validate::{
-    BATCH_ROWS, CsvValidator, RejectedRecord, RowError, ValidationProgress, ValidationSummary,
-    arrow_type, table_schema,
+    BATCH_ROWS, CsvValidator, RecordLimits, RejectedRecord, RowError, ValidationProgress,
+    ValidationSummary, arrow_type, table_schema,
 };
 
 /// Source bytes are regrouped into chunks of this size before crossing to the parser thread.
@@ -99,6 +99,13 @@ pub trait Quarantine: Send {
     fn finish(self: Box<Self>) -> Result<(), FerryError>;
 }
 
+/// How records are checked beyond the contract: pseudonymization and the record bounds.
+#[derive(Clone, Default)]
+pub struct ValidationSettings {
+    pub pseudonymizer: Option<Pseudonymizer>,
+    pub limits: RecordLimits,
+}
+
 /// Streams `source` through validation into `sink`.
 pub async fn ingest(
     source: &Source,
@@ -107,7 +114,7 @@ pub async fn ingest(
     sink: Box<dyn PartitionSink>,
     quarantine: Option<Box<dyn Quarantine>>,
     progress: Arc<IngestProgress>,
-    pseudonymizer: Option<Pseudonymizer>,
+    validation: ValidationSettings,
 ) -> Result<IngestOutcome, FerryError> {
     let opened = source
         .open()
@@ -168,7 +175,7 @@ pub async fn ingest(
             sink,
             quarantine,
             validation_progress,
-            pseudonymizer,
+            validation,
         )
     });
 
@@ -203,9 +210,10 @@ fn validate_into_sink(
     mut sink: Box<dyn PartitionSink>,
     mut quarantine: Option<Box<dyn Quarantine>>,
     progress: Arc<ValidationProgress>,
-    pseudonymizer: Option<Pseudonymizer>,
+    validation: ValidationSettings,
 ) -> Result<(ValidationSummary, Option<StagedPartition>), FerryError> {
-    let validator = CsvValidator::new(contract, partition_date, progress, pseudonymizer);
+    let validator = CsvValidator::new(contract, partition_date, progress, validation.pseudonymizer)
+        .with_limits(validation.limits);
     let limit = contract.source.max_rejected_rows;
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let parent = tracing::Span::current();

@@ -61,6 +61,10 @@ pub struct GcsConfig {
 /// One source object, ready to stream.
 pub struct Source {
     pub uri: String,
+    /// The object actually read, rebuilt from the parsed parts (`file://` + canonical path,
+    /// `s3://bucket/key`, `https://host:port/path`): what source bindings are checked against,
+    /// so no spelling of a URI can match one prefix and read another object.
+    pub canonical_uri: String,
     store: Arc<dyn ObjectStore>,
     path: Path,
 }
@@ -97,13 +101,22 @@ impl Source {
             if path.is_empty() {
                 return Err(invalid("the object path is missing".into()));
             }
+            // Stores take keys literally, but a binding is a prefix: no key may look as if it
+            // climbed out of one.
+            if path
+                .split('/')
+                .any(|segment| segment == "." || segment == "..")
+            {
+                return Err(invalid("the object path has . or .. segments".into()));
+            }
             Path::parse(path).map_err(|e| invalid(e.to_string()))
         };
         let unavailable = |e: object_store::Error| FerryError::SourceUnavailable {
             uri: uri.to_owned(),
             reason: e.to_string(),
         };
-        let (store, path): (Arc<dyn ObjectStore>, Path) = match url.scheme() {
+        let (store, path, canonical_uri): (Arc<dyn ObjectStore>, Path, String) = match url.scheme()
+        {
             "file" => {
                 let file = url
                     .to_file_path()
@@ -114,7 +127,8 @@ impl Source {
                 // Open the checked path, not the given one: a symlink cannot redirect the read.
                 let path =
                     Path::from_absolute_path(&canonical).map_err(|e| invalid(e.to_string()))?;
-                (Arc::new(LocalFileSystem::new()), path)
+                let canonical_uri = format!("file:///{path}");
+                (Arc::new(LocalFileSystem::new()), path, canonical_uri)
             }
             "s3" => {
                 let mut builder = AmazonS3Builder::from_env()
@@ -136,9 +150,12 @@ impl Source {
                         .with_access_key_id(key)
                         .with_secret_access_key(secret);
                 }
+                let path = object_path()?;
+                let canonical_uri = format!("s3://{}/{path}", bucket()?);
                 (
                     Arc::new(builder.build().map_err(unavailable)?),
-                    object_path()?,
+                    path,
+                    canonical_uri,
                 )
             }
             "gs" => {
@@ -157,9 +174,12 @@ impl Source {
                 if let Some(base_url) = &gcs.base_url {
                     builder = builder.with_base_url(base_url);
                 }
+                let path = object_path()?;
+                let canonical_uri = format!("gs://{}/{path}", bucket()?);
                 (
                     Arc::new(builder.build().map_err(unavailable)?),
-                    object_path()?,
+                    path,
+                    canonical_uri,
                 )
             }
             scheme @ ("https" | "http") => {
@@ -170,12 +190,14 @@ impl Source {
                 }
                 let origin = url.origin().ascii_serialization();
                 let store = HttpBuilder::new()
-                    .with_url(origin)
+                    .with_url(origin.as_str())
                     .with_client_options(client.with_allow_http(config.allow_http))
                     .with_retry(retry)
                     .build()
                     .map_err(unavailable)?;
-                (Arc::new(store), object_path()?)
+                let path = object_path()?;
+                let canonical_uri = format!("{origin}/{path}");
+                (Arc::new(store), path, canonical_uri)
             }
             other => {
                 return Err(invalid(format!(
@@ -185,6 +207,7 @@ impl Source {
         };
         Ok(Self {
             uri: uri.to_owned(),
+            canonical_uri,
             store,
             path,
         })
@@ -417,6 +440,42 @@ mod tests {
             Err(FerryError::PermissionDenied(_))
         ));
         assert!(resolve("https://example.com/a.csv").is_ok());
+    }
+
+    #[test]
+    fn bindings_see_the_object_actually_read() {
+        let canonical = |uri: &str| resolve(uri).expect(uri).canonical_uri;
+        assert_eq!(canonical("s3://drops/a/b.csv"), "s3://drops/a/b.csv");
+        // Credentials and ports in the authority are not part of the bucket.
+        assert_eq!(canonical("s3://user@drops/a.csv"), "s3://drops/a.csv");
+        assert_eq!(canonical("gs://drops//a.csv"), "gs://drops/a.csv");
+        assert_eq!(
+            canonical("https://Example.COM:443/x/../y.csv"),
+            "https://example.com/y.csv"
+        );
+        assert_eq!(
+            canonical("https://example.com:8443/y.csv"),
+            "https://example.com:8443/y.csv"
+        );
+        // `..` is resolved before the check, so it cannot climb out of a bound prefix.
+        assert_eq!(
+            canonical("s3://drops/team-a/../team-b/x.csv"),
+            "s3://drops/team-b/x.csv"
+        );
+        assert_eq!(
+            canonical("gs://drops/team-a/%2e%2e/team-b/./x.csv"),
+            "gs://drops/team-b/x.csv"
+        );
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::write(root.path().join("in.csv"), "a\n1\n").expect("write");
+        std::fs::create_dir(root.path().join("sub")).expect("mkdir");
+        let real = root.path().canonicalize().expect("canonical");
+        let uri = format!("file://{}/sub/../in.csv", root.path().display());
+        let source = Source::resolve(&uri, &with_roots(&[root.path()])).expect("resolves");
+        assert_eq!(
+            source.canonical_uri,
+            format!("file://{}/in.csv", real.display())
+        );
     }
 
     #[test]

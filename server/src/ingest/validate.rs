@@ -15,7 +15,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::contract::{ColumnType, Contract, PiiHandling};
+use crate::contract::{Classification, ColumnType, Contract, PiiHandling};
 use crate::error::FerryError;
 use crate::governance::Pseudonymizer;
 
@@ -26,6 +26,61 @@ pub const BATCH_ROWS: usize = 4096;
 const BATCH_BYTES: usize = 8 << 20;
 /// Row errors kept for the report; the count of rejected rows is always exact.
 const KEPT_ROW_ERRORS: usize = 1000;
+
+/// Bounds on one record, so a file with no record break (or a million delimiters) cannot take
+/// the server's memory: the parser is never handed more than `max_record_bytes` past the end of
+/// the last complete record, plus its buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    pub max_record_bytes: u64,
+    pub max_fields: usize,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 8 << 20,
+            max_fields: 10_000,
+        }
+    }
+}
+
+/// The CSV parser's read buffer.
+const CSV_BUFFER_BYTES: usize = 1 << 20;
+
+/// Where the parser stands, shared between the record loop and `BoundedRecords`.
+#[derive(Default)]
+struct RecordBoundary {
+    /// Byte offset where the next record starts.
+    end_of_last_record: std::cell::Cell<u64>,
+    /// The physical line where the next record starts.
+    next_line: std::cell::Cell<u64>,
+    exceeded: std::cell::Cell<bool>,
+}
+
+/// A reader that stops handing bytes to the parser once the record being parsed would grow past
+/// the limit, instead of letting it buffer without end.
+struct BoundedRecords<'b, R> {
+    inner: R,
+    handed_out: u64,
+    allowance: u64,
+    boundary: &'b RecordBoundary,
+}
+
+impl<R: Read> Read for BoundedRecords<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let limit = self.boundary.end_of_last_record.get() + self.allowance;
+        if self.handed_out >= limit {
+            self.boundary.exceeded.set(true);
+            return Err(std::io::Error::other("record too long"));
+        }
+        let room = usize::try_from(limit - self.handed_out).unwrap_or(usize::MAX);
+        let len = buf.len().min(room);
+        let n = self.inner.read(&mut buf[..len])?;
+        self.handed_out += n as u64;
+        Ok(n)
+    }
+}
 
 /// A row that does not satisfy the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +165,8 @@ struct Slot {
     required: bool,
     stored: bool,
     pseudonymize: bool,
+    /// Personal or sensitive: an error about the field never quotes its value.
+    personal: bool,
     source_index: usize,
 }
 
@@ -124,12 +181,17 @@ fn parse_field(raw: &[u8], slot: &Slot, empty_as_null: bool) -> Result<Parsed, S
         };
     }
     let text = std::str::from_utf8(raw).map_err(|e| format!("not valid UTF-8 ({e})"))?;
+    // The value as an error may quote it: cut short, and for personal or sensitive columns not
+    // at all, since row errors are stored in the ledger and shown to people.
     let shown = || {
+        if slot.personal {
+            return "the value (personal data, not shown)".to_owned();
+        }
         let mut s: String = text.chars().take(40).collect();
         if s.len() < text.len() {
             s.push('…');
         }
-        s
+        format!("{s:?}")
     };
     match slot.column_type {
         ColumnType::String => Ok(Parsed::Text(slot.source_index)),
@@ -137,20 +199,20 @@ fn parse_field(raw: &[u8], slot: &Slot, empty_as_null: bool) -> Result<Parsed, S
             .trim()
             .parse::<i64>()
             .map(Parsed::Int)
-            .map_err(|_| format!("{:?} is not an int64", shown())),
+            .map_err(|_| format!("{} is not an int64", shown())),
         ColumnType::Float64 => text
             .trim()
             .parse::<f64>()
             .map(Parsed::Float)
-            .map_err(|_| format!("{:?} is not a float64", shown())),
+            .map_err(|_| format!("{} is not a float64", shown())),
         ColumnType::Bool => match text.trim().to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(Parsed::Bool(true)),
             "false" | "0" => Ok(Parsed::Bool(false)),
-            _ => Err(format!("{:?} is not a bool (true/false/1/0)", shown())),
+            _ => Err(format!("{} is not a bool (true/false/1/0)", shown())),
         },
         ColumnType::Date => chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
             .map(|d| Parsed::Date(chrono::Datelike::num_days_from_ce(&d) - UNIX_EPOCH_CE_DAYS))
-            .map_err(|_| format!("{:?} is not a date (YYYY-MM-DD)", shown())),
+            .map_err(|_| format!("{} is not a date (YYYY-MM-DD)", shown())),
     }
 }
 
@@ -168,6 +230,7 @@ pub struct CsvValidator<'c> {
     schema: SchemaRef,
     progress: Arc<ValidationProgress>,
     pseudonymizer: Option<Pseudonymizer>,
+    limits: RecordLimits,
 }
 
 /// A record that failed validation, with its raw fields, for the quarantine.
@@ -191,7 +254,14 @@ impl<'c> CsvValidator<'c> {
             schema: table_schema(contract),
             progress,
             pseudonymizer,
+            limits: RecordLimits::default(),
         }
+    }
+
+    /// Validates with `limits` instead of the defaults.
+    pub fn with_limits(mut self, limits: RecordLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -206,12 +276,42 @@ impl<'c> CsvValidator<'c> {
         mut emit: impl FnMut(RecordBatch) -> Result<(), FerryError>,
         mut reject: impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
     ) -> Result<ValidationSummary, FerryError> {
+        let boundary = RecordBoundary::default();
+        boundary.next_line.set(1);
+        let bounded = BoundedRecords {
+            inner: input,
+            handed_out: 0,
+            allowance: self.limits.max_record_bytes + CSV_BUFFER_BYTES as u64,
+            boundary: &boundary,
+        };
+        self.run_bounded(bounded, &boundary, &mut emit, &mut reject)
+            .map_err(|error| {
+                if boundary.exceeded.get() {
+                    FerryError::MalformedSource(format!(
+                        "line {}: a record is longer than {} bytes, the limit \
+                         (limits.max_record_bytes)",
+                        boundary.next_line.get(),
+                        self.limits.max_record_bytes
+                    ))
+                } else {
+                    error
+                }
+            })
+    }
+
+    fn run_bounded(
+        &self,
+        input: impl Read,
+        boundary: &RecordBoundary,
+        emit: &mut impl FnMut(RecordBatch) -> Result<(), FerryError>,
+        reject: &mut impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
+    ) -> Result<ValidationSummary, FerryError> {
         let options = &self.contract.source.csv;
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(options.delimiter as u8)
             .has_headers(options.has_header)
             .flexible(true)
-            .buffer_capacity(1 << 20)
+            .buffer_capacity(CSV_BUFFER_BYTES)
             .from_reader(input);
         let slots = self.slots(&mut reader)?;
         if self.pseudonymizer.is_none() && slots.iter().any(|s| s.pseudonymize) {
@@ -236,10 +336,21 @@ impl<'c> CsvValidator<'c> {
 
         loop {
             parsed.clear();
-            if !reader.read_byte_record(&mut record).map_err(csv_error)? {
+            let more = reader.read_byte_record(&mut record).map_err(csv_error)?;
+            let next = reader.position();
+            boundary.end_of_last_record.set(next.byte());
+            boundary.next_line.set(next.line());
+            if !more {
                 break;
             }
             let line = record.position().map_or(0, |p| p.line());
+            if record.len() > self.limits.max_fields {
+                return Err(FerryError::MalformedSource(format!(
+                    "line {line}: {} fields, more than {}, the limit (limits.max_fields)",
+                    record.len(),
+                    self.limits.max_fields
+                )));
+            }
             let outcome = if record.len() != expected_fields {
                 Err(RowError {
                     line,
@@ -327,21 +438,26 @@ impl<'c> CsvValidator<'c> {
                 .filter(|c| !names.iter().any(|n| n == &c.name))
                 .map(|c| c.name.as_str())
                 .collect();
+            // The messages name the contract's columns and positions, never the header's text:
+            // whatever the first line of a file holds must not come back in an error.
             if !missing.is_empty() {
                 return Err(FerryError::MalformedSource(format!(
-                    "line 1: header is missing column(s) {} (found: {})",
-                    missing.join(", "),
-                    names.join(", ")
+                    "line 1: the header has {} column(s) and lacks the contract's {}",
+                    names.len(),
+                    missing.join(", ")
                 )));
             }
-            let unexpected: Vec<&str> = names
+            let unexpected: Vec<String> = names
                 .iter()
-                .filter(|n| self.contract.column(n).is_none())
-                .map(String::as_str)
+                .enumerate()
+                .filter(|(_, n)| self.contract.column(n).is_none())
+                .map(|(i, _)| (i + 1).to_string())
                 .collect();
             if !unexpected.is_empty() {
                 return Err(FerryError::MalformedSource(format!(
-                    "line 1: header has column(s) not in the contract: {}; add them to the contract as nullable columns first",
+                    "line 1: the header has {} column(s) not in the contract, at position(s) {}; \
+                     add them to the contract as nullable columns first",
+                    unexpected.len(),
                     unexpected.join(", ")
                 )));
             }
@@ -362,6 +478,10 @@ impl<'c> CsvValidator<'c> {
                 required: c.required,
                 stored: c.pii_handling != PiiHandling::Drop,
                 pseudonymize: c.pii_handling == PiiHandling::Pseudonymize,
+                personal: matches!(
+                    c.classification,
+                    Classification::Personal | Classification::Sensitive
+                ),
                 source_index,
             })
             .collect())
@@ -434,5 +554,97 @@ fn csv_error(e: csv::Error) -> FerryError {
             reason: e.to_string(),
         },
         _ => FerryError::MalformedSource(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::tests::catalog;
+
+    const HEADER: &str = "brand,category_id,comment,currency,description,image,year_release\n";
+
+    /// Counts the bytes the parser pulled from the source.
+    struct Counting<R> {
+        inner: R,
+        read: std::rc::Rc<std::cell::Cell<u64>>,
+    }
+
+    impl<R: Read> Read for Counting<R> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.inner.read(buf)?;
+            self.read.set(self.read.get() + n as u64);
+            Ok(n)
+        }
+    }
+
+    fn validate(
+        input: Vec<u8>,
+        limits: RecordLimits,
+    ) -> (Result<ValidationSummary, FerryError>, u64) {
+        let contract = catalog();
+        let validator = CsvValidator::new(
+            &contract,
+            chrono::NaiveDate::from_ymd_opt(2021, 4, 3).expect("date"),
+            Arc::new(ValidationProgress::default()),
+            None,
+        )
+        .with_limits(limits);
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let source = Counting {
+            inner: std::io::Cursor::new(input),
+            read: read.clone(),
+        };
+        let result = validator.run(source, |_| Ok(()), |_| Ok(()));
+        (result, read.get())
+    }
+
+    #[test]
+    fn a_record_without_end_stops_at_the_limit_without_echoing_it() {
+        let limits = RecordLimits {
+            max_record_bytes: 64 << 10,
+            max_fields: 100,
+        };
+        let mut input = format!("{HEADER}HP,1,,EUR,,,1999\n").into_bytes();
+        input.extend(std::iter::repeat_n(b'S', 20 << 20));
+        let (result, read) = validate(input, limits);
+        let err = result.expect_err("refused");
+        let message = err.to_string();
+        assert!(matches!(err, FerryError::MalformedSource(_)), "{message}");
+        assert!(
+            message.contains("line 3: a record is longer than 65536 bytes"),
+            "{message}"
+        );
+        assert!(!message.contains("SSSS"), "{message}");
+        // The parser never held much more than the limit, whatever the file's size.
+        let bound = limits.max_record_bytes + 2 * CSV_BUFFER_BYTES as u64;
+        assert!(read <= bound, "read {read} bytes, more than {bound}");
+    }
+
+    #[test]
+    fn many_records_of_any_total_size_pass_under_the_limit() {
+        let limits = RecordLimits {
+            max_record_bytes: 1 << 10,
+            max_fields: 100,
+        };
+        let row = "Samsung,1,a comment,EUR,Male,,2001\n";
+        let input = format!("{HEADER}{}", row.repeat(200_000)).into_bytes();
+        let (result, _) = validate(input, limits);
+        assert_eq!(result.expect("valid").rows_accepted, 200_000);
+    }
+
+    #[test]
+    fn too_many_fields_fail_with_the_line_and_the_limit() {
+        let limits = RecordLimits {
+            max_record_bytes: 1 << 20,
+            max_fields: 50,
+        };
+        let input = format!("{HEADER}HP,1,,EUR,,,1999\n{}\n", "x,".repeat(5000)).into_bytes();
+        let (result, _) = validate(input, limits);
+        let message = result.expect_err("refused").to_string();
+        assert!(
+            message.contains("line 3: 5001 fields, more than 50"),
+            "{message}"
+        );
     }
 }

@@ -196,6 +196,19 @@ impl Registry {
         Ok(())
     }
 
+    /// Sends a grant back to a privacy officer: it reads in clear only once approved again.
+    pub async fn require_reapproval(&self, id: &str) -> Result<(), FerryError> {
+        sqlx::query(
+            "UPDATE grants SET clear_personal_data = 1, approved_by = NULL, approved_at = NULL, \
+             updated_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(now_text())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Changes whenever a grant is added, approved or revoked, on any replica.
     pub async fn grants_fingerprint(&self) -> Result<String, FerryError> {
         let row = sqlx::query("SELECT COUNT(*), MAX(updated_at) FROM grants")

@@ -290,6 +290,14 @@ impl Registry {
     }
 
     /// Stores a new contract version and makes it current.
+    /// Refuses a contract whose dataset or view names another contract already uses. Runs
+    /// before any warehouse change, so a refused register touches nothing; the message names
+    /// only the caller's own names.
+    pub async fn check_names(&self, contract: &Contract) -> Result<(), FerryError> {
+        let mut connection = self.pool.acquire().await?;
+        check_names(&mut connection, contract).await
+    }
+
     pub async fn register(
         &self,
         contract: &Contract,
@@ -301,34 +309,9 @@ impl Registry {
         let json =
             serde_json::to_string(contract).map_err(|e| FerryError::Internal(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
-        for view in &contract.views {
-            let clash = sqlx::query(
-                "SELECT dataset FROM views WHERE name = $1 AND dataset <> $2 \
-                 UNION ALL SELECT name FROM datasets WHERE name = $1",
-            )
-            .bind(&view.name)
-            .bind(&contract.name)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(owner) = clash {
-                return Err(FerryError::InvalidContract(format!(
-                    "view name {} is already used by {}",
-                    view.name,
-                    owner.get::<String, _>(0)
-                )));
-            }
-        }
-        if sqlx::query("SELECT name FROM views WHERE name = $1")
-            .bind(&contract.name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some()
-        {
-            return Err(FerryError::InvalidContract(format!(
-                "{} is already a view name",
-                contract.name
-            )));
-        }
+        // Checked again inside the transaction: another replica may have taken a name since
+        // the service's `check_names`.
+        check_names(&mut tx, contract).await?;
         sqlx::query(
             "INSERT INTO datasets (name, owner, major, minor, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
              ON CONFLICT (name) DO UPDATE SET owner = $2, major = $3, minor = $4, updated_at = $5",
@@ -639,4 +622,38 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+async fn check_names(
+    connection: &mut sqlx::AnyConnection,
+    contract: &Contract,
+) -> Result<(), FerryError> {
+    for view in &contract.views {
+        let clash = sqlx::query(
+            "SELECT dataset FROM views WHERE name = $1 AND dataset <> $2 \
+             UNION ALL SELECT name FROM datasets WHERE name = $1",
+        )
+        .bind(&view.name)
+        .bind(&contract.name)
+        .fetch_optional(&mut *connection)
+        .await?;
+        if clash.is_some() {
+            return Err(FerryError::InvalidContract(format!(
+                "view name {} is already used by another dataset",
+                view.name
+            )));
+        }
+    }
+    if sqlx::query("SELECT name FROM views WHERE name = $1")
+        .bind(&contract.name)
+        .fetch_optional(&mut *connection)
+        .await?
+        .is_some()
+    {
+        return Err(FerryError::InvalidContract(format!(
+            "{} is already a view name",
+            contract.name
+        )));
+    }
+    Ok(())
 }

@@ -15,6 +15,7 @@ use crate::governance::{
     GrantStatus, IssuedToken, NewGrant, TokenRecord, hash_token, mask_batch, masked_schema,
     new_token, validate_principal,
 };
+use crate::ingest::source::Source;
 use crate::registry::{AuditQuery, Registry};
 use crate::telemetry::metrics::METRICS;
 use crate::warehouse::{ConsumerAccess, RowStream};
@@ -81,20 +82,17 @@ impl Ferry {
         request_id: &str,
     ) -> Result<Caller, FerryError> {
         match self.authenticator.authenticate(authorization).await {
-            Ok(principal) => Ok(Caller::new(principal, request_id)),
+            Ok(identity) => Ok(Caller {
+                minted_by: identity.minted_by,
+                ..Caller::new(identity.principal, request_id)
+            }),
             Err(error) => {
+                // Counted, not audited: anyone can send a bad token, and one audit row per probe
+                // would let an anonymous caller fill the registry.
                 METRICS
                     .authz_denials
                     .add(1, &[KeyValue::new("ferry.reason", "unauthenticated")]);
-                let anonymous = Caller::new("unauthenticated", request_id);
-                self.audit(
-                    &anonymous,
-                    "authenticate",
-                    "",
-                    AuditOutcome::Denied,
-                    &error.to_string(),
-                )
-                .await;
+                tracing::debug!(request_id, error = %error, "unauthenticated call refused");
                 Err(error)
             }
         }
@@ -138,6 +136,117 @@ impl Ferry {
             caller.principal,
             action.as_str()
         )))
+    }
+
+    /// A publish reads a source only if the dataset's owner team is bound to it by a policy
+    /// line (`p, TEAM, source:PREFIX*, read_source, never`), whoever the caller is: the server's
+    /// credentials and file roots serve a team only for what the deployment gave that team.
+    pub(super) async fn authorize_source(
+        &self,
+        caller: &Caller,
+        owner: &str,
+        source: &Source,
+    ) -> Result<(), FerryError> {
+        let object = format!("source:{}", source.canonical_uri);
+        let bound = self.authorizer.allows(&AccessRequest {
+            subject: owner,
+            object: &object,
+            owner,
+            action: Action::ReadSource,
+        })?;
+        if bound {
+            return Ok(());
+        }
+        self.record_denial(caller, Action::ReadSource, &object, "not bound")
+            .await;
+        Err(FerryError::PermissionDenied(format!(
+            "source {:?}: {owner} is not bound to it; a deployment binds a team to sources \
+             with a policy line `p, {owner}, source:PREFIX*, read_source, never`",
+            source.uri
+        )))
+    }
+
+    /// Keeps grants bound to what they grant when a new contract version lands: a grant on a
+    /// view the version drops ends (a later view of that name starts with no grants), and a
+    /// reader grant on a table with a column whose classification was loosened goes back to a
+    /// privacy officer, since it would now read that column in clear.
+    pub(super) async fn rebind_grants(
+        &self,
+        previous: &Contract,
+        contract: &Contract,
+        caller: &Caller,
+    ) -> Result<(), FerryError> {
+        let loosened: Vec<&str> = previous
+            .columns
+            .iter()
+            .filter(|old| {
+                old.classification >= Classification::Personal
+                    && contract
+                        .column(&old.name)
+                        .is_some_and(|new| new.classification < old.classification)
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        let removed_views: Vec<&str> = previous
+            .views
+            .iter()
+            .map(|v| v.name.as_str())
+            .filter(|name| contract.view(name).is_none())
+            .collect();
+        if loosened.is_empty() && removed_views.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let mut touched = Vec::new();
+        for grant in self.registry.list_grants(&contract.name).await? {
+            if grant.revoked_at.is_some() {
+                continue;
+            }
+            if removed_views.contains(&grant.target.as_str()) {
+                self.registry
+                    .revoke_grant(&grant.id, &caller.principal)
+                    .await?;
+                self.audit(
+                    caller,
+                    "revoke",
+                    &grant.target,
+                    AuditOutcome::Allowed,
+                    &format!("{} from {}: the view was removed", grant.id, grant.grantee),
+                )
+                .await;
+                touched.push(grant.target.clone());
+            } else if grant.role == GrantRole::Reader
+                && grant.status(now) == GrantStatus::Active
+                && contract
+                    .table_columns(&grant.target)
+                    .iter()
+                    .any(|c| loosened.contains(&c.name.as_str()))
+            {
+                self.registry.require_reapproval(&grant.id).await?;
+                self.audit(
+                    caller,
+                    "grant.pending",
+                    &grant.target,
+                    AuditOutcome::Allowed,
+                    &format!(
+                        "{} for {}: needs a privacy officer again, column(s) {} were declassified",
+                        grant.id,
+                        grant.grantee,
+                        loosened.join(", ")
+                    ),
+                )
+                .await;
+                touched.push(grant.target.clone());
+            }
+        }
+        if !touched.is_empty() {
+            self.reload_policies_from_registry().await?;
+            touched.dedup();
+            for target in &touched {
+                self.sync_warehouse_access(contract, target, caller).await;
+            }
+        }
+        Ok(())
     }
 
     /// Counts and audits a policy denial.
@@ -507,9 +616,11 @@ impl Ferry {
                 status.as_str()
             )));
         }
-        if grant.granted_by == caller.principal || grant.grantee == caller.principal {
+        if caller.acts_for(&grant.granted_by) || caller.acts_for(&grant.grantee) {
             return Err(FerryError::PermissionDenied(
-                "a grant must be approved by someone other than its grantor or grantee".into(),
+                "a grant must be approved by someone other than its grantor or grantee, and not \
+                 through a token either of them minted"
+                    .into(),
             ));
         }
         self.registry

@@ -12,6 +12,9 @@ use tracing::{Instrument, info, info_span, instrument, warn};
 use crate::telemetry::metrics::METRICS;
 
 mod governance;
+mod publish_slots;
+
+use publish_slots::PublishSlots;
 
 pub use governance::{ColumnGovernance, GovernedRows, TokenRequest, issue_token};
 
@@ -22,7 +25,8 @@ use crate::error::FerryError;
 pub use crate::governance::Caller;
 use crate::governance::{Action, AuditOutcome, Authenticator, Authorizer, Pseudonymizer, Scope};
 use crate::ingest::{
-    CsvQuarantine, IngestProgress, PublishStage, Quarantine, Source, SourcesConfig, ingest,
+    CsvQuarantine, IngestProgress, PublishStage, Quarantine, RecordLimits, Source, SourcesConfig,
+    ValidationSettings, ingest,
 };
 use crate::registry::{
     PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry,
@@ -79,6 +83,16 @@ pub struct Ferry {
     authenticator: Authenticator,
     authorizer: Authorizer,
     pseudonymizer: Option<Pseudonymizer>,
+    record_limits: RecordLimits,
+    publish_slots: PublishSlots,
+}
+
+/// The bounds the service enforces (see `LimitsConfig` for their meaning and defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub records: RecordLimits,
+    pub max_concurrent_publishes: usize,
+    pub max_concurrent_publishes_per_team: usize,
 }
 
 /// Who may call and how personal data is treated.
@@ -109,8 +123,14 @@ impl Ferry {
         sources: SourcesConfig,
         quarantine_dir: std::path::PathBuf,
         governance: Governance,
+        limits: Limits,
     ) -> Self {
         Self {
+            record_limits: limits.records,
+            publish_slots: PublishSlots::new(
+                limits.max_concurrent_publishes,
+                limits.max_concurrent_publishes_per_team,
+            ),
             registry,
             warehouse,
             sources,
@@ -190,6 +210,11 @@ impl Ferry {
             self.authorize(caller, Action::Register, &contract.name, "")
                 .await?;
         }
+        self.authorize_namespace(caller, &contract).await?;
+        // Every name check runs before the warehouse is touched: a refused register never
+        // creates, patches or expires a table that another contract owns.
+        self.registry.check_names(&contract).await?;
+        self.warehouse.check_names(&contract)?;
         if contract.needs_pseudonymization() && self.pseudonymizer.is_none() {
             return Err(FerryError::FailedPrecondition(
                 "the contract pseudonymizes columns but this server has no pseudonymization key \
@@ -215,6 +240,10 @@ impl Ferry {
                     .registry
                     .register(&contract, version, &changes, &caller.principal)
                     .await?;
+                if let Some(previous) = &current {
+                    self.rebind_grants(&previous.contract, &contract, caller)
+                        .await?;
+                }
                 info!(version = %version, "registered contract");
                 self.audit(
                     caller,
@@ -231,6 +260,31 @@ impl Ferry {
                 })
             }
         }
+    }
+
+    /// The first team to register in a namespace owns it: nobody else registers a name there,
+    /// except a platform admin assigning or transferring the namespace (the same admin-only rule
+    /// as handing a dataset to another team).
+    async fn authorize_namespace(
+        &self,
+        caller: &Caller,
+        contract: &Contract,
+    ) -> Result<(), FerryError> {
+        let namespace = contract.namespace();
+        let others_own_it = self
+            .registry
+            .dataset_owners(&format!("{namespace}."))
+            .await?
+            .iter()
+            .any(|(name, owner)| *name != contract.name && *owner != contract.owner);
+        if !others_own_it || self.allows(caller, Action::Register, "*", "")? {
+            return Ok(());
+        }
+        self.record_denial(caller, Action::Register, &contract.name, "namespace")
+            .await;
+        Err(FerryError::PermissionDenied(format!(
+            "namespace {namespace} belongs to another team; an admin assigns namespaces"
+        )))
     }
 
     pub async fn get_dataset(
@@ -278,12 +332,29 @@ impl Ferry {
         caller: &Caller,
         not_found: &str,
     ) -> Result<RegisteredDataset, FerryError> {
+        self.visible_as(name, name, caller, not_found).await
+    }
+
+    /// `visible_dataset` for `dataset`, reached through `requested` (the dataset itself or one of
+    /// its views), which is what a refusal is audited under.
+    async fn visible_as(
+        &self,
+        dataset: &str,
+        requested: &str,
+        caller: &Caller,
+        not_found: &str,
+    ) -> Result<RegisteredDataset, FerryError> {
         let hidden = || FerryError::NotFound(not_found.to_owned());
-        let dataset = self.registry.dataset(name).await?.ok_or_else(hidden)?;
-        if self.allows(caller, Action::Describe, name, &dataset.contract.owner)? {
-            return Ok(dataset);
+        let registered = self.registry.dataset(dataset).await?.ok_or_else(hidden)?;
+        if self.allows(
+            caller,
+            Action::Describe,
+            dataset,
+            &registered.contract.owner,
+        )? {
+            return Ok(registered);
         }
-        self.record_denial(caller, Action::Describe, name, "hidden")
+        self.record_denial(caller, Action::Describe, requested, "hidden")
             .await;
         Err(hidden())
     }
@@ -301,7 +372,7 @@ impl Ferry {
             .owning_dataset(name)
             .await?
             .ok_or_else(|| FerryError::NotFound(not_found.clone()))?;
-        self.visible_dataset(&dataset_name, caller, &not_found)
+        self.visible_as(&dataset_name, name, caller, &not_found)
             .await
     }
 
@@ -345,6 +416,9 @@ impl Ferry {
             &registered.contract.owner,
         )
         .await?;
+        self.authorize_source(caller, &registered.contract.owner, &source)
+            .await?;
+        let _slot = self.publish_slots.try_acquire(&registered.contract.owner)?;
         let contract = Arc::new(registered.contract);
         let contract_version = registered.version.to_string();
 
@@ -519,7 +593,10 @@ impl Ferry {
             sink,
             quarantine,
             progress.clone(),
-            self.pseudonymizer.clone(),
+            ValidationSettings {
+                pseudonymizer: self.pseudonymizer.clone(),
+                limits: self.record_limits,
+            },
         )
         .await?;
         progress.set_stage(PublishStage::Committing);
@@ -596,9 +673,11 @@ impl Ferry {
             .publication(id.trim())
             .await?
             .ok_or_else(|| FerryError::NotFound(not_found.clone()))?;
-        self.visible_dataset(&publication.dataset, caller, &not_found)
+        let dataset = self
+            .visible_dataset(&publication.dataset, caller, &not_found)
             .await?;
-        Ok(publication)
+        let full = self.may_read_ledger(caller, &dataset)?;
+        Ok(ledger_entry(publication, full))
     }
 
     pub async fn list_publications(
@@ -609,10 +688,33 @@ impl Ferry {
         caller: &Caller,
     ) -> Result<Vec<Publication>, FerryError> {
         let date = optional_date(partition_date, "partition_date")?;
-        self.visible_dataset(dataset, caller, &format!("dataset {dataset}"))
+        let registered = self
+            .visible_dataset(dataset, caller, &format!("dataset {dataset}"))
             .await?;
+        let full = self.may_read_ledger(caller, &registered)?;
         let limit = if limit == 0 { 100 } else { limit.min(10_000) };
-        self.registry.list_publications(dataset, date, limit).await
+        let publications = self
+            .registry
+            .list_publications(dataset, date, limit)
+            .await?;
+        Ok(publications
+            .into_iter()
+            .map(|publication| ledger_entry(publication, full))
+            .collect())
+    }
+
+    /// Whether the caller sees where a dataset's data came from (its owner team and admins).
+    fn may_read_ledger(
+        &self,
+        caller: &Caller,
+        dataset: &RegisteredDataset,
+    ) -> Result<bool, FerryError> {
+        self.allows(
+            caller,
+            Action::ReadLedger,
+            &dataset.contract.name,
+            &dataset.contract.owner,
+        )
     }
 
     #[instrument(skip_all, fields(name = %request.name))]
@@ -704,6 +806,21 @@ impl Ferry {
 }
 
 /// The first line of a message, for audit details that must stay short.
+/// A ledger entry as the caller may see it: in full, or without the source, the quarantine, the
+/// error text and the row errors (which name buckets and paths and may quote the file).
+fn ledger_entry(publication: Publication, full: bool) -> Publication {
+    if full {
+        return publication;
+    }
+    Publication {
+        source_uri: String::new(),
+        quarantine_uri: String::new(),
+        error: String::new(),
+        row_errors: Vec::new(),
+        ..publication
+    }
+}
+
 fn first_line(text: &str) -> &str {
     text.lines().next().unwrap_or_default()
 }

@@ -31,6 +31,7 @@ use super::{
 use crate::contract::{Contract, ViewFilter};
 use crate::error::FerryError;
 use crate::ingest::table_schema;
+use crate::warehouse::datafusion_filter::datafusion_filter;
 
 /// Unreferenced files younger than this may belong to a publish in flight or a reader that
 /// planned against the previous manifest.
@@ -236,12 +237,11 @@ fn physical_filter(
     filter: &ViewFilter,
     schema: &SchemaRef,
 ) -> Result<Option<Arc<dyn PhysicalExpr>>, FerryError> {
-    let Some(sql) = filter.to_sql() else {
+    let Some(expr) = datafusion_filter(filter)? else {
         return Ok(None);
     };
     let ctx = SessionContext::new();
     let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
-    let expr = ctx.parse_sql_expr(&sql, &df_schema)?;
     Ok(Some(ctx.create_physical_expr(expr, &df_schema)?))
 }
 
@@ -377,8 +377,9 @@ impl Warehouse for LocalWarehouse {
         let mut frame = ctx
             .read_parquet(paths, ParquetReadOptions::default().schema(&table_schema))
             .await?;
-        if let Some(sql) = plan.filter.as_ref().and_then(ViewFilter::to_sql) {
-            let expr = frame.parse_sql_expr(&sql)?;
+        if let Some(filter) = &plan.filter
+            && let Some(expr) = datafusion_filter(filter)?
+        {
             frame = frame.filter(expr)?;
         }
         let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();

@@ -7,6 +7,7 @@
 //! BigQuery backend runs one multi-statement transaction).
 
 mod bigquery;
+mod datafusion_filter;
 mod local;
 mod parquet_files;
 
@@ -96,6 +97,12 @@ pub struct RowStream {
 pub trait Warehouse: Send + Sync + 'static {
     /// A short name for logs and the ledger.
     fn kind(&self) -> &'static str;
+
+    /// Refuses a contract whose names this warehouse keeps for itself (staging, consumer
+    /// datasets). Runs before `prepare_dataset`, with the registry's name checks.
+    fn check_names(&self, _contract: &Contract) -> Result<(), FerryError> {
+        Ok(())
+    }
 
     /// Creates or updates the tables and views a contract declares.
     async fn prepare_dataset(&self, contract: &Contract) -> Result<(), FerryError>;

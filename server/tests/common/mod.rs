@@ -147,6 +147,30 @@ impl Drop for MotoS3 {
     }
 }
 
+/// The source bindings every test server starts with: each owner team may read what the
+/// fixtures serve (the temp dir, moto, fake-gcs-server, local HTTP). Tests of the bindings
+/// themselves write narrower ones.
+pub fn test_source_bindings() -> Vec<String> {
+    let temp = std::env::temp_dir().canonicalize().unwrap();
+    [
+        format!("file://{}/*", temp.display()),
+        "s3://*".into(),
+        "gs://*".into(),
+        "http://127.0.0.1:*".into(),
+    ]
+    .into_iter()
+    .map(|prefix| format!("p, owner, source:{prefix}, read_source, never"))
+    .collect()
+}
+
+/// A policy directory in `dir`: the shipped policies, the test source bindings, then `extra`.
+pub fn write_test_policies(dir: &Path, extra: &[String]) -> PathBuf {
+    let mut lines = test_source_bindings();
+    lines.extend_from_slice(extra);
+    ferry_server::governance::write_policy_dir(dir, &lines).unwrap();
+    dir.to_path_buf()
+}
+
 pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
     let mut config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -158,6 +182,10 @@ pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
     config.sources.allow_http = true;
     // Tests write their sources into temporary directories.
     config.sources.file_roots = vec![std::env::temp_dir()];
+    config.policy_dir = Some(write_test_policies(
+        &data_dir.with_extension("policies"),
+        &[],
+    ));
     config.sources.max_retries = Some(1);
     config.sources.retry_timeout_secs = Some(2);
     config.sources.s3.endpoint = s3_endpoint.map(str::to_owned);
@@ -630,6 +658,15 @@ pub fn spawn_ferry_server(
         .arg("--data-dir")
         .arg(data_dir)
         .env("FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN", ADMIN_TOKEN)
+        // Like `config()`: the tests' source files live under the temp dir.
+        .env(
+            "FERRY_SOURCES__FILE_ROOTS",
+            format!("[{:?}]", std::env::temp_dir().display().to_string()),
+        )
+        .env(
+            "FERRY_POLICY_DIR",
+            write_test_policies(&data_dir.with_extension("policies"), &[]),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     configure(&mut command);

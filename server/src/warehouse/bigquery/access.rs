@@ -15,19 +15,14 @@ use crate::error::FerryError;
 use crate::warehouse::ConsumerAccess;
 
 impl BigQueryWarehouse {
-    /// The consumer's dataset: the configured prefix plus the principal, made a dataset id.
+    /// The consumer's dataset: the configured prefix plus the principal, escaped so that no two
+    /// principals share one (`team:a_b` and `team:a.b` stay apart).
     pub(super) fn consumer_dataset(&self, grantee: &str) -> String {
-        let principal: String = grantee
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        format!("{}{principal}", self.api.config.consumer_dataset_prefix)
+        format!(
+            "{}{}",
+            self.api.config.consumer_dataset_prefix,
+            sql::escaped_id(grantee)
+        )
     }
 
     pub(super) async fn sync_consumer_views(
@@ -38,7 +33,7 @@ impl BigQueryWarehouse {
     ) -> Result<(), FerryError> {
         let project = self.api.project().to_owned();
         let source = TableAddress::of(&project, target)?;
-        let view_id = target.replace('.', "__");
+        let view_id = sql::escaped_id(target);
         let mut authorized = Vec::new();
         let mut withdrawn = Vec::new();
         for consumer in consumers {

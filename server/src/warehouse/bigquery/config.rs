@@ -39,7 +39,7 @@ pub struct BigQueryConfig {
     pub staging_dataset: String,
     /// Staging tables expire this many hours after creation, even if Ferry dies mid-publish.
     pub staging_expiration_hours: u64,
-    /// Consumer datasets are named this prefix plus the consumer team (`team:a` → `ferry_consumer_team_a`).
+    /// Consumer datasets are named this prefix plus the consumer team (`team:a` → `ferry_consumer_team_3aa`).
     pub consumer_dataset_prefix: String,
     /// The Google group each consumer principal reads as, e.g. `"team:a" = "team-a@acme.com"`.
     /// A mapped consumer gets READER on its consumer dataset; unmapped consumers get the

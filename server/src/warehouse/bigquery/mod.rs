@@ -238,6 +238,21 @@ impl Warehouse for BigQueryWarehouse {
         "bigquery"
     }
 
+    fn check_names(&self, contract: &Contract) -> Result<(), FerryError> {
+        let config = &self.api.config;
+        let namespace = contract.namespace();
+        if namespace == config.staging_dataset
+            || (!config.consumer_dataset_prefix.is_empty()
+                && namespace.starts_with(&config.consumer_dataset_prefix))
+        {
+            return Err(FerryError::InvalidContract(format!(
+                "namespace {namespace:?} is reserved on this warehouse for Ferry's staging and \
+                 consumer datasets"
+            )));
+        }
+        Ok(())
+    }
+
     async fn prepare_dataset(&self, contract: &Contract) -> Result<(), FerryError> {
         ensure_staging_dataset(&self.api, &self.staging_ready).await?;
         let mut datasets: Vec<&str> = std::iter::once(contract.name.as_str())

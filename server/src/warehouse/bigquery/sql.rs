@@ -15,6 +15,21 @@ use crate::error::FerryError;
 use crate::governance::MASKED_TEXT;
 use crate::warehouse::table_column_names;
 
+/// `text` as a BigQuery dataset or table id, injectively: `a-z` and `0-9` stay, `_` becomes `__`
+/// and every other byte `_` and two hex digits (`team:a` → `team_3aa`, `catalog.with_image` →
+/// `catalog_2ewith__image`). Distinct Ferry names never share an id.
+pub fn escaped_id(text: &str) -> String {
+    let mut id = String::with_capacity(text.len() + 8);
+    for byte in text.bytes() {
+        match byte {
+            b'a'..=b'z' | b'0'..=b'9' => id.push(char::from(byte)),
+            b'_' => id.push_str("__"),
+            other => id.push_str(&format!("_{other:02x}")),
+        }
+    }
+    id
+}
+
 /// A table's address in BigQuery: Ferry's `namespace.name` is dataset `namespace`, table `name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableAddress {
@@ -330,6 +345,22 @@ fn field_type_sql(column_type: ColumnType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escaped_ids_never_collide() {
+        assert_eq!(escaped_id("team:a"), "team_3aa");
+        assert_eq!(escaped_id("catalog.with_image"), "catalog_2ewith__image");
+        let names = [
+            "team:a_b", "team:a.b", "team:a:b", "team_a", "team:A", "team:a", "x__y.z", "x.y__z",
+            "x_.y", "x._y", "x.y",
+        ];
+        let ids: std::collections::HashSet<String> = names.iter().map(|n| escaped_id(n)).collect();
+        assert_eq!(ids.len(), names.len(), "{ids:?}");
+        assert!(ids.iter().all(|id| {
+            id.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }));
+    }
 
     fn contract() -> Contract {
         Contract::from_yaml(include_str!(

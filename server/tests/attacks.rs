@@ -1,0 +1,412 @@
+//! The attack suite: what an ordinary team token tries against the teams and the server it
+//! shares, over the wire against real servers. Each test asserts the refusal and that nothing
+//! changed. docs/security.md maps every class to its test here.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use ferry_proto::v1 as pb;
+use ferry_server::config::WarehouseBackend;
+use tonic::Code;
+
+const DATE: &str = "2021-04-03";
+const ATTACKER: &str = CONSUMER_A;
+
+/// A contract of the attacker's own with the catalog's columns, to publish someone else's data
+/// into.
+fn copy_contract() -> String {
+    let yaml = CONTRACT_YAML
+        .replace("name: catalog.product_catalog", "name: a.copy")
+        .replace("owner: team:catalog", "owner: team:a");
+    // The copy has no views: they would live in the catalog team's namespace.
+    yaml[..yaml.find("views:").unwrap()].to_owned()
+}
+
+/// One text column, no header, a delimiter no text file holds: reads any file whole.
+const LEAK_CONTRACT: &str = r#"
+name: a.leak
+owner: team:a
+major_version: 1
+columns:
+  - name: line
+    type: string
+partitioning:
+  granularity: day
+  column: partition_date
+source:
+  csv:
+    delimiter: "\u001f"
+    has_header: false
+  max_rejected_rows: 1000000
+"#;
+
+async fn publications(client: &mut Client, dataset: &str) -> Vec<pb::Publication> {
+    client
+        .list_publications(pb::ListPublicationsRequest {
+            dataset: dataset.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .publications
+}
+
+async fn partitions(client: &mut Client, dataset: &str) -> usize {
+    client
+        .get_dataset(pb::GetDatasetRequest {
+            name: dataset.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .partitions
+        .len()
+}
+
+async fn audit_denials(server: &TestServer, action: &str) -> Vec<pb::AuditEvent> {
+    server
+        .client_as(ADMIN)
+        .await
+        .list_audit_events(pb::ListAuditEventsRequest {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .filter(|e| e.action == action && e.outcome == "denied")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sources_are_read_only_where_the_owner_team_is_bound() {
+    let s3 = MotoS3::start();
+    for bucket in ["catalog-drops", "catalog-drops-2"] {
+        s3.create_bucket(bucket).await;
+        s3.put(bucket, "product_catalog_20210403.csv", DAY_1).await;
+    }
+    let policies = tempfile::tempdir().unwrap();
+    // Only this line binds anyone to anything.
+    ferry_server::governance::write_policy_dir(
+        policies.path(),
+        &["p, team:catalog, source:s3://catalog-drops/*, read_source, never".into()],
+    )
+    .unwrap();
+    let policy_dir = policies.path().to_owned();
+    let server = TestServer::start_configured(Some(&s3.endpoint), |c| {
+        c.policy_dir = Some(policy_dir);
+    })
+    .await;
+    let mut owner = server.client().await;
+    let mut attacker = server.client_as(ATTACKER).await;
+    register_catalog(&mut owner).await;
+    register_yaml(&mut attacker, &copy_contract())
+        .await
+        .unwrap();
+
+    // The attacker's own dataset, the catalog team's bucket, the server's credentials: refused.
+    let status = publish(
+        &mut attacker,
+        "a.copy",
+        DATE,
+        "s3://catalog-drops/product_catalog_20210403.csv",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().contains("team:a is not bound"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(partitions(&mut attacker, "a.copy").await, 0);
+    assert!(publications(&mut attacker, "a.copy").await.is_empty());
+    assert_eq!(audit_denials(&server, "read_source").await.len(), 1);
+
+    // The bound team reads its prefix and nothing next to it, even a bucket whose name extends it,
+    // and not the server's file roots.
+    let published = publish(
+        &mut owner,
+        RAW,
+        DATE,
+        "s3://catalog-drops/product_catalog_20210403.csv",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        published.publication.unwrap().rows_accepted,
+        expected_rows(DAY_1).len() as u64
+    );
+    let local = write_file(server.scratch(), "day1.csv", DAY_1);
+    for unbound in [
+        "s3://catalog-drops-2/product_catalog_20210403.csv".to_owned(),
+        "s3://other@catalog-drops-2/product_catalog_20210403.csv".to_owned(),
+        local,
+    ] {
+        let status = publish(&mut owner, RAW, "2021-04-04", &unbound)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{unbound}");
+    }
+    assert_eq!(partitions(&mut owner, RAW).await, 1);
+    assert_eq!(audit_denials(&server, "read_source").await.len(), 4);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_s_own_files_are_never_a_source() {
+    let server = TestServer::start(None).await;
+    let mut attacker = server.client_as(ATTACKER).await;
+    register_yaml(&mut attacker, LEAK_CONTRACT).await.unwrap();
+    let scratch = server.scratch();
+    std::os::unix::fs::symlink("/etc/passwd", scratch.join("passwd.csv")).unwrap();
+    std::os::unix::fs::symlink("/proc/self", scratch.join("self")).unwrap();
+    for uri in [
+        "file:///proc/self/environ".to_owned(),
+        "file:///etc/passwd".to_owned(),
+        format!("file://{}/passwd.csv", scratch.display()),
+        format!("file://{}/self/environ", scratch.display()),
+        format!("file://{}/../../../../etc/passwd", scratch.display()),
+        format!(
+            "file://{}/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+            scratch.display()
+        ),
+    ] {
+        let status = publish(&mut attacker, "a.leak", DATE, &uri)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{uri}");
+        assert!(!status.message().contains("root:"), "{}", status.message());
+    }
+    assert_eq!(partitions(&mut attacker, "a.leak").await, 0);
+    assert!(publications(&mut attacker, "a.leak").await.is_empty());
+    server.stop().await;
+
+    // Not even a deployment that opens `/` to every team exposes the process itself.
+    let server = TestServer::start_configured(None, |c| {
+        c.sources.file_roots = vec!["/".into()];
+        c.policy_dir = Some(write_test_policies(
+            &c.data_dir.with_extension("open-policies"),
+            &["p, owner, source:file:///*, read_source, never".into()],
+        ));
+    })
+    .await;
+    let mut attacker = server.client_as(ATTACKER).await;
+    register_yaml(&mut attacker, LEAK_CONTRACT).await.unwrap();
+    for uri in [
+        "file:///proc/self/environ",
+        "file:///proc/1/environ",
+        "file:///sys/kernel/notes",
+        "file:///dev/zero",
+    ] {
+        let status = publish(&mut attacker, "a.leak", DATE, uri)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{uri}");
+    }
+    assert_eq!(partitions(&mut attacker, "a.leak").await, 0);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ledger_shows_sources_only_to_the_owner_team_and_admins() {
+    let server = TestServer::start(None).await;
+    let mut owner = server.client().await;
+    register_catalog(&mut owner).await;
+    let source = write_file(server.scratch(), "day1.csv", DAY_1);
+    publish(&mut owner, RAW, DATE, &source).await.unwrap();
+    owner
+        .grant_access(pb::GrantAccessRequest {
+            target: TEAM_A.into(),
+            grantee: CONSUMER_A.into(),
+            role: pb::Role::Reader.into(),
+            purpose: "merchandising".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    for principal in [OWNER, ADMIN] {
+        let mut client = server.client_as(principal).await;
+        let ledger = publications(&mut client, RAW).await;
+        assert_eq!(ledger.len(), 1);
+        assert_eq!(ledger[0].source_uri, source, "{principal}");
+    }
+    let mut consumer = server.client_as(CONSUMER_A).await;
+    let ledger = publications(&mut consumer, RAW).await;
+    assert_eq!(
+        ledger.len(),
+        1,
+        "the consumer sees that the day was published"
+    );
+    assert_eq!(ledger[0].source_uri, "");
+    assert_eq!(ledger[0].rows_accepted, expected_rows(DAY_1).len() as u64);
+    let one = consumer
+        .get_publication(pb::GetPublicationRequest {
+            id: ledger[0].id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(one.source_uri, "");
+    server.stop().await;
+}
+
+/// A one-column contract; `extra` is appended YAML (retention, views).
+fn small_contract(name: &str, owner: &str, extra: &str) -> String {
+    format!(
+        "name: {name}\nowner: {owner}\nmajor_version: 1\ncolumns:\n  - name: brand\n    type: string\n\
+         partitioning:\n  granularity: day\n  column: partition_date\n{extra}"
+    )
+}
+
+/// What a register must never change in BigQuery: a table's partition expiry, labels,
+/// description and schema.
+async fn bigquery_table(bigquery: &LocalBigQuery, dataset: &str, table: &str) -> serde_json::Value {
+    let table = bigquery
+        .get(&format!("datasets/{dataset}/tables/{table}"))
+        .await;
+    serde_json::json!({
+        "timePartitioning": table["timePartitioning"],
+        "labels": table["labels"],
+        "description": table["description"],
+        "schema": table["schema"],
+    })
+}
+
+async fn namespaces_are_owned_and_refused_registers_change_nothing(backend: WarehouseBackend) {
+    let bigquery = (backend == WarehouseBackend::Bigquery).then(LocalBigQuery::start);
+    let bigquery_config = bigquery.as_ref().map(LocalBigQuery::config);
+    let server = TestServer::start_configured(None, |c| {
+        c.warehouse.backend = backend;
+        if let Some(config) = bigquery_config {
+            c.warehouse.bigquery = config;
+        }
+    })
+    .await;
+    let mut owner = server.client().await;
+    let mut attacker = server.client_as(ATTACKER).await;
+    let mut admin = server.client_as(ADMIN).await;
+    register_catalog(&mut owner).await;
+    register_yaml(&mut attacker, &small_contract("a.mine", "team:a", ""))
+        .await
+        .unwrap();
+    let tables_before = match &bigquery {
+        Some(bq) => vec![
+            bigquery_table(bq, "catalog", "product_catalog").await,
+            bigquery_table(bq, "catalog", "with_image").await,
+            bigquery_table(bq, "a", "mine").await,
+        ],
+        None => Vec::new(),
+    };
+    let audit_before = audit_denials(&server, "register").await.len();
+
+    let retention_and_view = |view: &str| {
+        format!(
+            "retention_days: 1\nviews:\n  - name: {view}\n    filter: brand = 'x'\n    \
+             materialization: materialized\n"
+        )
+    };
+    for (yaml, code, says) in [
+        // Squatting another team's namespace, under its own name or the victim's.
+        (
+            small_contract("catalog.evil", "team:a", ""),
+            Code::PermissionDenied,
+            "namespace catalog belongs to another team",
+        ),
+        (
+            small_contract("catalog.evil", "team:catalog", ""),
+            Code::PermissionDenied,
+            "may not register",
+        ),
+        // A view in someone else's namespace, over their raw table's name.
+        (
+            small_contract(
+                "a.copy",
+                "team:a",
+                &retention_and_view("catalog.product_catalog"),
+            ),
+            Code::InvalidArgument,
+            "must be in the dataset's namespace",
+        ),
+        // A view over the attacker's own table of another contract: refused before any
+        // warehouse change.
+        (
+            small_contract("a.other", "team:a", &retention_and_view("a.mine")),
+            Code::InvalidArgument,
+            "already used by another dataset",
+        ),
+        // Ferry's own datasets.
+        (
+            small_contract("ferry_staging.x", "team:a", ""),
+            Code::InvalidArgument,
+            "reserved",
+        ),
+        (
+            small_contract("ferry_consumer_team_3ab.x", "team:a", ""),
+            Code::InvalidArgument,
+            "reserved",
+        ),
+    ] {
+        let status = register_yaml(&mut attacker, &yaml).await.unwrap_err();
+        assert_eq!(status.code(), code, "{yaml}\n{}", status.message());
+        assert!(status.message().contains(says), "{}", status.message());
+        assert!(
+            !status.message().contains("team:catalog") || says == "may not register",
+            "the refusal names no other team: {}",
+            status.message()
+        );
+    }
+
+    // Nothing changed: no dataset was created, and every table kept its settings.
+    for name in ["catalog.evil", "a.copy", "a.other", "ferry_staging.x"] {
+        let status = admin
+            .get_dataset(pb::GetDatasetRequest { name: name.into() })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{name}");
+    }
+    if let Some(bq) = &bigquery {
+        let tables_after = vec![
+            bigquery_table(bq, "catalog", "product_catalog").await,
+            bigquery_table(bq, "catalog", "with_image").await,
+            bigquery_table(bq, "a", "mine").await,
+        ];
+        assert_eq!(tables_after, tables_before);
+        assert_eq!(
+            tables_after[0]["labels"]["ferry-owner"], "team-catalog",
+            "{tables_after:#?}"
+        );
+    }
+    assert_eq!(
+        audit_denials(&server, "register").await.len(),
+        audit_before + 2,
+        "both squatting attempts are audited"
+    );
+
+    // An admin assigns a name in the namespace to another team.
+    register_yaml(&mut admin, &small_contract("catalog.shared", "team:a", ""))
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaces_are_owned_and_refused_registers_change_nothing_embedded() {
+    namespaces_are_owned_and_refused_registers_change_nothing(WarehouseBackend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn namespaces_are_owned_and_refused_registers_change_nothing_on_bigquery() {
+    namespaces_are_owned_and_refused_registers_change_nothing(WarehouseBackend::Bigquery).await;
+}
