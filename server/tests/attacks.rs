@@ -410,3 +410,233 @@ async fn namespaces_are_owned_and_refused_registers_change_nothing_embedded() {
 async fn namespaces_are_owned_and_refused_registers_change_nothing_on_bigquery() {
     namespaces_are_owned_and_refused_registers_change_nothing(WarehouseBackend::Bigquery).await;
 }
+
+/// A customers contract at `major`, its `full_name` classified `classification`, with the view
+/// `crm.by_country` or without it.
+fn customers(major: u32, classification: &str, with_view: bool) -> String {
+    let basis = if classification == "personal" {
+        ", legal_basis: contract, purpose: delivery"
+    } else {
+        ""
+    };
+    let mut yaml = format!(
+        "name: crm.customers\nowner: team:catalog\nmajor_version: {major}\nretention_days: 30\n\
+         columns:\n  - {{name: customer_id, type: int64, required: true}}\n  \
+         - {{name: full_name, type: string, classification: {classification}{basis}}}\n  \
+         - {{name: country, type: string}}\n"
+    );
+    if with_view {
+        yaml.push_str(
+            "views:\n  - name: crm.by_country\n    columns: [customer_id, full_name, country]\n",
+        );
+    }
+    yaml
+}
+
+const CUSTOMERS: &str = "customer_id,full_name,country\n1,Ada Lovelace,UK\n2,Alan Turing,UK\n";
+
+async fn read_status(client: &mut Client, name: &str) -> Result<Vec<pb::ColumnSchema>, Code> {
+    let mut stream = client
+        .read_rows(pb::ReadRowsRequest {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| s.code())?
+        .into_inner();
+    let mut schema = Vec::new();
+    while let Some(message) = futures::StreamExt::next(&mut stream).await {
+        let message = message.map_err(|s| s.code())?;
+        if !message.schema.is_empty() {
+            schema = message.schema;
+        }
+    }
+    Ok(schema)
+}
+
+fn is_masked(schema: &[pb::ColumnSchema], name: &str) -> bool {
+    schema.iter().any(|c| c.name == name && c.masked)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grants_end_with_their_view_and_declassifying_needs_a_privacy_officer_again() {
+    let server = TestServer::start(None).await;
+    let mut owner = server.client().await;
+    let mut consumer = server.client_as(CONSUMER_A).await;
+    register_yaml(&mut owner, &customers(1, "personal", true))
+        .await
+        .unwrap();
+    let source = write_file(server.scratch(), "customers.csv", CUSTOMERS);
+    publish(&mut owner, "crm.customers", DATE, &source)
+        .await
+        .unwrap();
+    let granted = owner
+        .grant_access(pb::GrantAccessRequest {
+            target: "crm.by_country".into(),
+            grantee: CONSUMER_A.into(),
+            role: pb::Role::Reader.into(),
+            purpose: "reporting".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let schema = read_status(&mut consumer, "crm.by_country").await.unwrap();
+    assert!(is_masked(&schema, "full_name"), "personal: masked for A");
+
+    // Declassifying the column would show it in clear to a grant approved for masked data:
+    // the grant waits for a privacy officer instead.
+    register_yaml(&mut owner, &customers(2, "internal", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_status(&mut consumer, "crm.by_country")
+            .await
+            .unwrap_err(),
+        Code::NotFound
+    );
+    let listed = owner
+        .list_grants(pb::ListGrantsRequest {
+            include_inactive: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .grants;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, pb::GrantStatus::PendingApproval as i32);
+    server
+        .client_as(PRIVACY_OFFICER)
+        .await
+        .approve_grant(pb::ApproveGrantRequest {
+            grant_id: granted.id.clone(),
+        })
+        .await
+        .unwrap();
+    let schema = read_status(&mut consumer, "crm.by_country").await.unwrap();
+    assert!(!is_masked(&schema, "full_name"), "approved: in clear");
+
+    // The view goes away, and with it the grant; a later view of that name starts with none.
+    register_yaml(&mut owner, &customers(3, "internal", false))
+        .await
+        .unwrap();
+    register_yaml(&mut owner, &customers(4, "internal", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_status(&mut consumer, "crm.by_country")
+            .await
+            .unwrap_err(),
+        Code::NotFound
+    );
+    let listed = owner
+        .list_grants(pb::ListGrantsRequest {
+            include_inactive: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .grants;
+    assert_eq!(listed[0].status, pb::GrantStatus::Revoked as i32);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nobody_approves_a_grant_through_a_token_they_minted() {
+    let server = TestServer::start(None).await;
+    let mut owner = server.client().await;
+    let mut admin = server.client_as(ADMIN).await;
+    register_yaml(&mut owner, &customers(1, "personal", false))
+        .await
+        .unwrap();
+    let expires = chrono::Utc::now() + chrono::Duration::hours(1);
+    let pending = admin
+        .grant_access(pb::GrantAccessRequest {
+            target: "crm.customers".into(),
+            grantee: CONSUMER_A.into(),
+            role: pb::Role::Reader.into(),
+            purpose: "delivery".into(),
+            legal_basis: pb::LegalBasis::Contract.into(),
+            expires_at: Some(prost_types::Timestamp {
+                seconds: expires.timestamp(),
+                nanos: 0,
+            }),
+            clear_personal_data: true,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(pending.status, pb::GrantStatus::PendingApproval as i32);
+
+    // The admin mints itself a privacy officer's token and tries to approve its own grant.
+    let minted = admin
+        .create_token(pb::CreateTokenRequest {
+            principal: PRIVACY_OFFICER.into(),
+            description: "not for me".into(),
+            expires_at: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let mut shadow = connect_with_token(server.addr, Some(&minted)).await;
+    let status = shadow
+        .approve_grant(pb::ApproveGrantRequest {
+            grant_id: pending.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::PermissionDenied,
+        "{}",
+        status.message()
+    );
+    assert!(status.message().contains("minted"), "{}", status.message());
+
+    // The privacy officer's own credential approves.
+    let approved = server
+        .client_as(PRIVACY_OFFICER)
+        .await
+        .approve_grant(pb::ApproveGrantRequest {
+            grant_id: pending.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.status, pb::GrantStatus::Active as i32);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_without_line_breaks_fails_at_the_record_limit_and_changes_nothing() {
+    let server = TestServer::start_configured(None, |c| {
+        c.limits.max_record_bytes = 256 << 10;
+    })
+    .await;
+    let mut owner = server.client().await;
+    register_catalog(&mut owner).await;
+    let first = write_file(server.scratch(), "day1.csv", DAY_1);
+    publish(&mut owner, RAW, DATE, &first).await.unwrap();
+    let mut endless = DAY_1.lines().next().unwrap().to_owned();
+    endless.push('\n');
+    endless.push_str(&"Samsung".repeat(3 << 20));
+    let uri = write_file(server.scratch(), "endless.csv", endless);
+    let status = publish(&mut owner, RAW, DATE, &uri).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    assert!(
+        status
+            .message()
+            .contains("line 2: a record is longer than 262144 bytes"),
+        "{}",
+        status.message()
+    );
+    assert!(!status.message().contains("SamsungSamsung"));
+    assert_eq!(
+        count(&mut owner, RAW, DATE).await,
+        expected_rows(DAY_1).len()
+    );
+    server.stop().await;
+}

@@ -326,6 +326,10 @@ impl<'c> CsvValidator<'c> {
         } else {
             slots.len()
         };
+        // The header row counts as a record for the bound, so the first row starts fresh.
+        let after_header = reader.position();
+        boundary.end_of_last_record.set(after_header.byte());
+        boundary.next_line.set(after_header.line());
 
         let mut builders = self.new_builders();
         let mut summary = ValidationSummary::default();
