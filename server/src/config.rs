@@ -13,6 +13,7 @@ use crate::governance::AuthConfig;
 use crate::ingest::RecordLimits;
 use crate::ingest::SourcesConfig;
 use crate::registry::Registry;
+pub use crate::secret::{Secret, SecretUrl};
 use crate::service::Limits;
 use crate::warehouse::BigQueryConfig;
 
@@ -23,8 +24,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the embedded registry and warehouse keep their files.
     pub data_dir: PathBuf,
-    /// `sqlite://...` or `postgres://...`; defaults to a SQLite file in `data_dir`.
-    pub registry_url: Option<String>,
+    /// `sqlite://...` or `postgres://...`; defaults to a SQLite file in `data_dir`. Printed with
+    /// its password redacted.
+    pub registry_url: Option<SecretUrl>,
     pub sources: SourcesConfig,
     pub warehouse: WarehouseConfig,
     /// `json` (default, for collectors) or `pretty` (for humans).
@@ -138,33 +140,6 @@ impl PrivacyConfig {
     }
 }
 
-/// A configured secret: usable by the server, never printed by `Debug` or `ferry-server config`.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("<redacted>")
-    }
-}
-
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -214,9 +189,10 @@ impl Config {
     }
 
     pub fn registry_url(&self) -> String {
-        self.registry_url
-            .clone()
-            .unwrap_or_else(|| Registry::sqlite_url(&self.data_dir))
+        self.registry_url.as_ref().map_or_else(
+            || Registry::sqlite_url(&self.data_dir),
+            |url| url.expose().to_owned(),
+        )
     }
 }
 
@@ -252,12 +228,18 @@ mod tests {
         let mut config = Config::default();
         config.auth.bootstrap_admin_token = Some(Secret::new("very-secret-bootstrap-token"));
         config.privacy.pseudonymization_key = Some(Secret::new("very-secret-hmac-key"));
+        config.registry_url = Some("postgres://ferry:very-secret-password@db:5432/ferry".into());
+        config.sources.s3.secret_access_key = Some(Secret::new("very-secret-s3-key"));
         let shown = format!(
             "{config:?}{}",
             serde_json::to_string(&config).expect("serializes")
         );
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
+        assert!(
+            shown.contains("postgres://ferry:redacted@db:5432/ferry"),
+            "{shown}"
+        );
     }
 
     /// The documented example must stay loadable as the schema evolves.

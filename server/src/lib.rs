@@ -11,6 +11,7 @@ pub mod governance;
 pub mod grpc;
 pub mod ingest;
 pub mod registry;
+pub mod secret;
 pub mod server;
 pub mod service;
 pub mod telemetry;

@@ -640,3 +640,110 @@ async fn a_file_without_line_breaks_fails_at_the_record_limit_and_changes_nothin
     );
     server.stop().await;
 }
+
+/// A plain HTTP file server on 127.0.0.1: `/day1.csv` serves DAY_1; `/hop.csv` redirects to it
+/// on the same origin; `/elsewhere.csv` redirects to it under another host name.
+async fn start_http_source() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let response = match path.as_str() {
+                    "/day1.csv" => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\ncontent-type: text/csv\r\n\
+                         last-modified: Wed, 21 Oct 2015 07:28:00 GMT\r\netag: \"1\"\r\n\
+                         connection: close\r\n\r\n{DAY_1}",
+                        DAY_1.len()
+                    ),
+                    "/hop.csv" => format!(
+                        "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:{port}/day1.csv\r\n\
+                         content-length: 0\r\nconnection: close\r\n\r\n"
+                    ),
+                    "/elsewhere.csv" => format!(
+                        "HTTP/1.1 302 Found\r\nlocation: http://localhost:{port}/day1.csv\r\n\
+                         content-length: 0\r\nconnection: close\r\n\r\n"
+                    ),
+                    _ => "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        .to_owned(),
+                };
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn web_sources_never_reach_internal_addresses_nor_follow_redirects_elsewhere() {
+    let port = start_http_source().await;
+    let url = |host: &str, path: &str| format!("http://{host}:{port}{path}");
+
+    // By default nothing internal is reachable, by address or by name.
+    let server = TestServer::start(None).await;
+    let mut owner = server.client().await;
+    register_catalog(&mut owner).await;
+    for (uri, says) in [
+        (url("127.0.0.1", "/day1.csv"), "internal address"),
+        (
+            url("localhost", "/day1.csv"),
+            "resolves only to internal addresses",
+        ),
+        (url("[::1]", "/day1.csv"), "internal address"),
+    ] {
+        let status = publish(&mut owner, RAW, DATE, &uri).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{uri}: {status:?}");
+        assert!(
+            status.message().contains(says),
+            "{uri}: {}",
+            status.message()
+        );
+    }
+    assert_eq!(partitions(&mut owner, RAW).await, 0);
+    server.stop().await;
+
+    // An allow-listed internal mirror serves, and redirects only within itself.
+    let server = TestServer::start_configured(None, |c| {
+        c.sources.allowed_internal_hosts = vec!["127.0.0.1".into()];
+    })
+    .await;
+    let mut owner = server.client().await;
+    register_catalog(&mut owner).await;
+    publish(&mut owner, RAW, DATE, &url("127.0.0.1", "/day1.csv"))
+        .await
+        .unwrap();
+    publish(&mut owner, RAW, "2021-04-04", &url("127.0.0.1", "/hop.csv"))
+        .await
+        .unwrap();
+    let status = publish(
+        &mut owner,
+        RAW,
+        "2021-04-05",
+        &url("127.0.0.1", "/elsewhere.csv"),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    assert!(
+        status.message().contains("redirects to another host"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(partitions(&mut owner, RAW).await, 2);
+    server.stop().await;
+}

@@ -55,7 +55,7 @@ async fn start_with_registry(backend: WarehouseBackend, postgres: Option<Postgre
     let service_account = gcs.service_account(scratch.path());
     let gcs_url = gcs.base_url.clone();
     let bigquery_config = bigquery.as_ref().map(LocalBigQuery::config);
-    let registry_url = postgres.as_ref().map(|p| p.url.clone());
+    let registry_url = postgres.as_ref().map(|p| p.url.as_str().into());
     let server = TestServer::start_configured(Some(&s3.endpoint), |config| {
         config.registry_url = registry_url;
         config.sources.gcs.base_url = Some(gcs_url);

@@ -45,13 +45,27 @@ impl SigningKey {
     }
 
     fn sign(&self, audience: &str, expires_in: i64) -> String {
+        self.sign_claims(audience, expires_in, |_| {})
+    }
+
+    /// A token for the service account, its claims adjusted by `adjust`.
+    fn sign_claims(
+        &self,
+        audience: &str,
+        expires_in: i64,
+        adjust: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());
         let now = chrono::Utc::now().timestamp();
-        let claims = serde_json::json!({
-            "iss": ISSUER, "aud": audience, "email": SERVICE_ACCOUNT,
-            "iat": now, "exp": now + expires_in,
-        });
+        let mut claims = serde_json::json!({
+            "iss": ISSUER, "aud": audience, "email": SERVICE_ACCOUNT, "email_verified": true,
+            "sub": "108234567890", "iat": now, "exp": now + expires_in,
+        })
+        .as_object()
+        .unwrap()
+        .clone();
+        adjust(&mut claims);
         encode(&header, &claims, &EncodingKey::from_ed_der(&self.pkcs8)).unwrap()
     }
 }
@@ -76,11 +90,11 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
     let server = TestServer::start_configured(None, |c| {
         c.policy_dir = Some(policy_dir);
         c.auth.oidc = vec![OidcIssuer {
-            issuer: ISSUER.into(),
-            audience: AUDIENCE.into(),
-            jwks_file: Some(jwks),
-            principal_claim: "email".into(),
-            principal_prefix: "sa:".into(),
+            jwks_file: Some(jwks.clone()),
+            allowed_emails: vec![SERVICE_ACCOUNT.into()],
+            // Long enough that the second rotation below falls inside it.
+            jwks_refresh_secs: 3600,
+            ..OidcIssuer::new(ISSUER, AUDIENCE)
         }];
     })
     .await;
@@ -104,6 +118,26 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
             "InvalidAudience",
         ),
         (trusted.sign(AUDIENCE, -600), "ExpiredSignature"),
+        // A valid signature from the issuer, for an account nobody listed.
+        (
+            trusted.sign_claims(AUDIENCE, 300, |c| {
+                c.insert("email".into(), "someone@gmail.com".into());
+            }),
+            "not one this server admits",
+        ),
+        (
+            trusted.sign_claims(AUDIENCE, 300, |c| {
+                c.insert("email_verified".into(), false.into());
+            }),
+            "not one this server admits",
+        ),
+        (
+            trusted.sign_claims(AUDIENCE, 300, |c| {
+                let later = chrono::Utc::now().timestamp() + 600;
+                c.insert("nbf".into(), later.into());
+            }),
+            "ImmatureSignature",
+        ),
     ] {
         let mut client = connect_with_token(server.addr, Some(&token)).await;
         let status = client
@@ -114,6 +148,34 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
         assert!(status.message().contains(what), "{}", status.message());
         assert!(!status.message().contains(&token));
     }
+
+    // The issuer rotates its key: the first unknown key id re-reads the JWKS...
+    let rotated = SigningKey::generate("key-2");
+    std::fs::write(
+        &jwks,
+        serde_json::json!({ "keys": [trusted.jwk(), rotated.jwk()] }).to_string(),
+    )
+    .unwrap();
+    let mut after_rotation =
+        connect_with_token(server.addr, Some(&rotated.sign(AUDIENCE, 300))).await;
+    after_rotation
+        .list_datasets(pb::ListDatasetsRequest::default())
+        .await
+        .unwrap();
+    // ...and within jwks_refresh_secs a made-up key id costs no read: a key added since then
+    // is not seen yet.
+    let again = SigningKey::generate("key-3");
+    std::fs::write(
+        &jwks,
+        serde_json::json!({ "keys": [trusted.jwk(), rotated.jwk(), again.jwk()] }).to_string(),
+    )
+    .unwrap();
+    let mut too_soon = connect_with_token(server.addr, Some(&again.sign(AUDIENCE, 300))).await;
+    let status = too_soon
+        .list_datasets(pb::ListDatasetsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
 
     let events = server
         .client_as(ADMIN)

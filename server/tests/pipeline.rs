@@ -210,10 +210,14 @@ async fn replacing_one_day_leaves_the_other_untouched() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn https_style_sources_are_read_over_the_wire() {
-    // moto serves objects over plain HTTP; the server allows http only because the test config
-    // says so (the default allows https only).
+    // moto serves objects over plain HTTP on loopback; the server allows http only because the
+    // test config says so (the default allows https only), and loopback only because this test
+    // lists it (the default reaches public addresses only).
     let s3 = s3_with_samples().await;
-    let server = TestServer::start(Some(&s3.endpoint)).await;
+    let server = TestServer::start_configured(Some(&s3.endpoint), |c| {
+        c.sources.allowed_internal_hosts = vec!["127.0.0.1".into()];
+    })
+    .await;
     let mut client = server.client().await;
     register_catalog(&mut client).await;
     let uri = format!("{}/catalog/product_catalog_20210403.csv", s3.endpoint);

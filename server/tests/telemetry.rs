@@ -397,3 +397,103 @@ fn the_collector_config_routes_otlp_to_google_cloud() {
         }
     }
 }
+
+/// Secrets only this test uses, so finding one anywhere is a leak.
+const HMAC_KEY: &str = "distinctive-hmac-key-5f1e0a9c-b2d4-4e8f-9a61-0c3b7d2e8f40";
+const S3_SECRET: &str = "distinctive-s3-secret-8c2d41f7";
+const FORGED: &str = "fry_distinctiveForgedTokenNobodyIssued0123456789";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_reaches_a_log_line_a_span_or_the_printed_config() {
+    let (receiver, received) = start_receiver().await;
+    let scratch = tempfile::tempdir().unwrap();
+    let data_dir = scratch.path().join("data");
+    let port = free_port();
+    let log = std::fs::File::create(data_dir.with_extension("log")).unwrap();
+    let secrets_env = [
+        ("FERRY_PRIVACY__PSEUDONYMIZATION_KEY", HMAC_KEY),
+        ("FERRY_SOURCES__S3__ACCESS_KEY_ID", "distinctive-s3-key-id"),
+        ("FERRY_SOURCES__S3__SECRET_ACCESS_KEY", S3_SECRET),
+    ];
+    let server = spawn_ferry_server(&data_dir, port, |command| {
+        command
+            .envs(secrets_env)
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{receiver}"))
+            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+            .env("RUST_LOG", "debug")
+            .stderr(log);
+    });
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut client = connect(addr).await;
+    let team_token = {
+        let mut admin = connect_with_token(addr, Some(ADMIN_TOKEN)).await;
+        admin
+            .create_token(ferry_proto::v1::CreateTokenRequest {
+                principal: "team:b".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    };
+    register_catalog(&mut client).await;
+    let source = write_file(scratch.path(), "day1.csv", DAY_1);
+    publish(&mut client, RAW, "2021-04-03", &source)
+        .await
+        .unwrap();
+    read_rows(&mut client, TEAM_A, "2021-04-03", "2021-04-03", &[])
+        .await
+        .unwrap();
+    let mut forger = connect_with_token(addr, Some(FORGED)).await;
+    let status = forger
+        .list_datasets(ferry_proto::v1::ListDatasetsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    let mut team_b = connect_with_token(addr, Some(&team_token)).await;
+    team_b
+        .list_datasets(ferry_proto::v1::ListDatasetsRequest::default())
+        .await
+        .unwrap();
+    wait_for("the publish spans", || {
+        received
+            .spans
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|s| s.name == "publish.commit")
+    })
+    .await;
+    stop(server);
+
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_ferry-server"))
+        .arg("config")
+        .envs(secrets_env)
+        .env("FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env(
+            "FERRY_REGISTRY_URL",
+            "postgres://ferry:distinctive-db-password@db:5432/ferry",
+        )
+        .output()
+        .unwrap();
+    assert!(printed.status.success(), "{printed:?}");
+    let printed = String::from_utf8(printed.stdout).unwrap();
+    assert!(printed.contains("<redacted>"), "{printed}");
+
+    let logs = std::fs::read_to_string(data_dir.with_extension("log")).unwrap();
+    assert!(logs.lines().count() > 10, "debug logging ran:\n{logs}");
+    let spans = format!("{:?}", received.spans.lock().unwrap());
+    for secret in [
+        HMAC_KEY,
+        S3_SECRET,
+        FORGED,
+        ADMIN_TOKEN,
+        team_token.as_str(),
+        "distinctive-db-password",
+    ] {
+        for (what, text) in [("log", &logs), ("span", &spans), ("config", &printed)] {
+            assert!(!text.contains(secret), "{secret} is in a {what}");
+        }
+    }
+}

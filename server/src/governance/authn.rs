@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
 use crate::error::FerryError;
 use crate::registry::Registry;
+use crate::secret::Secret;
 
 use super::tokens::hash_token;
 use super::validate_principal;
@@ -54,6 +54,25 @@ pub struct OidcIssuer {
     /// Prepended to the claim to form the principal, e.g. `sa:` + the service account email.
     #[serde(default = "OidcIssuer::default_prefix")]
     pub principal_prefix: String,
+    /// The identities this issuer may vouch for; a token matching none is UNAUTHENTICATED, so
+    /// a valid token from an account nobody listed never gets in. `sub` values...
+    #[serde(default)]
+    pub allowed_subjects: Vec<String>,
+    /// ...verified `email` values (`email_verified` must be true)...
+    #[serde(default)]
+    pub allowed_emails: Vec<String>,
+    /// ...or Google Workspace domains (the `hd` claim, with a verified email).
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// When set, the `azp` claim (the client the token was issued to) must equal it.
+    #[serde(default)]
+    pub authorized_party: Option<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (at most 300).
+    #[serde(default = "OidcIssuer::default_leeway")]
+    pub leeway_secs: u64,
+    /// A token with an unknown key id re-reads `jwks_file`, at most once per this many seconds.
+    #[serde(default = "OidcIssuer::default_jwks_refresh")]
+    pub jwks_refresh_secs: u64,
 }
 
 impl OidcIssuer {
@@ -62,6 +81,29 @@ impl OidcIssuer {
     }
     fn default_prefix() -> String {
         "sa:".into()
+    }
+    fn default_leeway() -> u64 {
+        30
+    }
+    fn default_jwks_refresh() -> u64 {
+        30
+    }
+
+    /// A trusted issuer with no allow-list yet and the default claim, prefix and leeway.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            jwks_file: None,
+            principal_claim: Self::default_claim(),
+            principal_prefix: Self::default_prefix(),
+            allowed_subjects: Vec::new(),
+            allowed_emails: Vec::new(),
+            allowed_domains: Vec::new(),
+            authorized_party: None,
+            leeway_secs: Self::default_leeway(),
+            jwks_refresh_secs: Self::default_jwks_refresh(),
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! a validating parser, and the sink's encoder. Bounded channels between them keep memory flat
 //! whatever the file size.
 
+mod http_guard;
 mod quarantine;
 pub mod source;
 mod validate;

@@ -18,7 +18,9 @@ use object_store::{
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use super::http_guard::{GuardedConnector, is_internal, refusal};
 use crate::error::FerryError;
+use crate::secret::Secret;
 
 /// How Ferry reaches source stores. Credentials not given here come from the standard
 /// environment (`AWS_*`, `GOOGLE_*`).
@@ -34,6 +36,10 @@ pub struct SourcesConfig {
     /// (symlinks, `..`) before the check, and `/proc`, `/sys` and `/dev` are refused even under a
     /// root.
     pub file_roots: Vec<std::path::PathBuf>,
+    /// Hosts an `https://` (or allowed `http://`) source may name although they are, or resolve
+    /// to, loopback, private or link-local addresses. Empty (the default): only public
+    /// addresses, so a source URL cannot reach the metadata server or the cluster's services.
+    pub allowed_internal_hosts: Vec<String>,
     /// Attempts after the first for transient source errors.
     pub max_retries: Option<usize>,
     /// Give up on a source after this many seconds of retrying.
@@ -47,7 +53,7 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     pub region: Option<String>,
     pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -148,7 +154,7 @@ impl Source {
                 if let (Some(key), Some(secret)) = (&s3.access_key_id, &s3.secret_access_key) {
                     builder = builder
                         .with_access_key_id(key)
-                        .with_secret_access_key(secret);
+                        .with_secret_access_key(secret.expose());
                 }
                 let path = object_path()?;
                 let canonical_uri = format!("s3://{}/{path}", bucket()?);
@@ -188,8 +194,24 @@ impl Source {
                         "plain http is not allowed; use https (or set sources.allow_http)".into(),
                     ));
                 }
+                let guard = GuardedConnector {
+                    allowed_internal_hosts: Arc::new(config.allowed_internal_hosts.clone()),
+                };
+                let host = url.host_str().unwrap_or_default();
+                let literal_ip = match url.host() {
+                    Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+                    Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+                    _ => None,
+                };
+                if literal_ip.is_some_and(is_internal) && !guard.allows_internal(host) {
+                    return Err(FerryError::PermissionDenied(format!(
+                        "source {uri:?}: the host is an internal address (allow it with \
+                         sources.allowed_internal_hosts)"
+                    )));
+                }
                 let origin = url.origin().ascii_serialization();
                 let store = HttpBuilder::new()
+                    .with_http_connector(guard)
                     .with_url(origin.as_str())
                     .with_client_options(client.with_allow_http(config.allow_http))
                     .with_retry(retry)
@@ -239,6 +261,9 @@ impl Source {
     }
 
     fn map_error(&self, error: object_store::Error) -> FerryError {
+        if let Some(reason) = refusal(&error) {
+            return FerryError::PermissionDenied(format!("source {:?}: {reason}", self.uri));
+        }
         match error {
             object_store::Error::NotFound { .. } => FerryError::SourceNotFound {
                 uri: self.uri.clone(),

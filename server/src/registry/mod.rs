@@ -14,6 +14,7 @@ pub use governance::AuditQuery;
 use crate::contract::{Contract, ContractVersion};
 use crate::error::FerryError;
 use crate::ingest::RowError;
+use crate::secret::redact_url;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -169,7 +170,7 @@ impl Registry {
             .connect(url)
             .await
             .map_err(|e| {
-                FerryError::Registry(format!("cannot open registry {}: {e}", redact(url)))
+                FerryError::Registry(format!("cannot open registry {}: {e}", redact_url(url)))
             })?;
         MIGRATOR.run(&pool).await?;
         Ok(Self {
@@ -611,17 +612,6 @@ fn publication_from_row(row: &AnyRow) -> Result<Publication, FerryError> {
         same_as: row.get(17),
         quarantine_uri: row.get(18),
     })
-}
-
-/// Hides a password in a database URL before it reaches an error message.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
 }
 
 async fn check_names(

@@ -594,7 +594,11 @@ impl Ferry {
             quarantine,
             progress.clone(),
             ValidationSettings {
-                pseudonymizer: self.pseudonymizer.clone(),
+                pseudonymizer: self
+                    .pseudonymizer
+                    .as_ref()
+                    .map(|keys| keys.for_dataset(&contract.name))
+                    .transpose()?,
                 limits: self.record_limits,
             },
         )

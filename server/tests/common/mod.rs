@@ -61,12 +61,32 @@ impl tonic::service::Interceptor for Bearer {
 
 pub type Client = FerryServiceClient<InterceptedService<Channel, Bearer>>;
 
+/// A port for a child process (moto, fake-gcs-server, local-bigquery, ferry-server) to listen on.
+///
+/// Taken below the kernel's ephemeral range (32768-60999 on Linux), from a counter: a port
+/// picked by binding `:0` and releasing it can be handed to anything else that binds `:0` or
+/// connects out before the child binds it (an in-process test server, a client socket), which
+/// made the suite flaky. Ports here are never handed out by the kernel, and the counter keeps
+/// this process's picks apart; the start depends on the pid, so test binaries started together
+/// do not walk the same ports.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 97) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN);
 }
 
 fn wait_for_port(port: u16, within: Duration) -> bool {
@@ -157,6 +177,7 @@ pub fn test_source_bindings() -> Vec<String> {
         "s3://*".into(),
         "gs://*".into(),
         "http://127.0.0.1:*".into(),
+        "http://localhost:*".into(),
     ]
     .into_iter()
     .map(|prefix| format!("p, owner, source:{prefix}, read_source, never"))
@@ -191,7 +212,7 @@ pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
     config.sources.s3.endpoint = s3_endpoint.map(str::to_owned);
     config.sources.s3.region = Some("us-east-1".into());
     config.sources.s3.access_key_id = Some("testing".into());
-    config.sources.s3.secret_access_key = Some("testing".into());
+    config.sources.s3.secret_access_key = Some(Secret::new("testing"));
     config
 }
 
@@ -216,7 +237,7 @@ impl TestServer {
     /// With `registry_url`, the registry lives there (PostgreSQL) instead of in SQLite.
     pub async fn start_with(s3_endpoint: Option<&str>, registry_url: Option<&str>) -> Self {
         Self::start_configured(s3_endpoint, |config| {
-            config.registry_url = registry_url.map(str::to_owned)
+            config.registry_url = registry_url.map(Into::into)
         })
         .await
     }
