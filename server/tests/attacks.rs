@@ -747,3 +747,71 @@ async fn web_sources_never_reach_internal_addresses_nor_follow_redirects_elsewhe
     assert_eq!(partitions(&mut owner, RAW).await, 2);
     server.stop().await;
 }
+
+const PEOPLE: &str = r#"
+name: crm.people
+owner: team:catalog
+major_version: 1
+retention_days: 30
+columns:
+  - {name: id, type: int64, required: true}
+  - {name: email, type: string, classification: personal, pii_handling: pseudonymize, legal_basis: contract, purpose: follow-up}
+  - {name: phone, type: string, classification: personal, pii_handling: drop}
+  - {name: age, type: int64, classification: personal, legal_basis: contract, purpose: age checks}
+partitioning:
+  granularity: day
+  column: partition_date
+source:
+  max_rejected_rows: 10
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_rows_keep_no_personal_value_and_expire_with_the_data() {
+    let server = TestServer::start(None).await;
+    let mut owner = server.client().await;
+    register_yaml(&mut owner, PEOPLE).await.unwrap();
+    let text = "id,email,phone,age\n\
+                1,ada@example.eu,+44 1111,36\n\
+                two,alan@example.eu,+44 2222,41\n\
+                3,grace@example.us,+1 3333,eighty-five\n\
+                4,short@example.eu,+1 4444\n";
+    let uri = write_file(server.scratch(), "people.csv", text);
+    let publication = publish(&mut owner, "crm.people", DATE, &uri)
+        .await
+        .unwrap()
+        .publication
+        .unwrap();
+    assert_eq!(
+        (publication.rows_accepted, publication.rows_rejected),
+        (1, 3)
+    );
+    // The row error names the column and the reason, never a personal value.
+    let errors = format!("{:?}", publication.row_errors);
+    assert!(errors.contains("column: \"age\""), "{errors}");
+    assert!(!errors.contains("eighty-five"), "{errors}");
+    // The quarantine applies the contract's handling: no e-mail, no phone in clear.
+    let path = publication.quarantine_uri.strip_prefix("file://").unwrap();
+    let kept = std::fs::read_to_string(path).unwrap();
+    for personal in [
+        "alan@example.eu",
+        "grace@example.us",
+        "short@example.eu",
+        "+44 2222",
+        "+1 3333",
+        "+1 4444",
+    ] {
+        assert!(!kept.contains(personal), "{personal} in {kept}");
+    }
+    assert!(kept.contains("two"), "non-personal fields are kept: {kept}");
+    assert!(kept.contains("fields withheld"), "{kept}");
+
+    // Retention removes the quarantined rows with the partition.
+    let later =
+        chrono::NaiveDate::parse_from_str(DATE, "%Y-%m-%d").unwrap() + chrono::Duration::days(31);
+    server.ferry.enforce_retention(later).await.unwrap();
+    assert!(
+        !std::path::Path::new(path).exists(),
+        "{path} outlived the retention"
+    );
+    server.stop().await;
+}

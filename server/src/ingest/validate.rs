@@ -404,9 +404,10 @@ impl<'c> CsvValidator<'c> {
                 }
                 Err(error) => {
                     summary.rows_rejected += 1;
+                    let kept = self.quarantined_fields(&record, &slots, expected_fields);
                     reject(RejectedRecord {
                         error: &error,
-                        fields: &record,
+                        fields: kept.as_ref().unwrap_or(&record),
                     })?;
                     if summary.errors.len() < KEPT_ROW_ERRORS {
                         summary.errors.push(error);
@@ -421,6 +422,37 @@ impl<'c> CsvValidator<'c> {
                 .fetch_add(rows_in_batch as u64, Ordering::Relaxed);
         }
         Ok(summary)
+    }
+
+    /// The fields of a rejected record as the quarantine may keep them: the contract's PII
+    /// handling applies there as in the table (dropped columns empty, pseudonymized ones as
+    /// pseudonyms). `None` keeps the record as it is (nothing to hide). A record whose field count
+    /// is wrong cannot be mapped to columns, so when the contract hides any column its fields
+    /// are withheld entirely.
+    fn quarantined_fields(
+        &self,
+        record: &csv::ByteRecord,
+        slots: &[Slot],
+        expected_fields: usize,
+    ) -> Option<csv::ByteRecord> {
+        let hidden = |slot: &Slot| !slot.stored || slot.pseudonymize;
+        if !slots.iter().any(hidden) {
+            return None;
+        }
+        if record.len() != expected_fields {
+            return Some(csv::ByteRecord::from(vec![
+                "<fields withheld: the field count is wrong and the contract hides columns>",
+            ]));
+        }
+        let mut fields: Vec<Vec<u8>> = record.iter().map(<[u8]>::to_vec).collect();
+        for slot in slots.iter().filter(|s| hidden(s)) {
+            let field = &mut fields[slot.source_index];
+            *field = match (&self.pseudonymizer, slot.stored) {
+                (Some(keyed), true) if !field.is_empty() => keyed.pseudonym(field).into_bytes(),
+                _ => Vec::new(),
+            };
+        }
+        Some(csv::ByteRecord::from(fields))
     }
 
     /// Maps contract columns to source positions, by header name when there is a header.

@@ -748,6 +748,38 @@ impl Ferry {
         self.registry.audit_events(&query).await
     }
 
+    /// Deletes the quarantine files of `dataset` for days before `cutoff`: rejected rows hold the
+    /// same data as the table and keep no longer than it. Returns the days removed.
+    fn remove_quarantine_before(
+        &self,
+        dataset: &str,
+        cutoff: chrono::NaiveDate,
+    ) -> Vec<chrono::NaiveDate> {
+        let dir = self.quarantine_dir.join(dataset);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(day) = name
+                .to_str()
+                .and_then(|n| chrono::NaiveDate::parse_from_str(n, "%Y-%m-%d").ok())
+            else {
+                continue;
+            };
+            if day >= cutoff {
+                continue;
+            }
+            match std::fs::remove_dir_all(entry.path()) {
+                Ok(()) => removed.push(day),
+                Err(e) => warn!(error = %e, dataset, %day, "cannot remove quarantined rows"),
+            }
+        }
+        removed.sort();
+        removed
+    }
+
     /// Removes partitions older than each contract's retention (the shortest of the dataset's
     /// and its stored personal columns'). Returns (dataset, day) for each removed partition.
     pub async fn enforce_retention(
@@ -784,6 +816,16 @@ impl Ferry {
                 )
                 .await;
                 removed.push((dataset.contract.name.clone(), partition.partition_date));
+            }
+            for day in self.remove_quarantine_before(&dataset.contract.name, cutoff) {
+                self.audit(
+                    &caller,
+                    "retention",
+                    &dataset.contract.name,
+                    AuditOutcome::Allowed,
+                    &format!("removed the quarantined rows of {day}: older than {days} days"),
+                )
+                .await;
             }
         }
         if !removed.is_empty() {
