@@ -230,6 +230,16 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         status.message()
     );
 
+    let long = format!("s3://bucket/{}.csv", "a".repeat(5000));
+    let status = publish(&mut client, RAW, DATE, &long).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("at most 2048"),
+        "{}",
+        status.message()
+    );
+    assert!(status.message().len() < 200, "{}", status.message());
+
     let status = publish(&mut client, RAW, DATE, "ftp://host/file.csv")
         .await
         .unwrap_err();

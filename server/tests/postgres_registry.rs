@@ -152,3 +152,39 @@ async fn two_servers_sharing_a_registry_serialize_one_partition() {
     first.stop().await;
     second.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishes_holding_partition_locks_never_starve_other_calls() {
+    let postgres = Postgres::start();
+    let server = TestServer::start_with(None, Some(&postgres.url)).await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+    // As many held partition locks as the main pool has connections: if locks came from that
+    // pool, nothing else could reach the registry until a publish ended.
+    let registry = server.ferry.registry();
+    let mut held = Vec::new();
+    for day in 1..=16 {
+        let date = chrono::NaiveDate::from_ymd_opt(2021, 5, day).unwrap();
+        held.push(registry.lock_partition(RAW, date).await.unwrap());
+    }
+    let listed = tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        client.list_datasets(pb::ListDatasetsRequest::default()),
+    )
+    .await
+    .expect("a call waited behind the held locks")
+    .unwrap();
+    assert_eq!(listed.into_inner().datasets.len(), 1);
+    let mut other = server.client_as(CONSUMER_A).await;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        other.list_datasets(pb::ListDatasetsRequest::default()),
+    )
+    .await
+    .expect("a token lookup waited behind the held locks")
+    .unwrap();
+    for lock in held {
+        lock.release().await;
+    }
+    server.stop().await;
+}

@@ -104,8 +104,15 @@ struct StoredRowError {
 #[derive(Clone)]
 pub struct Registry {
     pool: AnyPool,
+    /// PostgreSQL only: the connections that hold partition locks for a whole publish (and wait
+    /// for them). Kept apart from `pool`, so publishes waiting on each other can never take the
+    /// connections that token lookups and every other query need.
+    locks: Option<AnyPool>,
     postgres: bool,
 }
+
+/// Main pool size on PostgreSQL; the lock pool gets as many again.
+const POSTGRES_CONNECTIONS: u32 = 16;
 
 /// Serializes publishes of one partition across every Ferry process sharing a PostgreSQL
 /// registry (a session advisory lock). With SQLite there is one process and its in-process lock
@@ -165,17 +172,27 @@ impl Registry {
     /// Connects to `url` (`sqlite://...` or `postgres://...`) and applies migrations.
     pub async fn connect(url: &str) -> Result<Self, FerryError> {
         sqlx::any::install_default_drivers();
-        let pool = AnyPoolOptions::new()
-            .max_connections(if url.starts_with("sqlite:") { 4 } else { 16 })
-            .connect(url)
-            .await
-            .map_err(|e| {
-                FerryError::Registry(format!("cannot open registry {}: {e}", redact_url(url)))
-            })?;
+        let postgres = url.starts_with("postgres");
+        let open = |connections: u32| async move {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .connect(url)
+                .await
+                .map_err(|e| {
+                    FerryError::Registry(format!("cannot open registry {}: {e}", redact_url(url)))
+                })
+        };
+        let pool = open(if postgres { POSTGRES_CONNECTIONS } else { 4 }).await?;
         MIGRATOR.run(&pool).await?;
+        let locks = if postgres {
+            Some(open(POSTGRES_CONNECTIONS).await?)
+        } else {
+            None
+        };
         Ok(Self {
             pool,
-            postgres: url.starts_with("postgres"),
+            locks,
+            postgres,
         })
     }
 
@@ -185,12 +202,12 @@ impl Registry {
         dataset: &str,
         date: NaiveDate,
     ) -> Result<PartitionLock, FerryError> {
-        if !self.postgres {
+        let Some(locks) = &self.locks else {
             return Ok(PartitionLock { held: None });
-        }
+        };
         let digest = <sha2::Sha256 as sha2::Digest>::digest(format!("{dataset}/{date}").as_bytes());
         let key = i64::from_be_bytes(digest[..8].try_into().unwrap_or_default());
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = locks.acquire().await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
             .bind(key)
             .execute(&mut *conn)

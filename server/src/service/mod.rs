@@ -401,6 +401,12 @@ impl Ferry {
                 "expected_sha256 must be 64 hex characters".into(),
             ));
         }
+        if request.source_uri.len() > LONGEST_SOURCE_URI {
+            return Err(FerryError::InvalidArgument(format!(
+                "source_uri is {} bytes; at most {LONGEST_SOURCE_URI} are accepted",
+                request.source_uri.len()
+            )));
+        }
         let source = Source::resolve(&request.source_uri, &self.sources)?;
         let registered = self
             .visible_dataset(
@@ -550,7 +556,7 @@ impl Ferry {
             }
             Err(error) => {
                 publication.status = PublicationStatus::Failed;
-                publication.error = error.to_string();
+                publication.error = truncated(&error.to_string(), LONGEST_ERROR);
                 if let Err(e) = self.registry.finish_publication(&publication).await {
                     warn!(error = %e, "could not record the failed publication");
                 }
@@ -825,11 +831,39 @@ fn ledger_entry(publication: Publication, full: bool) -> Publication {
     }
 }
 
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
+/// The first line of `text`, cut to `LONGEST_DETAIL` characters: what an audit row keeps.
+fn first_line(text: &str) -> String {
+    truncated(text.lines().next().unwrap_or_default(), LONGEST_DETAIL)
+}
+
+/// Ledger and audit texts are bounded: an error may quote a long URI or a long driver message,
+/// and the registry is no place for megabytes of either.
+const LONGEST_DETAIL: usize = 500;
+const LONGEST_ERROR: usize = 4000;
+/// A source URI longer than this is refused before anything is stored.
+const LONGEST_SOURCE_URI: usize = 2048;
+
+fn truncated(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}… ({} more bytes)", &text[..cut], text.len() - cut),
+        None => text.to_owned(),
+    }
 }
 
 enum Committed {
     Replaced,
     AlreadyLive(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_on_a_character_boundary() {
+        assert_eq!(truncated("short", 10), "short");
+        let cut = truncated(&"é".repeat(20), 5);
+        assert_eq!(cut, format!("{}… (30 more bytes)", "é".repeat(5)));
+        assert_eq!(first_line("one\ntwo"), "one");
+    }
 }
