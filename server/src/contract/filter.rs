@@ -48,6 +48,14 @@ impl ViewFilter {
         if text.trim().is_empty() {
             return Ok(Self { expr: None });
         }
+        // Every pass over a filter recurses over its tree, so a contract cannot be allowed to
+        // nest one deep enough to exhaust the stack.
+        if text.len() > MAX_FILTER_BYTES {
+            return Err(FilterError(format!(
+                "is {} bytes; at most {MAX_FILTER_BYTES} are accepted",
+                text.len()
+            )));
+        }
         let dialect = GenericDialect {};
         let mut parser = Parser::new(&dialect)
             .try_with_sql(text)
@@ -60,6 +68,11 @@ impl ViewFilter {
             return Err(FilterError(format!(
                 "{text:?} has trailing input starting at {}: a filter is one boolean expression",
                 rest.token
+            )));
+        }
+        if depth(&expr) > MAX_FILTER_DEPTH {
+            return Err(FilterError(format!(
+                "nests deeper than {MAX_FILTER_DEPTH} levels; split it into simpler conditions"
             )));
         }
         match check(&expr, contract)? {
@@ -89,6 +102,42 @@ impl ViewFilter {
     pub fn to_bigquery_sql(&self) -> Option<String> {
         self.expr.as_ref().map(googlesql)
     }
+}
+
+const MAX_FILTER_BYTES: usize = 8192;
+const MAX_FILTER_DEPTH: usize = 64;
+
+/// How deep the tree is, counted without recursion (the tree is not yet known to be shallow).
+fn depth(root: &Expr) -> usize {
+    let mut deepest = 0;
+    let mut pending = vec![(root, 1usize)];
+    while let Some((expr, level)) = pending.pop() {
+        deepest = deepest.max(level);
+        if level > MAX_FILTER_DEPTH {
+            break;
+        }
+        let next = level + 1;
+        match expr {
+            Expr::Nested(inner)
+            | Expr::UnaryOp { expr: inner, .. }
+            | Expr::IsNull(inner)
+            | Expr::IsNotNull(inner) => pending.push((inner, next)),
+            Expr::BinaryOp { left, right, .. } => {
+                pending.push((left, next));
+                pending.push((right, next));
+            }
+            Expr::InList { expr, list, .. } => {
+                pending.push((expr, next));
+                pending.extend(list.iter().map(|item| (item, next)));
+            }
+            Expr::Like { expr, pattern, .. } | Expr::ILike { expr, pattern, .. } => {
+                pending.push((expr, next));
+                pending.push((pattern, next));
+            }
+            _ => {}
+        }
+    }
+    deepest
 }
 
 fn reject(what: impl fmt::Display) -> FilterError {
@@ -393,6 +442,19 @@ mod tests {
         ] {
             assert!(parse(attack).is_err(), "{attack:?} must be refused");
         }
+    }
+
+    #[test]
+    fn deep_or_long_filters_are_refused_before_any_recursion() {
+        let deep = vec!["brand = 'x'"; 200].join(" OR ");
+        let err = parse(&deep).unwrap_err().to_string();
+        assert!(err.contains("nests deeper than 64"), "{err}");
+        let long = format!("brand = '{}'", "x".repeat(10_000));
+        let err = parse(&long).unwrap_err().to_string();
+        assert!(err.contains("at most 8192"), "{err}");
+        let nested = format!("{}brand = 'x'{}", "(".repeat(100), ")".repeat(100));
+        assert!(parse(&nested).is_err());
+        assert!(parse(&vec!["brand = 'x'"; 20].join(" OR ")).is_ok());
     }
 
     #[test]

@@ -193,6 +193,39 @@ async fn build_enforcer(model: &str, policy: String) -> Result<Enforcer, FerryEr
         .map_err(casbin_error)
 }
 
+/// A source binding is a prefix that ends at a boundary: `source:s3://drops/*` or
+/// `source:http://mirror:*`, never `source:s3://team-a*`, which would also bind `team-ab`.
+fn check_source_bindings(enforcer: &Enforcer) -> Result<(), FerryError> {
+    for rule in enforcer.get_policy() {
+        let [_, object, action, _] = rule.as_slice() else {
+            continue;
+        };
+        if action != Action::ReadSource.as_str() {
+            continue;
+        }
+        let Some(prefix) = object.strip_prefix("source:") else {
+            return Err(FerryError::InvalidArgument(format!(
+                "policy line for {object}: a read_source object starts with source:"
+            )));
+        };
+        let star = prefix.find('*');
+        let bounded = match star {
+            None => true,
+            Some(at) => {
+                at + 1 == prefix.len()
+                    && (prefix[..at].ends_with('/') || prefix[..at].ends_with(':'))
+            }
+        };
+        if !bounded || prefix.is_empty() {
+            return Err(FerryError::InvalidArgument(format!(
+                "policy line for {object}: a source binding is a whole URI or a prefix ending \
+                 in /* (or :* for any port)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn enforce(
     enforcer: &Enforcer,
     request: &AccessRequest<'_>,
@@ -229,7 +262,9 @@ impl Authorizer {
                 policy.push_str(&line);
             }
         }
-        build_enforcer(&model, policy).await
+        let enforcer = build_enforcer(&model, policy).await?;
+        check_source_bindings(&enforcer)?;
+        Ok(enforcer)
     }
 
     /// Rebuilds from the files and `grants`, then swaps. On error the previous enforcer stays.
@@ -399,6 +434,29 @@ mod tests {
 
     fn policy_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+    }
+
+    #[tokio::test]
+    async fn source_bindings_must_end_at_a_boundary() {
+        for (line, ok) in [
+            ("p, team:a, source:s3://team-a/*, read_source, never", true),
+            (
+                "p, team:a, source:http://mirror.internal:*, read_source, never",
+                true,
+            ),
+            (
+                "p, team:a, source:file:///srv/a/day.csv, read_source, never",
+                true,
+            ),
+            ("p, team:a, source:s3://team-a*, read_source, never", false),
+            ("p, team:a, source:s3://*/x.csv, read_source, never", false),
+            ("p, team:a, s3://team-a/*, read_source, never", false),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            write_policy_dir(dir.path(), &[line.to_owned()]).expect("written");
+            let loaded = Authorizer::load(Some(dir.path()), &[]).await;
+            assert_eq!(loaded.is_ok(), ok, "{line}");
+        }
     }
 
     fn grant(grantee: &str, target: &str, expires_at: Option<DateTime<Utc>>) -> Grant {

@@ -120,8 +120,7 @@ impl TrustedIssuer {
     /// Whether the verified claims name an identity this issuer may vouch for.
     fn admits(&self, claims: &Map<String, Value>) -> bool {
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
-        let email_verified = matches!(claims.get("email_verified"), Some(Value::Bool(true)))
-            || text("email_verified") == Some("true");
+        let email_verified = email_verified(claims);
         let config = &self.config;
         text("sub").is_some_and(|sub| config.allowed_subjects.iter().any(|s| s == sub))
             || (email_verified
@@ -139,6 +138,12 @@ impl TrustedIssuer {
                         .any(|allowed| allowed.eq_ignore_ascii_case(hd))
                 }))
     }
+}
+
+/// Google sends `email_verified` as a boolean; some issuers as the string `"true"`.
+fn email_verified(claims: &Map<String, Value>) -> bool {
+    matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+        || claims.get("email_verified").and_then(Value::as_str) == Some("true")
 }
 
 impl OidcVerifier {
@@ -206,6 +211,10 @@ impl OidcVerifier {
             .get(&config.principal_claim)
             .and_then(Value::as_str)
             .ok_or_else(|| rejected(format!("the {} claim is missing", config.principal_claim)))?;
+        // An unverified address must not name the principal, whatever admitted the token.
+        if config.principal_claim == "email" && !email_verified(&claims) {
+            return Err(rejected("the email claim is not verified"));
+        }
         let principal = format!("{}{name}", config.principal_prefix);
         validate_principal(&principal).map_err(|_| rejected("the principal claim is malformed"))?;
         Ok(principal)

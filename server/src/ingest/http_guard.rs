@@ -33,18 +33,33 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || a == 0
+                || a >= 240
                 || (a == 100 && (b & 0xc0) == 64)
+                || (a == 198 && (b & 0xfe) == 18)
         }
         IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let first = segments[0];
+            // IPv4 embedded in IPv6 (mapped, compatible, NAT64, 6to4) is judged as that IPv4.
+            let low32 =
+                |hi: u16, lo: u16| std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+            let mapped_or_compatible =
+                segments[..6] == [0, 0, 0, 0, 0, 0xffff] || segments[..6] == [0; 6];
+            let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+            let embedded = if mapped_or_compatible || nat64 {
+                Some(low32(segments[6], segments[7]))
+            } else if first == 0x2002 {
+                Some(low32(segments[1], segments[2]))
+            } else {
+                None
+            };
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_internal(IpAddr::V4(v4)))
+                || (first & 0xffc0) == 0xfec0
+                || embedded.is_some_and(|v4| is_internal(IpAddr::V4(v4)))
         }
     }
 }
@@ -88,7 +103,9 @@ fn same_origin_redirects() -> Policy {
 
 impl HttpConnector for GuardedConnector {
     fn connect(&self, _options: &ClientOptions) -> object_store::Result<HttpClient> {
+        // No proxy: a proxy would resolve the name itself, past the address filter.
         let client = reqwest::Client::builder()
+            .no_proxy()
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_secs(60))
             .redirect(same_origin_redirects())
@@ -156,6 +173,12 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "fec0::1",
+            "198.18.0.1",
+            "240.0.0.1",
         ] {
             assert!(is_internal(internal.parse().unwrap()), "{internal}");
         }

@@ -1,6 +1,7 @@
 //! Source URIs: `file://`, `s3://`, `gs://` and `https://`, each an `object_store` store chosen
 //! from the scheme against an allow-list. Ferry has no storage trait of its own.
 
+use std::path::Component;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,6 +72,8 @@ pub struct Source {
     /// `s3://bucket/key`, `https://host:port/path`): what source bindings are checked against,
     /// so no spelling of a URI can match one prefix and read another object.
     pub canonical_uri: String,
+    /// For `file://`, the checked canonical path, verified again once the file is open.
+    local: Option<std::path::PathBuf>,
     store: Arc<dyn ObjectStore>,
     path: Path,
 }
@@ -121,6 +124,7 @@ impl Source {
             uri: uri.to_owned(),
             reason: e.to_string(),
         };
+        let mut local = None;
         let (store, path, canonical_uri): (Arc<dyn ObjectStore>, Path, String) = match url.scheme()
         {
             "file" => {
@@ -133,7 +137,8 @@ impl Source {
                 // Open the checked path, not the given one: a symlink cannot redirect the read.
                 let path =
                     Path::from_absolute_path(&canonical).map_err(|e| invalid(e.to_string()))?;
-                let canonical_uri = format!("file:///{path}");
+                let canonical_uri = format!("file://{}", canonical.display());
+                local = Some(canonical);
                 (Arc::new(LocalFileSystem::new()), path, canonical_uri)
             }
             "s3" => {
@@ -229,7 +234,8 @@ impl Source {
         };
         Ok(Self {
             uri: uri.to_owned(),
-            canonical_uri,
+            canonical_uri: ascii_uri(canonical_uri),
+            local,
             store,
             path,
         })
@@ -244,7 +250,17 @@ impl Source {
             .map_err(|e| self.map_error(e))?;
         let size = result.meta.size;
         let body = match result.payload {
-            GetResultPayload::File(file, _) => SourceBody::File(file),
+            GetResultPayload::File(file, _) => {
+                if let Some(expected) = &self.local
+                    && !opened_where_checked(&file, expected)
+                {
+                    return Err(FerryError::PermissionDenied(format!(
+                        "source {:?}: the file changed while it was opened",
+                        self.uri
+                    )));
+                }
+                SourceBody::File(file)
+            }
             GetResultPayload::Stream(stream) => {
                 let uri = self.uri.clone();
                 SourceBody::Stream(
@@ -298,8 +314,16 @@ fn local_source_path(
             "file:// sources are off on this server (sources.file_roots names none)".into(),
         );
     }
-    let canonical = canonicalize_existing_prefix(file);
     let refused = || "the path is outside the directories this server reads from".to_owned();
+    // The URL parser resolves `.` and `..` segments, so any left here came from percent-encoded
+    // separators (`%2F..`): they could only be meant to climb.
+    if file
+        .components()
+        .any(|c| !matches!(c, Component::RootDir | Component::Normal(_)))
+    {
+        return Err(refused());
+    }
+    let canonical = canonicalize_existing_prefix(file).ok_or_else(refused)?;
     if NEVER_READABLE.iter().any(|dir| canonical.starts_with(dir)) {
         return Err(refused());
     }
@@ -314,10 +338,9 @@ fn local_source_path(
     }
 }
 
-/// Canonicalizes the longest existing prefix of `path` and appends the rest unchanged, after
-/// refusing `..` in that rest (it could climb out once the directories exist).
-fn canonicalize_existing_prefix(path: &std::path::Path) -> std::path::PathBuf {
-    use std::path::Component;
+/// Canonicalizes the longest existing prefix of `path` and appends the rest, which must be
+/// plain names (`None` otherwise, and when not even `/` resolves).
+fn canonicalize_existing_prefix(path: &std::path::Path) -> Option<std::path::PathBuf> {
     let mut existing = path.to_path_buf();
     let mut rest = Vec::new();
     loop {
@@ -326,27 +349,38 @@ fn canonicalize_existing_prefix(path: &std::path::Path) -> std::path::PathBuf {
             for part in rest.iter().rev() {
                 result.push(part);
             }
-            return result;
+            return Some(result);
         }
-        match (
-            existing.file_name().map(ToOwned::to_owned),
-            existing.parent(),
-        ) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent.to_path_buf();
-            }
-            _ => break,
+        let name = existing.file_name()?.to_owned();
+        let parent = existing.parent()?.to_path_buf();
+        rest.push(name);
+        existing = parent;
+    }
+}
+
+/// Whether the file behind `file` is the one at `expected`: the kernel's own name for the open
+/// descriptor, so a symlink swapped in after the check cannot redirect the read.
+fn opened_where_checked(file: &std::fs::File, expected: &std::path::Path) -> bool {
+    use std::os::fd::AsRawFd;
+    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .is_ok_and(|actual| actual == expected)
+}
+
+/// Percent-encodes every non-ASCII byte, so policy matching (byte slicing in casbin's keyMatch)
+/// sees ASCII only.
+fn ascii_uri(uri: String) -> String {
+    if uri.is_ascii() {
+        return uri;
+    }
+    let mut out = String::with_capacity(uri.len() + 16);
+    for byte in uri.bytes() {
+        if byte.is_ascii() {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
         }
     }
-    // Nothing exists, not even `/`: keep only normal components so no `..` survives.
-    let mut result = std::path::PathBuf::from("/");
-    for component in path.components() {
-        if let Component::Normal(part) = component {
-            result.push(part);
-        }
-    }
-    result
+    out
 }
 
 fn client_options(config: &SourcesConfig) -> ClientOptions {
@@ -426,6 +460,10 @@ mod tests {
             format!("file://{}/secret.csv", outside.path().display()),
             format!("file://{}/missing.csv", outside.path().display()),
             format!("file://{root_text}/nope/../../x.csv"),
+            // Percent-encoded separators survive URL parsing as `..` components.
+            format!("file://{root_text}/link.csv%2F.."),
+            format!("file://{root_text}/proc%2F..%2F..%2Fetc%2Fpasswd"),
+            format!("file://{root_text}/missing%2F..%2F..%2F..%2Fetc%2Fpasswd"),
             "file:///etc/passwd".to_owned(),
         ] {
             let message = denied(&uri, &config);
@@ -482,6 +520,12 @@ mod tests {
             canonical("https://example.com:8443/y.csv"),
             "https://example.com:8443/y.csv"
         );
+        // Policy matching sees ASCII only.
+        assert_eq!(
+            canonical("s3://drops/d%C3%A9j%C3%A0.csv"),
+            "s3://drops/d%C3%A9j%C3%A0.csv"
+        );
+        assert!(canonical("gs://drops/déjà.csv").is_ascii());
         // `..` is resolved before the check, so it cannot climb out of a bound prefix.
         assert_eq!(
             canonical("s3://drops/team-a/../team-b/x.csv"),

@@ -469,6 +469,17 @@ impl<'c> CsvValidator<'c> {
                 .iter()
                 .map(|h| String::from_utf8_lossy(h).trim().to_owned())
                 .collect();
+            // A repeated name would leave its second copy unmapped: unvalidated, and kept raw in
+            // the quarantine even when the column is dropped or pseudonymized.
+            for (i, name) in names.iter().enumerate() {
+                if let Some(j) = names[..i].iter().position(|n| n == name) {
+                    return Err(FerryError::MalformedSource(format!(
+                        "line 1: the header repeats a name, at positions {} and {}",
+                        j + 1,
+                        i + 1
+                    )));
+                }
+            }
             let missing: Vec<&str> = columns
                 .iter()
                 .filter(|c| !names.iter().any(|n| n == &c.name))

@@ -236,14 +236,16 @@ impl Ferry {
             }),
             Evolution::NewVersion { version, changes } => {
                 self.warehouse.prepare_dataset(&contract).await?;
-                let dataset = self
-                    .registry
-                    .register(&contract, version, &changes, &caller.principal)
-                    .await?;
+                // Grants are narrowed before the new version takes effect: if the register then
+                // fails, they were narrowed for nothing, never widened.
                 if let Some(previous) = &current {
                     self.rebind_grants(&previous.contract, &contract, caller)
                         .await?;
                 }
+                let dataset = self
+                    .registry
+                    .register(&contract, version, &changes, &caller.principal)
+                    .await?;
                 info!(version = %version, "registered contract");
                 self.audit(
                     caller,
@@ -425,6 +427,8 @@ impl Ferry {
         self.authorize_source(caller, &registered.contract.owner, &source)
             .await?;
         let _slot = self.publish_slots.try_acquire(&registered.contract.owner)?;
+        // A publisher grantee learns how its publish went, not the owner's ledger details.
+        let full_ledger = self.may_read_ledger(caller, &registered)?;
         let contract = Arc::new(registered.contract);
         let contract_version = registered.version.to_string();
 
@@ -537,7 +541,7 @@ impl Ferry {
                 info!(publication = %publication.id, rows = publication.rows_accepted, "partition replaced");
                 self.collect_garbage().await;
                 Ok(PublishOutcome {
-                    publication,
+                    publication: ledger_entry(publication, full_ledger),
                     unchanged: false,
                 })
             }
@@ -550,7 +554,7 @@ impl Ferry {
                     FerryError::Internal(format!("live publication {live_id} is missing"))
                 })?;
                 Ok(PublishOutcome {
-                    publication: live,
+                    publication: ledger_entry(live, full_ledger),
                     unchanged: true,
                 })
             }
