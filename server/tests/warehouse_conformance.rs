@@ -25,8 +25,8 @@ use ferry_server::FerryError;
 use ferry_server::contract::Contract;
 use ferry_server::ingest::{CsvValidator, ValidationProgress};
 use ferry_server::warehouse::{
-    BigQueryWarehouse, LivePartition, LocalWarehouse, PartitionTarget, ReadPlan, StagedPartition,
-    Warehouse,
+    BigQueryWarehouse, GarbageScope, LivePartition, LocalWarehouse, PartitionTarget, ReadPlan,
+    StagedPartition, Warehouse,
 };
 use futures::TryStreamExt;
 
@@ -37,9 +37,7 @@ struct Backend {
 }
 
 async fn backends(dir: &std::path::Path) -> Vec<Backend> {
-    let local = LocalWarehouse::new(&dir.join("local"))
-        .unwrap()
-        .with_garbage_grace(Duration::ZERO);
+    let local = LocalWarehouse::new(&dir.join("local")).unwrap();
     let emulator = LocalBigQuery::start();
     let bigquery = BigQueryWarehouse::connect(emulator.config(), &dir.join("bigquery"))
         .await
@@ -316,7 +314,7 @@ async fn garbage_collection_keeps_live_data_and_discard_removes_staged_data() {
         warehouse.discard_partition(&discarded).await;
 
         let removed = warehouse
-            .collect_garbage(&["live".to_owned()])
+            .collect_garbage(&["live".to_owned()], None)
             .await
             .unwrap();
         // Local: the superseded publication's raw file and its two view files. BigQuery: its
@@ -339,12 +337,68 @@ async fn garbage_collection_keeps_live_data_and_discard_removes_staged_data() {
         );
         assert_eq!(
             warehouse
-                .collect_garbage(&["live".to_owned()])
+                .collect_garbage(&["live".to_owned()], None)
                 .await
                 .unwrap(),
             0
         );
     }
+}
+
+/// The embedded warehouse deletes by reference, not by age: a publish still running (in the
+/// keep list the registry provides) keeps its files however long it takes, a read keeps the
+/// files it planned against until its stream is dropped, and a commit's cleanup looks only at
+/// the partition it replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_warehouse_collects_only_what_nothing_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let warehouse = LocalWarehouse::new(dir.path()).unwrap();
+    let contract = prepared(&warehouse).await;
+    publish(&warehouse, &contract, "2021-04-03", "old", DAY_1).await;
+    publish(&warehouse, &contract, "2021-04-04", "other-day", DAY_2).await;
+    // A read plans against "old" and has not pulled a batch yet.
+    let plan = ReadPlan {
+        contract: contract.clone(),
+        table: RAW.into(),
+        partitions: vec![LivePartition {
+            partition_date: date("2021-04-03"),
+            publication_id: "old".into(),
+        }],
+        columns: Vec::new(),
+        filter: None,
+        limit: None,
+    };
+    let reading = warehouse.read(plan).await.unwrap();
+    // "new" replaces "old"; "slow" is a publish of the same day still running.
+    publish(&warehouse, &contract, "2021-04-03", "new", DAY_2).await;
+    let _slow = stage(&warehouse, &contract, "2021-04-03", "slow", DAY_1).await;
+    let scope = GarbageScope {
+        contract: &contract,
+        partition_date: date("2021-04-03"),
+    };
+    let keep = ["new".to_owned(), "slow".to_owned()];
+    // "other-day" is unreferenced too, but outside the scope of this commit.
+    assert_eq!(
+        warehouse.collect_garbage(&keep, Some(scope)).await.unwrap(),
+        0
+    );
+    let batches: Vec<_> = reading.batches.try_collect().await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 99);
+    // The read is over: "old" goes (raw table and two views); "slow" stays.
+    assert_eq!(
+        warehouse.collect_garbage(&keep, Some(scope)).await.unwrap(),
+        3
+    );
+    assert!(
+        dir.path()
+            .join("tables")
+            .join(RAW)
+            .join("2021-04-03")
+            .join("slow.parquet")
+            .exists()
+    );
+    // Without a scope, the whole tree: "other-day" goes too.
+    assert_eq!(warehouse.collect_garbage(&keep, None).await.unwrap(), 3);
 }
 
 /// The process dies while the registry flip is in flight: the previous day stays, and once the

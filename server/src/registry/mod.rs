@@ -418,10 +418,15 @@ impl Registry {
         rows.iter().map(partition_from_row).collect()
     }
 
-    pub async fn live_publication_ids(&self) -> Result<Vec<String>, FerryError> {
-        let rows = sqlx::query("SELECT publication_id FROM partitions")
-            .fetch_all(&self.pool)
-            .await?;
+    /// What garbage collection must keep: publications a partition points at, and publications
+    /// still running on any replica (their data is staged but not yet live).
+    pub async fn retained_publication_ids(&self) -> Result<Vec<String>, FerryError> {
+        let rows = sqlx::query(
+            "SELECT publication_id FROM partitions UNION SELECT id FROM publications WHERE status = $1",
+        )
+        .bind(PublicationStatus::Running.as_str())
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
     }
 

@@ -829,7 +829,7 @@ impl Ferry {
             }
         }
         if !removed.is_empty() {
-            self.collect_garbage().await;
+            self.collect_garbage(None).await;
         } else {
             info!("retention: nothing to remove");
         }

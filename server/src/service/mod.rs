@@ -31,7 +31,7 @@ use crate::ingest::{
 use crate::registry::{
     PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry,
 };
-use crate::warehouse::{LivePartition, PartitionTarget, ReadPlan, Warehouse};
+use crate::warehouse::{GarbageScope, LivePartition, PartitionTarget, ReadPlan, Warehouse};
 
 pub struct RegisterOutcome {
     pub dataset: RegisteredDataset,
@@ -171,14 +171,15 @@ impl Ferry {
             );
             self.warehouse.release_interrupted(&interrupted).await;
         }
-        self.collect_garbage().await;
+        self.collect_garbage(None).await;
         Ok(())
     }
 
-    async fn collect_garbage(&self) {
+    /// Removes data nothing references any more; with `scope`, only what one commit replaced.
+    async fn collect_garbage(&self, scope: Option<GarbageScope<'_>>) {
         let result = async {
-            let live = self.registry.live_publication_ids().await?;
-            self.warehouse.collect_garbage(&live).await
+            let keep = self.registry.retained_publication_ids().await?;
+            self.warehouse.collect_garbage(&keep, scope).await
         }
         .await;
         match result {
@@ -463,6 +464,7 @@ impl Ferry {
 
         let dataset_attr = [KeyValue::new("ferry.dataset", contract.name.clone())];
         METRICS.active_publishes.add(1, &[]);
+        let committed_contract = contract.clone();
         let result = self
             .run_publish(
                 &source,
@@ -539,7 +541,11 @@ impl Ferry {
         match result {
             Ok(Committed::Replaced) => {
                 info!(publication = %publication.id, rows = publication.rows_accepted, "partition replaced");
-                self.collect_garbage().await;
+                self.collect_garbage(Some(GarbageScope {
+                    contract: &committed_contract,
+                    partition_date: publication.partition_date,
+                }))
+                .await;
                 Ok(PublishOutcome {
                     publication: ledger_entry(publication, full_ledger),
                     unchanged: false,

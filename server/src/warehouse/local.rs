@@ -5,12 +5,15 @@
 //! (`tables/<table>/<date>/<publication>.parquet`), so nothing a reader may be using is ever
 //! overwritten. The partition becomes visible when the registry's manifest row for
 //! (dataset, date) points at the new publication: one transaction flips the raw table and every
-//! view together. Files no manifest row references are collected after a grace period.
+//! view together. A file is collected only when nothing references it: no manifest row, no
+//! publish still running (the caller's `keep` list, from the registry), and no read that
+//! planned against it (reads pin their publications until their stream is dropped). There is
+//! no grace period to outlive.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::AsArray;
@@ -25,7 +28,7 @@ use parquet::arrow::ArrowWriter;
 
 use super::parquet_files::writer_properties;
 use super::{
-    BoxCommit, ConsumerAccess, PartitionSink, PartitionTarget, ReadPlan, RowStream,
+    BoxCommit, ConsumerAccess, GarbageScope, PartitionSink, PartitionTarget, ReadPlan, RowStream,
     StagedPartition, Warehouse, read_projection, table_column_names,
 };
 use crate::contract::{Contract, ViewFilter};
@@ -33,13 +36,43 @@ use crate::error::FerryError;
 use crate::ingest::table_schema;
 use crate::warehouse::datafusion_filter::datafusion_filter;
 
-/// Unreferenced files younger than this may belong to a publish in flight or a reader that
-/// planned against the previous manifest.
-const GARBAGE_GRACE: Duration = Duration::from_secs(600);
-
 pub struct LocalWarehouse {
     root: PathBuf,
-    garbage_grace: Duration,
+    /// Publications open reads use, with how many reads use each.
+    pins: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+/// Held by a read's stream: while it lives, garbage collection keeps these publications' files.
+struct ReadPins {
+    pins: Arc<Mutex<HashMap<String, usize>>>,
+    ids: Vec<String>,
+}
+
+impl ReadPins {
+    fn new(pins: &Arc<Mutex<HashMap<String, usize>>>, ids: Vec<String>) -> Self {
+        let mut held = pins.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &ids {
+            *held.entry(id.clone()).or_default() += 1;
+        }
+        Self {
+            pins: pins.clone(),
+            ids,
+        }
+    }
+}
+
+impl Drop for ReadPins {
+    fn drop(&mut self) {
+        let mut held = self.pins.lock().unwrap_or_else(|p| p.into_inner());
+        for id in &self.ids {
+            if let Some(count) = held.get_mut(id) {
+                *count -= 1;
+                if *count == 0 {
+                    held.remove(id);
+                }
+            }
+        }
+    }
 }
 
 impl LocalWarehouse {
@@ -48,14 +81,8 @@ impl LocalWarehouse {
         std::fs::create_dir_all(&root)?;
         Ok(Self {
             root,
-            garbage_grace: GARBAGE_GRACE,
+            pins: Arc::default(),
         })
-    }
-
-    /// Collects unreferenced files immediately; for tests and the `gc` admin command.
-    pub fn with_garbage_grace(mut self, grace: Duration) -> Self {
-        self.garbage_grace = grace;
-        self
     }
 
     fn file(&self, table: &str, date: chrono::NaiveDate, publication_id: &str) -> PathBuf {
@@ -341,7 +368,7 @@ impl Warehouse for LocalWarehouse {
     }
 
     async fn release_interrupted(&self, _publication_ids: &[String]) {
-        // Their files are unreferenced; garbage collection removes them after the grace period.
+        // Their files are unreferenced now; the next garbage collection removes them.
     }
 
     async fn read(&self, plan: ReadPlan) -> Result<RowStream, FerryError> {
@@ -362,14 +389,30 @@ impl Warehouse for LocalWarehouse {
                 batches: futures::stream::empty().boxed(),
             });
         }
-        let paths: Vec<String> = plan
+        let pins = ReadPins::new(
+            &self.pins,
+            plan.partitions
+                .iter()
+                .map(|p| p.publication_id.clone())
+                .collect(),
+        );
+        let files: Vec<PathBuf> = plan
             .partitions
             .iter()
-            .map(|p| {
-                self.file(&plan.table, p.partition_date, &p.publication_id)
-                    .to_string_lossy()
-                    .into_owned()
-            })
+            .map(|p| self.file(&plan.table, p.partition_date, &p.publication_id))
+            .collect();
+        // Pinned now; a file already gone was replaced and collected between the plan and the pin.
+        if let Some(gone) = files.iter().find(|f| !f.exists()) {
+            return Err(FerryError::WarehouseUnavailable(format!(
+                "a partition of {} was replaced while this read started ({}); retry",
+                plan.table,
+                gone.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            )));
+        }
+        let paths: Vec<String> = files
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
             .collect();
         // One target partition reads files in manifest order, so rows come back in date order
         // and source order without a sort.
@@ -390,7 +433,14 @@ impl Warehouse for LocalWarehouse {
         let stream = frame.execute_stream().await?;
         Ok(RowStream {
             schema: out_schema,
-            batches: stream.map_err(FerryError::from).boxed(),
+            batches: stream
+                .map_err(FerryError::from)
+                .map(move |batch| {
+                    // The stream owns the pins: they go when the reader drops it.
+                    let _pinned = &pins;
+                    batch
+                })
+                .boxed(),
         })
     }
 
@@ -404,54 +454,74 @@ impl Warehouse for LocalWarehouse {
         Ok(())
     }
 
-    async fn collect_garbage(&self, live_publication_ids: &[String]) -> Result<u64, FerryError> {
+    async fn collect_garbage(
+        &self,
+        keep: &[String],
+        scope: Option<GarbageScope<'_>>,
+    ) -> Result<u64, FerryError> {
+        let mut referenced: HashSet<String> = keep.iter().cloned().collect();
+        referenced.extend(
+            self.pins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .keys()
+                .cloned(),
+        );
+        // After a commit, only the partition it replaced: the raw table's and its views' day.
+        let days: Vec<PathBuf> = match scope {
+            Some(scope) => std::iter::once(scope.contract.name.as_str())
+                .chain(scope.contract.materialized_views().map(|v| v.name.as_str()))
+                .map(|table| self.root.join(table).join(scope.partition_date.to_string()))
+                .collect(),
+            None => Vec::new(),
+        };
         let root = self.root.clone();
-        let live: std::collections::HashSet<String> =
-            live_publication_ids.iter().cloned().collect();
-        let grace = self.garbage_grace;
-        tokio::task::spawn_blocking(move || collect_unreferenced(&root, &live, grace))
-            .await
-            .map_err(|e| FerryError::Internal(format!("garbage collection task: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let days = if days.is_empty() {
+                every_day_directory(&root)?
+            } else {
+                days
+            };
+            Ok(collect_unreferenced(&days, &referenced))
+        })
+        .await
+        .map_err(|e| FerryError::Internal(format!("garbage collection task: {e}")))?
     }
 }
 
-fn collect_unreferenced(
-    root: &Path,
-    live: &std::collections::HashSet<String>,
-    grace: Duration,
-) -> Result<u64, FerryError> {
-    let mut removed = 0;
-    let now = SystemTime::now();
+/// `tables/<table>/<date>` for every table and day.
+fn every_day_directory(root: &Path) -> Result<Vec<PathBuf>, FerryError> {
+    let mut days = Vec::new();
     for table in std::fs::read_dir(root)? {
         let table = table?.path();
-        if !table.is_dir() {
-            continue;
-        }
-        for day in std::fs::read_dir(&table)? {
-            let day = day?.path();
-            if !day.is_dir() {
-                continue;
-            }
-            for file in std::fs::read_dir(&day)? {
-                let file = file?;
-                let path = file.path();
-                let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
-                    continue;
-                };
-                if live.contains(id) {
-                    continue;
-                }
-                let age = file
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|modified| now.duration_since(modified).ok())
-                    .unwrap_or_default();
-                if age >= grace && std::fs::remove_file(&path).is_ok() {
-                    removed += 1;
+        if table.is_dir() {
+            for day in std::fs::read_dir(&table)? {
+                let day = day?.path();
+                if day.is_dir() {
+                    days.push(day);
                 }
             }
         }
     }
-    Ok(removed)
+    Ok(days)
+}
+
+/// Removes the files in `days` whose publication nothing references.
+fn collect_unreferenced(days: &[PathBuf], referenced: &HashSet<String>) -> u64 {
+    let mut removed = 0;
+    for day in days {
+        let Ok(files) = std::fs::read_dir(day) else {
+            continue;
+        };
+        for file in files.flatten() {
+            let path = file.path();
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if !referenced.contains(id) && std::fs::remove_file(&path).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
 }

@@ -141,9 +141,21 @@ pub trait Warehouse: Send + Sync + 'static {
         consumers: &[ConsumerAccess],
     ) -> Result<(), FerryError>;
 
-    /// Removes staged or superseded data that no live partition references. Returns how many
-    /// objects were removed.
-    async fn collect_garbage(&self, live_publication_ids: &[String]) -> Result<u64, FerryError>;
+    /// Removes staged or superseded data of publications not in `keep` (the live ones and those
+    /// still running). With `scope`, only what one commit replaced. Returns how many objects were
+    /// removed.
+    async fn collect_garbage(
+        &self,
+        keep: &[String],
+        scope: Option<GarbageScope<'_>>,
+    ) -> Result<u64, FerryError>;
+}
+
+/// The partition a commit just replaced: the only place its garbage can be.
+#[derive(Clone, Copy)]
+pub struct GarbageScope<'a> {
+    pub contract: &'a Contract,
+    pub partition_date: chrono::NaiveDate,
 }
 
 /// The registry's half of a commit.

@@ -38,7 +38,7 @@ use self::api::BigQueryApi;
 use self::sql::TableAddress;
 use super::parquet_files::writer_properties;
 use super::{
-    BoxCommit, ConsumerAccess, PartitionSink, PartitionTarget, ReadPlan, RowStream,
+    BoxCommit, ConsumerAccess, GarbageScope, PartitionSink, PartitionTarget, ReadPlan, RowStream,
     StagedPartition, Warehouse, read_projection,
 };
 use crate::contract::{Contract, ViewFilter};
@@ -471,11 +471,14 @@ impl Warehouse for BigQueryWarehouse {
         self.sync_consumer_views(contract, target, consumers).await
     }
 
-    async fn collect_garbage(&self, live_publication_ids: &[String]) -> Result<u64, FerryError> {
-        let live: std::collections::HashSet<String> = live_publication_ids
-            .iter()
-            .map(|id| table_safe(id))
-            .collect();
+    async fn collect_garbage(
+        &self,
+        keep: &[String],
+        _scope: Option<GarbageScope<'_>>,
+    ) -> Result<u64, FerryError> {
+        // Staging tables live in one dataset, listed in one call; the scope saves nothing here.
+        let live: std::collections::HashSet<String> =
+            keep.iter().map(|id| table_safe(id)).collect();
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
