@@ -125,6 +125,7 @@ impl BoundServer {
             .build_v1()
             .map_err(|e| FerryError::Internal(format!("reflection: {e}")))?;
         let refresher = tokio::spawn(refresh_policies(self.ferry.clone(), self.policy_refresh));
+        let leases = tokio::spawn(keep_leases(self.ferry.clone()));
         let serves = self
             .ferry
             .server_info(&crate::governance::Caller::system("startup"));
@@ -154,7 +155,23 @@ impl BoundServer {
             .await
             .map_err(|e| FerryError::Internal(format!("server: {e}")));
         refresher.abort();
+        leases.abort();
         served
+    }
+}
+
+/// Renews the leases of this process's running publishes, and on a shared registry recovers
+/// the publishes of replicas that died (their leases ran out), well within the lease.
+async fn keep_leases(ferry: Arc<Ferry>) {
+    let period = (crate::registry::LEASE / 4)
+        .to_std()
+        .unwrap_or(Duration::from_secs(15));
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = ferry.keep_leases().await {
+            warn!(error = %e, "renewing publish leases failed; retrying at the next tick");
+        }
     }
 }
 

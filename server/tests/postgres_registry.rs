@@ -188,3 +188,73 @@ async fn publishes_holding_partition_locks_never_starve_other_calls() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_starting_replica_recovers_only_publishes_whose_replica_is_gone() {
+    let postgres = Postgres::start();
+    let first = TestServer::start_with(None, Some(&postgres.url)).await;
+    let mut client = first.client().await;
+    register_catalog(&mut client).await;
+    // Replica one is running a publish (recorded as the publish path records it).
+    let running = |id: &str| ferry_server::registry::Publication {
+        id: id.into(),
+        dataset: RAW.into(),
+        partition_date: chrono::NaiveDate::from_ymd_opt(2021, 4, 3).unwrap(),
+        source_uri: "s3://drops/day.csv".into(),
+        sha256: String::new(),
+        contract_version: "1.0".into(),
+        status: ferry_server::registry::PublicationStatus::Running,
+        rows_accepted: 0,
+        rows_rejected: 0,
+        bytes: 0,
+        duration_ms: 0,
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+        error: String::new(),
+        row_errors: Vec::new(),
+        warehouse_job_ids: Vec::new(),
+        published_by: OWNER.into(),
+        same_as: None,
+        quarantine_uri: String::new(),
+    };
+    let registry = first.ferry.registry();
+    registry
+        .start_publication(&running("live-replica"))
+        .await
+        .unwrap();
+    registry
+        .start_publication(&running("dead-replica"))
+        .await
+        .unwrap();
+    // The replica that ran "dead-replica" stopped renewing long ago.
+    let pool = sqlx::AnyPool::connect(&postgres.url).await.unwrap();
+    sqlx::query("UPDATE publications SET lease_expires_at = '2000-01-01T00:00:00.000000Z' WHERE id = 'dead-replica'")
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    // A second replica starts and recovers.
+    let second = TestServer::start_with(None, Some(&postgres.url)).await;
+    let status = |id: &'static str| {
+        let registry = second.ferry.registry().clone();
+        async move { registry.publication(id).await.unwrap().unwrap().status }
+    };
+    assert_eq!(
+        status("live-replica").await,
+        ferry_server::registry::PublicationStatus::Running,
+        "a live replica's publish is left alone"
+    );
+    assert_eq!(
+        status("dead-replica").await,
+        ferry_server::registry::PublicationStatus::Interrupted
+    );
+    // Renewing keeps the live one's lease current; the periodic recovery still leaves it.
+    first.ferry.keep_leases().await.unwrap();
+    second.ferry.keep_leases().await.unwrap();
+    assert_eq!(
+        status("live-replica").await,
+        ferry_server::registry::PublicationStatus::Running
+    );
+    second.stop().await;
+    first.stop().await;
+}

@@ -2,6 +2,8 @@
 //! ledger, behind sqlx's `Any` driver so one set of migrations serves SQLite (embedded default)
 //! and PostgreSQL (production).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -109,7 +111,12 @@ pub struct Registry {
     /// connections that token lookups and every other query need.
     locks: Option<AnyPool>,
     postgres: bool,
+    /// This process, as the owner of the leases on the publishes it runs.
+    instance: Arc<str>,
 }
+
+/// How long a running publish's lease lasts without renewal; `renew_leases` runs well within it.
+pub const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 
 /// Main pool size on PostgreSQL; the lock pool gets as many again.
 const POSTGRES_CONNECTIONS: u32 = 16;
@@ -142,6 +149,10 @@ impl Drop for PartitionLock {
             });
         }
     }
+}
+
+fn lease_end() -> String {
+    (Utc::now() + LEASE).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn now_text() -> String {
@@ -193,6 +204,7 @@ impl Registry {
             pool,
             locks,
             postgres,
+            instance: uuid::Uuid::now_v7().to_string().into(),
         })
     }
 
@@ -435,8 +447,8 @@ impl Registry {
         sqlx::query(
             "INSERT INTO publications (id, dataset, partition_date, source_uri, sha256, contract_version, status, \
              rows_accepted, rows_rejected, bytes, duration_ms, started_at, finished_at, error, row_errors_json, \
-             warehouse_job_ids_json, published_by, same_as) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, $8, NULL, '', '[]', '[]', $9, NULL)",
+             warehouse_job_ids_json, published_by, same_as, lease_owner, lease_expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0, 0, 0, 0, $8, NULL, '', '[]', '[]', $9, NULL, $10, $11)",
         )
         .bind(&p.id)
         .bind(&p.dataset)
@@ -447,9 +459,30 @@ impl Registry {
         .bind(PublicationStatus::Running.as_str())
         .bind(p.started_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .bind(&p.published_by)
+        .bind(&*self.instance)
+        .bind(lease_end())
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Extends the leases of the publishes this process is running.
+    pub async fn renew_leases(&self) -> Result<(), FerryError> {
+        sqlx::query(
+            "UPDATE publications SET lease_expires_at = $1 WHERE status = $2 AND lease_owner = $3",
+        )
+        .bind(lease_end())
+        .bind(PublicationStatus::Running.as_str())
+        .bind(&*self.instance)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether several processes may share this registry (PostgreSQL), so recovery must go by
+    /// leases rather than take every running publish for dead.
+    pub fn is_shared(&self) -> bool {
+        self.postgres
     }
 
     /// Writes the final state of a publication that did not change the manifest.
@@ -512,24 +545,38 @@ impl Registry {
         rows.iter().map(publication_from_row).collect()
     }
 
-    /// Marks publications left running by a previous process as interrupted, and returns their
-    /// ids. Their staged data was never made live, so the previous partitions are intact.
+    /// Marks publications whose process is gone as interrupted, and returns their ids. Their
+    /// staged data was never made live, so the previous partitions are intact. On SQLite one
+    /// process owns the registry, so every running publish of an earlier process is gone; on
+    /// PostgreSQL only those whose lease ran out are, and a live replica's are left alone.
     pub async fn mark_interrupted(&self) -> Result<Vec<String>, FerryError> {
+        let now = now_text();
+        let gone = "status = $1 AND lease_owner <> $2 \
+                    AND ($3 = 0 OR lease_expires_at IS NULL OR lease_expires_at < $4)";
+        let shared = i64::from(self.postgres);
         let mut tx = self.pool.begin().await?;
-        let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM publications WHERE status = $1")
-            .bind(PublicationStatus::Running.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE publications SET status = $1, finished_at = $2, \
-             error = 'the server stopped before this publish committed; the previous partition is unchanged' \
-             WHERE status = $3",
-        )
-        .bind(PublicationStatus::Interrupted.as_str())
-        .bind(now_text())
+        let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM publications WHERE {gone}"
+        )))
         .bind(PublicationStatus::Running.as_str())
-        .execute(&mut *tx)
+        .bind(&*self.instance)
+        .bind(shared)
+        .bind(&now)
+        .fetch_all(&mut *tx)
         .await?;
+        for id in &ids {
+            sqlx::query(
+                "UPDATE publications SET status = $1, finished_at = $2, \
+                 error = 'the server stopped before this publish committed; the previous partition is unchanged' \
+                 WHERE id = $3 AND status = $4",
+            )
+            .bind(PublicationStatus::Interrupted.as_str())
+            .bind(&now)
+            .bind(id)
+            .bind(PublicationStatus::Running.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(ids)
     }

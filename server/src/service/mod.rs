@@ -161,18 +161,36 @@ impl Ferry {
         }
     }
 
+    /// Renews this process's publish leases; on a registry shared by replicas, also recovers
+    /// the publishes of replicas whose leases ran out.
+    pub async fn keep_leases(&self) -> Result<(), FerryError> {
+        self.registry.renew_leases().await?;
+        if self.registry.is_shared() && self.release_interrupted().await? {
+            self.collect_garbage(None).await;
+        }
+        Ok(())
+    }
+
     /// Recovers from a previous process that stopped mid-publish.
     pub async fn recover(&self) -> Result<(), FerryError> {
-        let interrupted = self.registry.mark_interrupted().await?;
-        if !interrupted.is_empty() {
-            warn!(
-                interrupted = interrupted.len(),
-                "publications were interrupted by a restart; previous partitions are intact"
-            );
-            self.warehouse.release_interrupted(&interrupted).await;
-        }
+        self.release_interrupted().await?;
         self.collect_garbage(None).await;
         Ok(())
+    }
+
+    /// Marks the publishes of processes that are gone as interrupted and releases what they
+    /// left in the warehouse; returns whether there were any.
+    async fn release_interrupted(&self) -> Result<bool, FerryError> {
+        let interrupted = self.registry.mark_interrupted().await?;
+        if interrupted.is_empty() {
+            return Ok(false);
+        }
+        warn!(
+            interrupted = interrupted.len(),
+            "publications were interrupted: their process stopped; previous partitions are intact"
+        );
+        self.warehouse.release_interrupted(&interrupted).await;
+        Ok(true)
     }
 
     /// Removes data nothing references any more; with `scope`, only what one commit replaced.
