@@ -454,6 +454,19 @@ async fn read_status(client: &mut Client, name: &str) -> Result<Vec<pb::ColumnSc
     Ok(schema)
 }
 
+/// Every grant the caller may see, revoked and expired ones included.
+async fn all_grants(client: &mut Client) -> Vec<pb::Grant> {
+    client
+        .list_grants(pb::ListGrantsRequest {
+            include_inactive: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .grants
+}
+
 fn is_masked(schema: &[pb::ColumnSchema], name: &str) -> bool {
     schema.iter().any(|c| c.name == name && c.masked)
 }
@@ -495,15 +508,7 @@ async fn grants_end_with_their_view_and_declassifying_needs_a_privacy_officer_ag
             .unwrap_err(),
         Code::NotFound
     );
-    let listed = owner
-        .list_grants(pb::ListGrantsRequest {
-            include_inactive: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .grants;
+    let listed = all_grants(&mut owner).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status, pb::GrantStatus::PendingApproval as i32);
     server
@@ -530,15 +535,7 @@ async fn grants_end_with_their_view_and_declassifying_needs_a_privacy_officer_ag
             .unwrap_err(),
         Code::NotFound
     );
-    let listed = owner
-        .list_grants(pb::ListGrantsRequest {
-            include_inactive: true,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .grants;
+    let listed = all_grants(&mut owner).await;
     assert_eq!(listed[0].status, pb::GrantStatus::Revoked as i32);
     server.stop().await;
 }

@@ -67,28 +67,29 @@ fn compile(expr: &ast::Expr) -> Result<Expr, FerryError> {
             expr,
             pattern,
             ..
-        } => {
-            let (subject, pattern) = (compile(expr)?, compile(pattern)?);
-            if *negated {
-                subject.not_like(pattern)
-            } else {
-                subject.like(pattern)
-            }
-        }
+        } => like(expr, pattern, *negated, false)?,
         ast::Expr::ILike {
             negated,
             expr,
             pattern,
             ..
-        } => {
-            let (subject, pattern) = (compile(expr)?, compile(pattern)?);
-            if *negated {
-                subject.not_ilike(pattern)
-            } else {
-                subject.ilike(pattern)
-            }
-        }
+        } => like(expr, pattern, *negated, true)?,
         other => return Err(unsupported(format!("the expression {other}"))),
+    })
+}
+
+fn like(
+    subject: &ast::Expr,
+    pattern: &ast::Expr,
+    negated: bool,
+    case_insensitive: bool,
+) -> Result<Expr, FerryError> {
+    let (subject, pattern) = (compile(subject)?, compile(pattern)?);
+    Ok(match (negated, case_insensitive) {
+        (false, false) => subject.like(pattern),
+        (true, false) => subject.not_like(pattern),
+        (false, true) => subject.ilike(pattern),
+        (true, true) => subject.not_ilike(pattern),
     })
 }
 
@@ -261,6 +262,38 @@ mod tests {
         fn any_string_literal_matches_exactly_itself(s in any::<String>()) {
             check_exact_match(&s);
         }
+    }
+
+    #[test]
+    fn like_in_and_null_tests_keep_their_meaning() {
+        let values: Vec<String> = ["Samsung", "samsung tv", "HP", "", "Dell"]
+            .map(String::from)
+            .to_vec();
+        let keeps = |text: &str| kept(&ViewFilter::parse(text, &catalog()).expect(text), &values);
+        assert_eq!(
+            keeps("brand LIKE 'Sam%'"),
+            [true, false, false, false, false]
+        );
+        assert_eq!(
+            keeps("brand ILIKE 'sam%'"),
+            [true, true, false, false, false]
+        );
+        assert_eq!(
+            keeps("brand NOT LIKE '%a%'"),
+            [false, false, true, true, true]
+        );
+        assert_eq!(
+            keeps("brand NOT ILIKE 'S%'"),
+            [false, false, true, true, true]
+        );
+        assert_eq!(
+            keeps("brand IN ('HP', 'Dell')"),
+            [false, false, true, false, true]
+        );
+        assert_eq!(
+            keeps("NOT (brand = '' OR brand IS NULL)"),
+            [true, true, true, false, true]
+        );
     }
 
     #[test]
