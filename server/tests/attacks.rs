@@ -520,7 +520,15 @@ async fn grants_end_with_their_view_and_declassifying_needs_a_privacy_officer_ag
         .await
         .unwrap();
     let schema = read_status(&mut consumer, "crm.by_country").await.unwrap();
-    assert!(!is_masked(&schema, "full_name"), "approved: in clear");
+    assert!(
+        !is_masked(&schema, "full_name"),
+        "approved: declassified, so in clear"
+    );
+    let listed = all_grants(&mut owner).await;
+    assert!(
+        !listed[0].clear_personal_data,
+        "the review did not turn a masked grant into a clear one"
+    );
 
     // The view goes away, and with it the grant; a later view of that name starts with none.
     register_yaml(&mut owner, &customers(3, "internal", false))

@@ -476,6 +476,7 @@ mod tests {
             approved_at: None,
             revoked_by: None,
             revoked_at: None,
+            review_reason: String::new(),
         }
     }
 

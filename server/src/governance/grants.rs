@@ -78,6 +78,9 @@ pub struct Grant {
     pub approved_at: Option<DateTime<Utc>>,
     pub revoked_by: Option<String>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Why the grant waits for a privacy officer again (its data became less protected);
+    /// empty otherwise.
+    pub review_reason: String,
 }
 
 impl Grant {
@@ -87,7 +90,9 @@ impl Grant {
             GrantStatus::Revoked
         } else if self.expires_at.is_some_and(|t| t <= now) {
             GrantStatus::Expired
-        } else if self.clear_personal_data && self.approved_by.is_none() {
+        } else if (self.clear_personal_data || !self.review_reason.is_empty())
+            && self.approved_by.is_none()
+        {
             GrantStatus::PendingApproval
         } else {
             GrantStatus::Active

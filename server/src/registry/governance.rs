@@ -37,7 +37,7 @@ fn token_from_row(row: &AnyRow) -> Result<TokenRecord, FerryError> {
 }
 
 const GRANT_SELECT: &str = "SELECT id, dataset, target, grantee, role, purpose, legal_basis, clear_personal_data, \
-    expires_at, granted_by, created_at, approved_by, approved_at, revoked_by, revoked_at FROM grants";
+    expires_at, granted_by, created_at, approved_by, approved_at, revoked_by, revoked_at, review_reason FROM grants";
 
 fn grant_from_row(row: &AnyRow) -> Result<Grant, FerryError> {
     let role: String = row.get(4);
@@ -58,6 +58,7 @@ fn grant_from_row(row: &AnyRow) -> Result<Grant, FerryError> {
         approved_at: optional_time(row, 12)?,
         revoked_by: row.get(13),
         revoked_at: optional_time(row, 14)?,
+        review_reason: row.get(15),
     })
 }
 
@@ -196,13 +197,14 @@ impl Registry {
         Ok(())
     }
 
-    /// Sends a grant back to a privacy officer: it reads in clear only once approved again.
-    pub async fn require_reapproval(&self, id: &str) -> Result<(), FerryError> {
+    /// Sends a grant back to a privacy officer, for `reason`: it works again once approved.
+    pub async fn require_reapproval(&self, id: &str, reason: &str) -> Result<(), FerryError> {
         sqlx::query(
-            "UPDATE grants SET clear_personal_data = 1, approved_by = NULL, approved_at = NULL, \
-             updated_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            "UPDATE grants SET review_reason = $2, approved_by = NULL, approved_at = NULL, \
+             updated_at = $3 WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind(id)
+        .bind(reason)
         .bind(now_text())
         .execute(&self.pool)
         .await?;

@@ -176,6 +176,7 @@ impl Ferry {
         contract: &Contract,
         caller: &Caller,
     ) -> Result<(), FerryError> {
+        // Declassified: every reader of the column would now see it in clear.
         let loosened: Vec<&str> = previous
             .columns
             .iter()
@@ -187,13 +188,27 @@ impl Ferry {
             })
             .map(|c| c.name.as_str())
             .collect();
+        // Still personal, but now kept in clear where it was dropped or pseudonymized: clear
+        // grants, approved for what was stored then, would read it.
+        let unprotected: Vec<&str> = previous
+            .columns
+            .iter()
+            .filter(|old| {
+                old.pii_handling != PiiHandling::Keep
+                    && contract.column(&old.name).is_some_and(|new| {
+                        new.pii_handling == PiiHandling::Keep
+                            && new.classification >= Classification::Personal
+                    })
+            })
+            .map(|c| c.name.as_str())
+            .collect();
         let removed_views: Vec<&str> = previous
             .views
             .iter()
             .map(|v| v.name.as_str())
             .filter(|name| contract.view(name).is_none())
             .collect();
-        if loosened.is_empty() && removed_views.is_empty() {
+        if loosened.is_empty() && unprotected.is_empty() && removed_views.is_empty() {
             return Ok(());
         }
         let now = Utc::now();
@@ -215,24 +230,37 @@ impl Ferry {
                 )
                 .await;
                 touched.push(grant.target.clone());
-            } else if grant.role == GrantRole::Reader
-                && grant.status(now) == GrantStatus::Active
-                && contract
-                    .table_columns(&grant.target)
-                    .iter()
-                    .any(|c| loosened.contains(&c.name.as_str()))
+            } else if let Some(reason) = (grant.role == GrantRole::Reader
+                && grant.status(now) == GrantStatus::Active)
+                .then(|| {
+                    let columns = contract.table_columns(&grant.target);
+                    let reads =
+                        |names: &[&str]| columns.iter().any(|c| names.contains(&c.name.as_str()));
+                    if reads(&loosened) {
+                        Some(format!(
+                            "column(s) {} were declassified",
+                            loosened.join(", ")
+                        ))
+                    } else if grant.clear_personal_data && reads(&unprotected) {
+                        Some(format!(
+                            "column(s) {} are now stored in clear",
+                            unprotected.join(", ")
+                        ))
+                    } else {
+                        None
+                    }
+                })
+                .flatten()
             {
-                self.registry.require_reapproval(&grant.id).await?;
+                self.registry.require_reapproval(&grant.id, &reason).await?;
                 self.audit(
                     caller,
                     "grant.pending",
                     &grant.target,
                     AuditOutcome::Allowed,
                     &format!(
-                        "{} for {}: needs a privacy officer again, column(s) {} were declassified",
-                        grant.id,
-                        grant.grantee,
-                        loosened.join(", ")
+                        "{} for {}: needs a privacy officer again: {reason}",
+                        grant.id, grant.grantee
                     ),
                 )
                 .await;
@@ -464,6 +492,7 @@ impl Ferry {
             approved_at: None,
             revoked_by: None,
             revoked_at: None,
+            review_reason: String::new(),
         };
         self.registry.insert_grant(&grant).await?;
         self.reload_policies_from_registry().await?;
