@@ -166,7 +166,7 @@ async fn keep_leases(ferry: Arc<Ferry>) {
     let period = (crate::registry::LEASE / 4)
         .to_std()
         .unwrap_or(Duration::from_secs(15));
-    let mut ticker = tokio::time::interval(period);
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         ticker.tick().await;
         if let Err(e) = ferry.keep_leases().await {

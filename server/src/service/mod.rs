@@ -164,8 +164,13 @@ impl Ferry {
     /// Renews this process's publish leases; on a registry shared by replicas, also recovers
     /// the publishes of replicas whose leases ran out.
     pub async fn keep_leases(&self) -> Result<(), FerryError> {
+        // One process owns a SQLite registry: its leases matter to nobody, and a writer on a
+        // timer would only contend with the calls' own transactions.
+        if !self.registry.is_shared() {
+            return Ok(());
+        }
         self.registry.renew_leases().await?;
-        if self.registry.is_shared() && self.release_interrupted().await? {
+        if self.release_interrupted().await? {
             self.collect_garbage(None).await;
         }
         Ok(())
