@@ -389,6 +389,9 @@ pub async fn check_policies(policy_dir: &Path) -> Result<PolicyCheckReport, Ferr
             }
         }
         let enforcer = build_enforcer(&model, policy).await?;
+        // The server refuses to load badly shaped source bindings; so does the check.
+        check_source_bindings(&enforcer)
+            .map_err(|e| FerryError::InvalidArgument(format!("{}: {e}", file.display())))?;
         for (number, case) in cases {
             let fields: Vec<&str> = case.split(',').map(str::trim).collect();
             let place = format!("{}:{number}", file.display());
@@ -434,6 +437,21 @@ mod tests {
 
     fn policy_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")
+    }
+
+    #[tokio::test]
+    async fn check_policies_refuses_a_case_file_with_an_unbounded_binding() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_policy_dir(dir.path(), &[]).expect("written");
+        std::fs::create_dir(dir.path().join(TESTS_DIR)).expect("tests dir");
+        std::fs::write(
+            dir.path().join(TESTS_DIR).join("sources.csv"),
+            "p, team:a, source:s3://team-a*, read_source, never\n\
+             allow, team:a, source:s3://team-a/x.csv, team:a, read_source\n",
+        )
+        .expect("case file");
+        let err = check_policies(dir.path()).await.expect_err("refused");
+        assert!(err.to_string().contains("ending in /*"), "{err}");
     }
 
     #[tokio::test]
