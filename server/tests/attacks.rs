@@ -42,18 +42,6 @@ source:
   max_rejected_rows: 1000000
 "#;
 
-async fn publications(client: &mut Client, dataset: &str) -> Vec<pb::Publication> {
-    client
-        .list_publications(pb::ListPublicationsRequest {
-            dataset: dataset.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .publications
-}
-
 async fn partitions(client: &mut Client, dataset: &str) -> usize {
     client
         .get_dataset(pb::GetDatasetRequest {
@@ -67,17 +55,8 @@ async fn partitions(client: &mut Client, dataset: &str) -> usize {
 }
 
 async fn audit_denials(server: &TestServer, action: &str) -> Vec<pb::AuditEvent> {
-    server
-        .client_as(ADMIN)
+    audit_events(server, "")
         .await
-        .list_audit_events(pb::ListAuditEventsRequest {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
         .into_iter()
         .filter(|e| e.action == action && e.outcome == "denied")
         .collect()
@@ -130,7 +109,7 @@ async fn sources_are_read_only_where_the_owner_team_is_bound() {
         status.message()
     );
     assert_eq!(partitions(&mut attacker, "a.copy").await, 0);
-    assert!(publications(&mut attacker, "a.copy").await.is_empty());
+    assert!(ledger(&mut attacker, "a.copy", "").await.is_empty());
     assert_eq!(audit_denials(&server, "read_source").await.len(), 1);
 
     // The bound team reads its prefix and nothing next to it, even a bucket whose name extends it,
@@ -189,7 +168,7 @@ async fn the_server_s_own_files_are_never_a_source() {
         assert!(!status.message().contains("root:"), "{}", status.message());
     }
     assert_eq!(partitions(&mut attacker, "a.leak").await, 0);
-    assert!(publications(&mut attacker, "a.leak").await.is_empty());
+    assert!(ledger(&mut attacker, "a.leak", "").await.is_empty());
     server.stop().await;
 
     // Not even a deployment that opens `/` to every team exposes the process itself.
@@ -238,22 +217,22 @@ async fn the_ledger_shows_sources_only_to_the_owner_team_and_admins() {
 
     for principal in [OWNER, ADMIN] {
         let mut client = server.client_as(principal).await;
-        let ledger = publications(&mut client, RAW).await;
-        assert_eq!(ledger.len(), 1);
-        assert_eq!(ledger[0].source_uri, source, "{principal}");
+        let entries = ledger(&mut client, RAW, "").await;
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].source_uri, source, "{principal}");
     }
     let mut consumer = server.client_as(CONSUMER_A).await;
-    let ledger = publications(&mut consumer, RAW).await;
+    let entries = ledger(&mut consumer, RAW, "").await;
     assert_eq!(
-        ledger.len(),
+        entries.len(),
         1,
         "the consumer sees that the day was published"
     );
-    assert_eq!(ledger[0].source_uri, "");
-    assert_eq!(ledger[0].rows_accepted, expected_rows(DAY_1).len() as u64);
+    assert_eq!(entries[0].source_uri, "");
+    assert_eq!(entries[0].rows_accepted, expected_rows(DAY_1).len() as u64);
     let one = consumer
         .get_publication(pb::GetPublicationRequest {
-            id: ledger[0].id.clone(),
+            id: entries[0].id.clone(),
         })
         .await
         .unwrap()

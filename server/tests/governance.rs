@@ -114,24 +114,9 @@ fn in_seconds(seconds: i64) -> prost_types::Timestamp {
     }
 }
 
-async fn audit(server: &TestServer, target: &str) -> Vec<pb::AuditEvent> {
-    server
-        .client_as(ADMIN)
-        .await
-        .list_audit_events(pb::ListAuditEventsRequest {
-            target: target.into(),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-}
-
 /// Asserts that the audit log of `target` holds each "principal action outcome" line.
 async fn assert_audited(server: &TestServer, target: &str, expected: &[&str]) {
-    let trail: Vec<String> = audit(server, target)
+    let trail: Vec<String> = audit_events(server, target)
         .await
         .iter()
         .map(|e| format!("{} {} {}", e.principal, e.action, e.outcome))
@@ -212,7 +197,7 @@ async fn unauthenticated_and_forged_tokens_are_refused_and_counted_not_audited()
         Code::Unauthenticated
     );
 
-    let events = audit(&server, "").await;
+    let events = audit_events(&server, "").await;
     let denied_logins = events
         .iter()
         .filter(|e| e.action == "authenticate" && e.outcome == "denied")
@@ -398,7 +383,7 @@ async fn every_role_is_allowed_or_denied_each_rpc_as_the_policy_says() {
     assert!(b_grants.is_empty(), "{b_grants:?}");
 
     // Every denial is in the audit log, under the caller that was denied.
-    let denials: Vec<_> = audit(&server, "")
+    let denials: Vec<_> = audit_events(&server, "")
         .await
         .into_iter()
         .filter(|e| e.outcome == "denied")
@@ -764,7 +749,7 @@ async fn retention_removes_expired_partitions_and_logs_each() {
     assert_eq!(days, ["2021-04-04"]);
     let (_, rows) = read_all(&mut owner, "crm.customers").await.unwrap();
     assert_eq!(rows.len(), 3);
-    let retention: Vec<_> = audit(&server, "crm.customers")
+    let retention: Vec<_> = audit_events(&server, "crm.customers")
         .await
         .into_iter()
         .filter(|e| e.action == "retention")

@@ -110,14 +110,6 @@ impl Source {
             if path.is_empty() {
                 return Err(invalid("the object path is missing".into()));
             }
-            // Stores take keys literally, but a binding is a prefix: no key may look as if it
-            // climbed out of one.
-            if path
-                .split('/')
-                .any(|segment| segment == "." || segment == "..")
-            {
-                return Err(invalid("the object path has . or .. segments".into()));
-            }
             Path::parse(path).map_err(|e| invalid(e.to_string()))
         };
         let unavailable = |e: object_store::Error| FerryError::SourceUnavailable {

@@ -717,6 +717,22 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// The ledger of `dataset`, newest first; `date` filters to one day when not empty.
+/// The audit log of `target` (every target when empty), as the admin reads it.
+pub async fn audit_events(server: &TestServer, target: &str) -> Vec<pb::AuditEvent> {
+    server
+        .client_as(ADMIN)
+        .await
+        .list_audit_events(pb::ListAuditEventsRequest {
+            target: target.into(),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+}
+
 pub async fn ledger(client: &mut Client, dataset: &str, date: &str) -> Vec<pb::Publication> {
     client
         .list_publications(pb::ListPublicationsRequest {
