@@ -183,7 +183,12 @@ impl Config {
             None => figment = figment.merge(Toml::file("ferry.toml")),
         }
         figment
-            .merge(Env::prefixed("FERRY_").split("__"))
+            // FERRY_TEST_CRASH_AT is the test suite's, not a setting (see crash_point).
+            .merge(
+                Env::prefixed("FERRY_")
+                    .ignore(&["TEST_CRASH_AT"])
+                    .split("__"),
+            )
             .extract()
             .map_err(|e| FerryError::InvalidArgument(format!("configuration: {e}")))
     }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod contract;
+pub mod crash_point;
 pub mod error;
 pub mod governance;
 pub mod grpc;

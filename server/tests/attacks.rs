@@ -799,3 +799,62 @@ async fn rejected_rows_keep_no_personal_value_and_expire_with_the_data() {
     );
     server.stop().await;
 }
+
+/// Two teams register their first datasets in the same free namespaces at the same moment,
+/// through `servers` (one, or two replicas sharing a registry): each namespace goes to exactly
+/// one of them, and the other is refused as for any owned namespace.
+async fn racing_teams_never_share_a_namespace(servers: [&TestServer; 2]) {
+    let mut first = servers[0].client_as(CONSUMER_A).await;
+    let mut second = servers[1].client_as(CONSUMER_B).await;
+    for round in 0..12 {
+        let namespace = format!("contested{round}");
+        let a = small_contract(&format!("{namespace}.from_a"), CONSUMER_A, "");
+        let b = small_contract(&format!("{namespace}.from_b"), CONSUMER_B, "");
+        let (a, b) = tokio::join!(
+            register_yaml(&mut first, &a),
+            register_yaml(&mut second, &b)
+        );
+        let refused: Vec<_> = [&a, &b]
+            .into_iter()
+            .filter_map(|r| r.as_ref().err())
+            .collect();
+        assert_eq!(refused.len(), 1, "{namespace}: {a:?} / {b:?}");
+        assert_eq!(
+            refused[0].code(),
+            tonic::Code::PermissionDenied,
+            "{:?}",
+            refused[0]
+        );
+        assert!(
+            refused[0].message().contains("belongs to another team"),
+            "{:?}",
+            refused[0]
+        );
+        // The loser's name was not recorded either.
+        let loser = if a.is_err() { "from_a" } else { "from_b" };
+        let listed = servers[0]
+            .ferry
+            .registry()
+            .dataset(&format!("{namespace}.{loser}"))
+            .await
+            .unwrap();
+        assert!(listed.is_none(), "{namespace}.{loser} was registered");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_teams_never_share_a_namespace_embedded() {
+    let server = TestServer::start(None).await;
+    racing_teams_never_share_a_namespace([&server, &server]).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_teams_never_share_a_namespace_across_replicas() {
+    let postgres = Postgres::start();
+    let one = TestServer::start_with(None, Some(&postgres.url)).await;
+    let two = TestServer::start_with(None, Some(&postgres.url)).await;
+    racing_teams_never_share_a_namespace([&one, &two]).await;
+    one.stop().await;
+    two.stop().await;
+}

@@ -78,6 +78,18 @@ pub struct Publication {
     pub quarantine_uri: String,
 }
 
+/// A publication the registry made live whose warehouse commit its process never confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingCommit {
+    pub id: String,
+    pub dataset: String,
+    pub partition_date: NaiveDate,
+    /// The publication it replaced, if the day had one.
+    pub replaces: Option<String>,
+    /// A later publish of the same day took the partition over since.
+    pub superseded: bool,
+}
+
 /// The live publication of one partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionEntry {
@@ -208,6 +220,18 @@ impl Registry {
         })
     }
 
+    /// A transaction that writes. On SQLite it takes the write lock at `BEGIN` (`IMMEDIATE`): a
+    /// deferred transaction that read first and then writes cannot wait for another writer
+    /// (SQLite answers "database is locked" at once, as waiting could deadlock), so concurrent
+    /// registers would fail instead of queueing behind each other for the busy timeout.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, FerryError> {
+        Ok(if self.postgres {
+            self.pool.begin().await?
+        } else {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        })
+    }
+
     /// Waits until no other process publishes this partition, then holds it until released.
     pub async fn lock_partition(
         &self,
@@ -264,6 +288,13 @@ impl Registry {
 
     /// Names and owners of the datasets under `prefix`, in name order: enough to decide access
     /// before any contract is loaded.
+    /// The team that owns `namespace`: its claimant, or for a namespace from before claims were
+    /// recorded, the owner of its oldest dataset. None while nobody registered in it.
+    pub async fn namespace_owner(&self, namespace: &str) -> Result<Option<String>, FerryError> {
+        let mut connection = self.pool.acquire().await?;
+        namespace_owner(&mut connection, namespace).await
+    }
+
     pub async fn dataset_owners(&self, prefix: &str) -> Result<Vec<(String, String)>, FerryError> {
         let rows = sqlx::query(
             "SELECT name, owner FROM datasets \
@@ -328,20 +359,48 @@ impl Registry {
         check_names(&mut connection, contract).await
     }
 
+    /// Records a new contract version. The contract's namespace is claimed for its owner if
+    /// nobody holds it; one held by another team refuses the register unless `any_namespace`
+    /// (an admin assigning a name there).
     pub async fn register(
         &self,
         contract: &Contract,
         version: ContractVersion,
         changes: &[String],
         registered_by: &str,
+        any_namespace: bool,
     ) -> Result<RegisteredDataset, FerryError> {
         let now = now_text();
         let json =
             serde_json::to_string(contract).map_err(|e| FerryError::Internal(e.to_string()))?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Checked again inside the transaction: another replica may have taken a name since
-        // the service's `check_names`.
+        // the service's `check_names`, or another team the namespace.
         check_names(&mut tx, contract).await?;
+        let namespace = contract.namespace();
+        let holder = match namespace_owner(&mut tx, namespace).await? {
+            Some(holder) => holder,
+            None => contract.owner.clone(),
+        };
+        sqlx::query(
+            "INSERT INTO namespaces (namespace, owner, claimed_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (namespace) DO NOTHING",
+        )
+        .bind(namespace)
+        .bind(&holder)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        // Read after the insert: a claim another transaction committed first wins.
+        let owner: String = sqlx::query_scalar("SELECT owner FROM namespaces WHERE namespace = $1")
+            .bind(namespace)
+            .fetch_one(&mut *tx)
+            .await?;
+        if owner != contract.owner && !any_namespace {
+            return Err(FerryError::PermissionDenied(format!(
+                "namespace {namespace} belongs to another team; an admin assigns namespaces"
+            )));
+        }
         sqlx::query(
             "INSERT INTO datasets (name, owner, major, minor, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
              ON CONFLICT (name) DO UPDATE SET owner = $2, major = $3, minor = $4, updated_at = $5",
@@ -412,7 +471,7 @@ impl Registry {
         cutoff: NaiveDate,
     ) -> Result<Vec<PartitionEntry>, FerryError> {
         let day_before = cutoff.pred_opt().unwrap_or(cutoff);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let rows = sqlx::query(
             "SELECT partition_date, publication_id, row_count, sha256, contract_version FROM partitions \
              WHERE dataset = $1 AND partition_date < $2 ORDER BY partition_date",
@@ -466,10 +525,11 @@ impl Registry {
         Ok(())
     }
 
-    /// Extends the leases of the publishes this process is running.
+    /// Extends the leases of the publishes this process is running or committing.
     pub async fn renew_leases(&self) -> Result<(), FerryError> {
         sqlx::query(
-            "UPDATE publications SET lease_expires_at = $1 WHERE status = $2 AND lease_owner = $3",
+            "UPDATE publications SET lease_expires_at = $1 \
+             WHERE (status = $2 OR warehouse_pending = 1) AND lease_owner = $3",
         )
         .bind(lease_end())
         .bind(PublicationStatus::Running.as_str())
@@ -485,7 +545,9 @@ impl Registry {
         self.postgres
     }
 
-    /// Writes the final state of a publication that did not change the manifest.
+    /// Writes the final state of a publication that did not change the manifest. A publication
+    /// the registry made live whose warehouse commit is pending keeps its record: it is live, and
+    /// recovery finishes it.
     pub async fn finish_publication(&self, p: &Publication) -> Result<(), FerryError> {
         let mut conn = self.pool.acquire().await?;
         update_publication(&mut conn, p).await
@@ -493,8 +555,18 @@ impl Registry {
 
     /// Makes `p` the live publication of its partition and records it as succeeded, in one
     /// transaction: this is the moment readers switch to the new partition.
+    ///
+    /// The publication stays `warehouse_pending` until [`Registry::confirm_commit`]: a warehouse
+    /// that commits after this flip (BigQuery) may not have done so when the process dies.
     pub async fn commit_partition(&self, p: &Publication) -> Result<(), FerryError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
+        let replaces: Option<String> = sqlx::query_scalar(
+            "SELECT publication_id FROM partitions WHERE dataset = $1 AND partition_date = $2",
+        )
+        .bind(&p.dataset)
+        .bind(date_text(p.partition_date))
+        .fetch_optional(&mut *tx)
+        .await?;
         sqlx::query(
             "INSERT INTO partitions (dataset, partition_date, publication_id, row_count, sha256, contract_version, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -511,6 +583,150 @@ impl Registry {
         .execute(&mut *tx)
         .await?;
         update_publication(&mut tx, p).await?;
+        sqlx::query(
+            "UPDATE publications SET warehouse_pending = 1, replaces_publication_id = $2, \
+             lease_expires_at = $3 WHERE id = $1",
+        )
+        .bind(&p.id)
+        .bind(replaces)
+        .bind(lease_end())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that the warehouse committed `p` too, with the jobs that did it.
+    pub async fn confirm_commit(&self, p: &Publication) -> Result<(), FerryError> {
+        sqlx::query(
+            "UPDATE publications SET warehouse_pending = 0, warehouse_job_ids_json = $2 WHERE id = $1",
+        )
+        .bind(&p.id)
+        .bind(serde_json::to_string(&p.warehouse_job_ids).unwrap_or_default())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives up this process's lease on a commit the warehouse failed after the flip, so that
+    /// recovery (this process's next round, or any replica's) resumes it. A publication that is
+    /// not pending is left alone.
+    pub async fn abandon_commit(&self, id: &str) -> Result<(), FerryError> {
+        sqlx::query(
+            "UPDATE publications SET lease_owner = '', lease_expires_at = NULL \
+             WHERE id = $1 AND warehouse_pending = 1",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Commits the registry flipped whose process is gone before the warehouse confirmed them,
+    /// each claimed by this process (so two replicas never resume the same one).
+    pub async fn claim_pending_commits(&self) -> Result<Vec<PendingCommit>, FerryError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT p.id, p.dataset, p.partition_date, p.replaces_publication_id, p.lease_owner, \
+             (SELECT publication_id FROM partitions l WHERE l.dataset = p.dataset \
+              AND l.partition_date = p.partition_date) \
+             FROM publications p WHERE p.warehouse_pending = 1 AND {OWNER_GONE}"
+        )))
+        .bind(&*self.instance)
+        .bind(i64::from(self.postgres))
+        .bind(now_text())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut claimed = Vec::new();
+        for row in rows {
+            let owner: String = row.get(4);
+            let id: String = row.get(0);
+            let taken = sqlx::query(
+                "UPDATE publications SET lease_owner = $1, lease_expires_at = $2 \
+                 WHERE id = $3 AND lease_owner = $4 AND warehouse_pending = 1",
+            )
+            .bind(&*self.instance)
+            .bind(lease_end())
+            .bind(&id)
+            .bind(&owner)
+            .execute(&self.pool)
+            .await?;
+            if taken.rows_affected() == 1 {
+                let live: Option<String> = row.get(5);
+                claimed.push(PendingCommit {
+                    superseded: live.as_deref() != Some(id.as_str()),
+                    id,
+                    dataset: row.get(1),
+                    partition_date: parse_date(&row.get::<String, _>(2))?,
+                    replaces: row.get(3),
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Puts a pending commit's partition back to the publication it replaced (or removes a day
+    /// that had none) and records why it failed: the warehouse can no longer commit it.
+    pub async fn revert_commit(
+        &self,
+        pending: &PendingCommit,
+        error: &str,
+    ) -> Result<(), FerryError> {
+        let mut tx = self.begin_write().await?;
+        let day = date_text(pending.partition_date);
+        let previous = match &pending.replaces {
+            Some(previous) => sqlx::query(
+                "SELECT rows_accepted, sha256, contract_version FROM publications WHERE id = $1",
+            )
+            .bind(previous)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| {
+                (
+                    previous.clone(),
+                    r.get::<i64, _>(0),
+                    r.get::<String, _>(1),
+                    r.get::<String, _>(2),
+                )
+            }),
+            None => None,
+        };
+        match previous {
+            Some((previous, rows, sha256, contract_version)) => {
+                sqlx::query(
+                    "UPDATE partitions SET publication_id = $1, row_count = $2, sha256 = $3, \
+                     contract_version = $4, updated_at = $5 \
+                     WHERE dataset = $6 AND partition_date = $7 AND publication_id = $8",
+                )
+                .bind(previous)
+                .bind(rows)
+                .bind(sha256)
+                .bind(contract_version)
+                .bind(now_text())
+                .bind(&pending.dataset)
+                .bind(&day)
+                .bind(&pending.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "DELETE FROM partitions WHERE dataset = $1 AND partition_date = $2 AND publication_id = $3",
+                )
+                .bind(&pending.dataset)
+                .bind(&day)
+                .bind(&pending.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query(
+            "UPDATE publications SET status = $1, error = $2, warehouse_pending = 0 WHERE id = $3",
+        )
+        .bind(PublicationStatus::Failed.as_str())
+        .bind(error)
+        .bind(&pending.id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -551,17 +767,15 @@ impl Registry {
     /// PostgreSQL only those whose lease ran out are, and a live replica's are left alone.
     pub async fn mark_interrupted(&self) -> Result<Vec<String>, FerryError> {
         let now = now_text();
-        let gone = "status = $1 AND lease_owner <> $2 \
-                    AND ($3 = 0 OR lease_expires_at IS NULL OR lease_expires_at < $4)";
         let shared = i64::from(self.postgres);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let ids: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM publications WHERE {gone}"
+            "SELECT id FROM publications WHERE {OWNER_GONE} AND status = $4"
         )))
-        .bind(PublicationStatus::Running.as_str())
         .bind(&*self.instance)
         .bind(shared)
         .bind(&now)
+        .bind(PublicationStatus::Running.as_str())
         .fetch_all(&mut *tx)
         .await?;
         for id in &ids {
@@ -581,6 +795,11 @@ impl Registry {
         Ok(ids)
     }
 }
+
+/// A publication whose process is gone: not this process's, and on a shared registry ($2 = 1)
+/// with a lease that ran out. Binds $1 = this instance, $2 = shared, $3 = now.
+const OWNER_GONE: &str = "lease_owner <> $1 \
+    AND ($2 = 0 OR lease_expires_at IS NULL OR lease_expires_at < $3)";
 
 const PUBLICATION_SELECT: &str = "SELECT id, dataset, partition_date, source_uri, sha256, contract_version, status, \
     rows_accepted, rows_rejected, bytes, duration_ms, started_at, finished_at, error, row_errors_json, \
@@ -602,7 +821,7 @@ async fn update_publication(
     sqlx::query(
         "UPDATE publications SET sha256 = $2, status = $3, rows_accepted = $4, rows_rejected = $5, bytes = $6, \
          duration_ms = $7, finished_at = $8, error = $9, row_errors_json = $10, warehouse_job_ids_json = $11, \
-         same_as = $12, contract_version = $13, quarantine_uri = $14 WHERE id = $1",
+         same_as = $12, contract_version = $13, quarantine_uri = $14 WHERE id = $1 AND warehouse_pending = 0",
     )
     .bind(&p.id)
     .bind(&p.sha256)
@@ -681,6 +900,25 @@ fn publication_from_row(row: &AnyRow) -> Result<Publication, FerryError> {
         same_as: row.get(17),
         quarantine_uri: row.get(18),
     })
+}
+
+async fn namespace_owner(
+    connection: &mut sqlx::AnyConnection,
+    namespace: &str,
+) -> Result<Option<String>, FerryError> {
+    let prefix = format!("{namespace}.");
+    let owner = sqlx::query_scalar(
+        "SELECT owner FROM (SELECT owner, 0 AS claimed_first FROM namespaces WHERE namespace = $1 \
+         UNION ALL SELECT owner, 1 FROM (SELECT owner FROM datasets \
+           WHERE substr(name, 1, CAST($2 AS INTEGER)) = $3 ORDER BY created_at, name LIMIT 1) oldest) \
+         owners ORDER BY claimed_first LIMIT 1",
+    )
+    .bind(namespace)
+    .bind(prefix.len() as i64)
+    .bind(&prefix)
+    .fetch_optional(&mut *connection)
+    .await?;
+    Ok(owner)
 }
 
 async fn check_names(

@@ -21,6 +21,7 @@ pub use governance::{ColumnGovernance, GovernedRows, TokenRequest, issue_token};
 use crate::contract::{
     Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name,
 };
+use crate::crash_point;
 use crate::error::FerryError;
 pub use crate::governance::Caller;
 use crate::governance::{Action, AuditOutcome, Authenticator, Authorizer, Pseudonymizer, Scope};
@@ -29,9 +30,11 @@ use crate::ingest::{
     ValidationSettings, ingest,
 };
 use crate::registry::{
-    PartitionEntry, Publication, PublicationStatus, RegisteredDataset, Registry,
+    PartitionEntry, PendingCommit, Publication, PublicationStatus, RegisteredDataset, Registry,
 };
-use crate::warehouse::{GarbageScope, LivePartition, PartitionTarget, ReadPlan, Warehouse};
+use crate::warehouse::{
+    GarbageScope, LivePartition, PartitionTarget, ReadPlan, ResumedCommit, Warehouse,
+};
 
 pub struct RegisterOutcome {
     pub dataset: RegisteredDataset,
@@ -164,13 +167,16 @@ impl Ferry {
     /// Renews this process's publish leases; on a registry shared by replicas, also recovers
     /// the publishes of replicas whose leases ran out.
     pub async fn keep_leases(&self) -> Result<(), FerryError> {
+        // A commit the warehouse failed after the flip is handed to recovery; finding none is
+        // one read, which a SQLite writer does not wait for.
+        let resumed = self.resume_pending_commits().await?;
         // One process owns a SQLite registry: its leases matter to nobody, and a writer on a
         // timer would only contend with the calls' own transactions.
         if !self.registry.is_shared() {
             return Ok(());
         }
         self.registry.renew_leases().await?;
-        if self.release_interrupted().await? {
+        if self.release_interrupted().await? || resumed {
             self.collect_garbage(None).await;
         }
         Ok(())
@@ -178,8 +184,76 @@ impl Ferry {
 
     /// Recovers from a previous process that stopped mid-publish.
     pub async fn recover(&self) -> Result<(), FerryError> {
+        self.resume_pending_commits().await?;
         self.release_interrupted().await?;
         self.collect_garbage(None).await;
+        Ok(())
+    }
+
+    /// Brings the warehouse level with the registry for commits whose process died after the
+    /// registry's flip: the warehouse commits them after all, or, when their staged data is gone,
+    /// the registry goes back to the previous publication. Returns whether there were any.
+    async fn resume_pending_commits(&self) -> Result<bool, FerryError> {
+        let pending = self.registry.claim_pending_commits().await?;
+        for commit in &pending {
+            if let Err(e) = self.resume_commit(commit).await {
+                // Left pending and unowned: the next lease round (this process's or a replica's)
+                // tries again.
+                warn!(publication = %commit.id, error = %e, "could not resume an interrupted commit; retrying at the next lease round");
+                if let Err(e) = self.registry.abandon_commit(&commit.id).await {
+                    warn!(publication = %commit.id, error = %e, "could not release a pending commit");
+                }
+            }
+        }
+        Ok(!pending.is_empty())
+    }
+
+    async fn resume_commit(&self, commit: &PendingCommit) -> Result<(), FerryError> {
+        let mut publication = self
+            .registry
+            .publication(&commit.id)
+            .await?
+            .ok_or_else(|| FerryError::Internal(format!("publication {} is gone", commit.id)))?;
+        if commit.superseded {
+            // A later publish of the day owns the partition; this one's transaction must not
+            // hold its tables.
+            self.warehouse
+                .release_interrupted(std::slice::from_ref(&commit.id))
+                .await;
+            return self.registry.confirm_commit(&publication).await;
+        }
+        let dataset = self
+            .registry
+            .dataset(&commit.dataset)
+            .await?
+            .ok_or_else(|| {
+                FerryError::Internal(format!(
+                    "dataset {} of a pending commit is gone",
+                    commit.dataset
+                ))
+            })?;
+        let target = PartitionTarget {
+            contract: Arc::new(dataset.contract),
+            partition_date: commit.partition_date,
+            publication_id: commit.id.clone(),
+        };
+        match self.warehouse.resume_commit(&target).await? {
+            ResumedCommit::Committed { job_ids } => {
+                publication.warehouse_job_ids.extend(job_ids);
+                self.registry.confirm_commit(&publication).await?;
+                info!(publication = %commit.id, "completed a commit its process did not finish");
+            }
+            ResumedCommit::StagedDataGone => {
+                self.registry
+                    .revert_commit(
+                        commit,
+                        "the server stopped before the warehouse committed this publish and its \
+                         staged data expired; the previous partition is live again",
+                    )
+                    .await?;
+                warn!(publication = %commit.id, "reverted a commit whose staged data expired");
+            }
+        }
         Ok(())
     }
 
@@ -234,7 +308,11 @@ impl Ferry {
             self.authorize(caller, Action::Register, &contract.name, "")
                 .await?;
         }
-        self.authorize_namespace(caller, &contract).await?;
+        // A name an admin assigned to its owner stays theirs to evolve.
+        let assigned = current
+            .as_ref()
+            .is_some_and(|d| d.contract.owner == contract.owner);
+        let any_namespace = assigned || self.authorize_namespace(caller, &contract).await?;
         // Every name check runs before the warehouse is touched: a refused register never
         // creates, patches or expires a table that another contract owns.
         self.registry.check_names(&contract).await?;
@@ -268,7 +346,13 @@ impl Ferry {
                 }
                 let dataset = self
                     .registry
-                    .register(&contract, version, &changes, &caller.principal)
+                    .register(
+                        &contract,
+                        version,
+                        &changes,
+                        &caller.principal,
+                        any_namespace,
+                    )
                     .await?;
                 info!(version = %version, "registered contract");
                 self.audit(
@@ -289,22 +373,19 @@ impl Ferry {
     }
 
     /// The first team to register in a namespace owns it: nobody else registers a name there,
-    /// except a platform admin assigning or transferring the namespace (the same admin-only rule
-    /// as handing a dataset to another team).
+    /// except a platform admin assigning a name to another team (the same admin-only rule as
+    /// handing a dataset over). Returns whether the caller may register in any namespace; the
+    /// registry checks the claim again when it records the contract.
     async fn authorize_namespace(
         &self,
         caller: &Caller,
         contract: &Contract,
-    ) -> Result<(), FerryError> {
+    ) -> Result<bool, FerryError> {
         let namespace = contract.namespace();
-        let others_own_it = self
-            .registry
-            .dataset_owners(&format!("{namespace}."))
-            .await?
-            .iter()
-            .any(|(name, owner)| *name != contract.name && *owner != contract.owner);
-        if !others_own_it || self.allows(caller, Action::Register, "*", "")? {
-            return Ok(());
+        let admin = self.allows(caller, Action::Register, "*", "")?;
+        let owner = self.registry.namespace_owner(namespace).await?;
+        if admin || owner.is_none_or(|owner| owner == contract.owner) {
+            return Ok(admin);
         }
         self.record_denial(caller, Action::Register, &contract.name, "namespace")
             .await;
@@ -593,6 +674,9 @@ impl Ferry {
                 if let Err(e) = self.registry.finish_publication(&publication).await {
                     warn!(error = %e, "could not record the failed publication");
                 }
+                if let Err(e) = self.registry.abandon_commit(&publication.id).await {
+                    warn!(error = %e, "could not hand a failed commit to recovery");
+                }
                 warn!(publication = %publication.id, error = %error, "publish failed; previous partition unchanged");
                 Err(error)
             }
@@ -698,9 +782,10 @@ impl Ferry {
             publication.status = PublicationStatus::Failed;
         })?;
         publication.warehouse_job_ids = job_ids;
+        crash_point::reached("publish.before_confirm");
         // The flip recorded the publication before the warehouse finished; add its jobs now.
-        if let Err(e) = self.registry.finish_publication(publication).await {
-            warn!(publication = %publication.id, error = %e, "could not record the warehouse job ids");
+        if let Err(e) = self.registry.confirm_commit(publication).await {
+            warn!(publication = %publication.id, error = %e, "could not record the warehouse's commit; recovery will");
         }
         Ok(Committed::Replaced)
     }

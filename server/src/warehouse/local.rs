@@ -28,8 +28,8 @@ use parquet::arrow::ArrowWriter;
 
 use super::parquet_files::writer_properties;
 use super::{
-    BoxCommit, ConsumerAccess, GarbageScope, PartitionSink, PartitionTarget, ReadPlan, RowStream,
-    StagedPartition, Warehouse, read_projection, table_column_names,
+    BoxCommit, ConsumerAccess, GarbageScope, PartitionSink, PartitionTarget, ReadPlan,
+    ResumedCommit, RowStream, StagedPartition, Warehouse, read_projection, table_column_names,
 };
 use crate::contract::{Contract, ViewFilter};
 use crate::error::FerryError;
@@ -351,6 +351,13 @@ impl Warehouse for LocalWarehouse {
         // The files are already durable; the manifest flip is the whole commit.
         commit_visibility.await?;
         Ok(Vec::new())
+    }
+
+    async fn resume_commit(&self, _target: &PartitionTarget) -> Result<ResumedCommit, FerryError> {
+        // The manifest flip is the whole commit, and it happened.
+        Ok(ResumedCommit::Committed {
+            job_ids: Vec::new(),
+        })
     }
 
     async fn discard_partition(&self, staged: &StagedPartition) {

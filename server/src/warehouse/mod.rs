@@ -120,6 +120,10 @@ pub trait Warehouse: Send + Sync + 'static {
         commit_visibility: BoxCommit<'_>,
     ) -> Result<Vec<String>, FerryError>;
 
+    /// Finishes a commit whose process stopped after the registry's flip and before it recorded
+    /// the warehouse's outcome. Idempotent: it may run again after a crash of its own.
+    async fn resume_commit(&self, target: &PartitionTarget) -> Result<ResumedCommit, FerryError>;
+
     /// Throws away a staged partition that will not be committed (identical content, checksum
     /// mismatch). Best effort: garbage collection catches what this misses.
     async fn discard_partition(&self, staged: &StagedPartition);
@@ -149,6 +153,15 @@ pub trait Warehouse: Send + Sync + 'static {
         keep: &[String],
         scope: Option<GarbageScope<'_>>,
     ) -> Result<u64, FerryError>;
+}
+
+/// What [`Warehouse::resume_commit`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResumedCommit {
+    /// The warehouse serves the publication now; these jobs did it.
+    Committed { job_ids: Vec<String> },
+    /// It never committed and its staged data is gone (expired): the registry must go back.
+    StagedDataGone,
 }
 
 /// The partition a commit just replaced: the only place its garbage can be.

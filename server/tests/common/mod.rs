@@ -854,6 +854,23 @@ impl LocalBigQuery {
             .collect()
     }
 
+    /// A REST DELETE under the project.
+    pub async fn delete(&self, path: &str) {
+        let response = reqwest::Client::new()
+            .delete(format!(
+                "{}/bigquery/v2/projects/{BIGQUERY_PROJECT}/{path}",
+                self.endpoint
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "DELETE {path}: {}",
+            response.status()
+        );
+    }
+
     /// A REST GET under the project, as JSON.
     pub async fn get(&self, path: &str) -> serde_json::Value {
         reqwest::Client::new()

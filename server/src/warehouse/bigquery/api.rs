@@ -352,6 +352,25 @@ impl BigQueryApi {
         }
     }
 
+    /// Whether `dataset.table` exists.
+    pub async fn table_exists(&self, dataset: &str, table: &str) -> Result<bool, FerryError> {
+        let what = format!("table {dataset}.{table}");
+        let found = self
+            .retrying(&what, || async {
+                self.client
+                    .table()
+                    .get(&self.config.project, dataset, table, None)
+                    .await
+                    .map_err(ApiError::from)
+            })
+            .await;
+        match found {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e.into_ferry(&what)),
+        }
+    }
+
     /// Deletes a table; a missing table is not an error.
     pub async fn delete_table(&self, dataset: &str, table: &str) -> Result<bool, FerryError> {
         let what = format!("delete table {dataset}.{table}");

@@ -38,10 +38,11 @@ use self::api::BigQueryApi;
 use self::sql::TableAddress;
 use super::parquet_files::writer_properties;
 use super::{
-    BoxCommit, ConsumerAccess, GarbageScope, PartitionSink, PartitionTarget, ReadPlan, RowStream,
-    StagedPartition, Warehouse, read_projection,
+    BoxCommit, ConsumerAccess, GarbageScope, PartitionSink, PartitionTarget, ReadPlan,
+    ResumedCommit, RowStream, StagedPartition, Warehouse, read_projection,
 };
 use crate::contract::{Contract, ViewFilter};
+use crate::crash_point;
 use crate::error::FerryError;
 use crate::ingest::table_schema;
 
@@ -99,6 +100,49 @@ impl BigQueryWarehouse {
                 table_safe(&target.publication_id)
             ),
         )
+    }
+
+    /// Best effort: staging tables expire on their own.
+    async fn drop_staging(&self, target: &PartitionTarget) {
+        let staging = self.staging_table(target);
+        if let Err(e) = self
+            .api
+            .delete_table(&staging.dataset, &staging.table)
+            .await
+        {
+            warn!(error = %e, table = %staging, "could not drop the staging table; it expires on its own");
+        }
+    }
+
+    /// A process that died between the replace and the commit left a transaction open in its
+    /// session; BigQuery would cancel the next transaction on those tables until the session
+    /// ends (24 h idle). The replace job's id says where that session is.
+    async fn roll_back_open_transaction(&self, publication: &str) {
+        let replace = sql::job_id(publication, "replace");
+        let session = match self.api.job(&replace).await {
+            Ok(Some(job)) => job["statistics"]["sessionInfo"]["sessionId"]
+                .as_str()
+                .map(str::to_owned),
+            Ok(None) => None,
+            Err(e) => {
+                warn!(error = %e, job = %replace, "cannot look up an interrupted publish");
+                None
+            }
+        };
+        if let Some(session) = session {
+            let rollback = sql::job_id(publication, "rollback");
+            match self
+                .api
+                .run_in_session(&rollback, &session, "ROLLBACK TRANSACTION")
+                .await
+            {
+                Ok(_) => {
+                    info!(%publication, job = %rollback, "rolled back the transaction an interrupted publish left open")
+                }
+                // Already committed, rolled back or expired: nothing is held.
+                Err(e) => info!(%publication, error = %e, "no open transaction to roll back"),
+            }
+        }
     }
 
     fn commit_lock(&self, dataset: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -321,6 +365,7 @@ impl Warehouse for BigQueryWarehouse {
             .run_in_new_session(&replace, &sql::transaction(&statements, false))
             .await?;
         job_ids.push(replace);
+        crash_point::reached("bigquery.after_replace");
 
         if let Err(error) = commit_visibility.await {
             let rollback = sql::job_id(publication, "rollback");
@@ -335,6 +380,7 @@ impl Warehouse for BigQueryWarehouse {
             return Err(error);
         }
 
+        crash_point::reached("bigquery.after_flip");
         let commit = sql::job_id(publication, "commit");
         match self
             .api
@@ -360,57 +406,62 @@ impl Warehouse for BigQueryWarehouse {
                 job_ids.push(replay);
             }
         }
-        if let Err(e) = self
-            .api
-            .delete_table(&staging.dataset, &staging.table)
-            .await
-        {
-            warn!(error = %e, table = %staging, "could not drop the staging table; it expires on its own");
-        }
+        crash_point::reached("bigquery.after_commit");
+        self.drop_staging(target).await;
         Ok(job_ids)
     }
 
-    async fn discard_partition(&self, staged: &StagedPartition) {
-        let staging = self.staging_table(&staged.target);
-        if let Err(e) = self
-            .api
-            .delete_table(&staging.dataset, &staging.table)
-            .await
-        {
-            warn!(error = %e, table = %staging, "could not drop the staging table; it expires on its own");
+    async fn resume_commit(&self, target: &PartitionTarget) -> Result<ResumedCommit, FerryError> {
+        let publication = &target.publication_id;
+        // The commit (or its replay, or an earlier recovery) may have got through before the
+        // process died; then only the ledger is behind.
+        for step in ["commit", "replay", "recover"] {
+            let job = sql::job_id(publication, step);
+            if let Some(done) = self.api.job(&job).await?
+                && done["status"]["state"].as_str() == Some("DONE")
+                && done["status"]["errorResult"].is_null()
+            {
+                self.drop_staging(target).await;
+                return Ok(ResumedCommit::Committed { job_ids: vec![job] });
+            }
         }
+        // Its open transaction would make BigQuery cancel the replay, which touches the same
+        // tables; end it first.
+        self.roll_back_open_transaction(publication).await;
+        let staging = self.staging_table(target);
+        if !self
+            .api
+            .table_exists(&staging.dataset, &staging.table)
+            .await?
+        {
+            return Ok(ResumedCommit::StagedDataGone);
+        }
+        let contract = &target.contract;
+        let statements = sql::replace_statements(
+            self.api.project(),
+            contract,
+            target.partition_date,
+            &staging,
+        )?;
+        let lock = self.commit_lock(&contract.name);
+        let _serialized = lock.lock().await;
+        let recover = sql::job_id(publication, "recover");
+        self.api
+            .run_script(&recover, &sql::transaction(&statements, true))
+            .await?;
+        self.drop_staging(target).await;
+        Ok(ResumedCommit::Committed {
+            job_ids: vec![recover],
+        })
+    }
+
+    async fn discard_partition(&self, staged: &StagedPartition) {
+        self.drop_staging(&staged.target).await;
     }
 
     async fn release_interrupted(&self, publication_ids: &[String]) {
         for publication in publication_ids {
-            // A process that died between the replace and the commit left a transaction open
-            // in its session; BigQuery would cancel the next transaction on those tables until
-            // the session ends (24 h idle). The replace job's id says where that session is.
-            let replace = sql::job_id(publication, "replace");
-            let session = match self.api.job(&replace).await {
-                Ok(Some(job)) => job["statistics"]["sessionInfo"]["sessionId"]
-                    .as_str()
-                    .map(str::to_owned),
-                Ok(None) => None,
-                Err(e) => {
-                    warn!(error = %e, job = %replace, "cannot look up an interrupted publish");
-                    None
-                }
-            };
-            if let Some(session) = session {
-                let rollback = sql::job_id(publication, "rollback");
-                match self
-                    .api
-                    .run_in_session(&rollback, &session, "ROLLBACK TRANSACTION")
-                    .await
-                {
-                    Ok(_) => {
-                        info!(%publication, job = %rollback, "rolled back the transaction an interrupted publish left open")
-                    }
-                    // Already committed, rolled back or expired: nothing is held.
-                    Err(e) => info!(%publication, error = %e, "no open transaction to roll back"),
-                }
-            }
+            self.roll_back_open_transaction(publication).await;
         }
     }
 
