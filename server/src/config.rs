@@ -130,7 +130,7 @@ impl PrivacyConfig {
         match (&self.pseudonymization_key, &self.pseudonymization_key_file) {
             (Some(key), _) => Ok(Some(key.expose().as_bytes().to_vec())),
             (None, Some(path)) => std::fs::read(path).map(Some).map_err(|e| {
-                FerryError::InvalidArgument(format!(
+                FerryError::Config(format!(
                     "cannot read privacy.pseudonymization_key_file {}: {e}",
                     path.display()
                 ))
@@ -174,7 +174,7 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(FerryError::InvalidArgument(format!(
+                return Err(FerryError::Config(format!(
                     "config file {} does not exist",
                     path.display()
                 )));
@@ -190,7 +190,7 @@ impl Config {
                     .split("__"),
             )
             .extract()
-            .map_err(|e| FerryError::InvalidArgument(format!("configuration: {e}")))
+            .map_err(|e| FerryError::Config(format!("configuration: {e}")))
     }
 
     pub fn registry_url(&self) -> String {

@@ -1,5 +1,8 @@
-//! The one error type of Ferry's domain. The gRPC adapter maps it to `tonic::Status` in one
-//! place (`grpc::status`), so domain code never sees transport types.
+//! The one error type of Ferry's domain, and the stable [`Reason`] each error answers with.
+//! The gRPC adapter maps it to `tonic::Status` in one place (`grpc::status`), so domain code
+//! never sees transport types; clients decide from the reason and its metadata, never from text.
+
+use std::fmt;
 
 use crate::ingest::RowError;
 
@@ -7,18 +10,28 @@ use crate::ingest::RowError;
 pub enum FerryError {
     #[error("invalid contract: {0}")]
     InvalidContract(String),
+    /// A dataset or view name another contract already uses.
+    #[error("{0}")]
+    NameTaken(String),
     #[error("incompatible contract change: {0}")]
     IncompatibleContract(String),
     #[error("{0}")]
     Unauthenticated(String),
-    #[error("permission denied: {0}")]
-    PermissionDenied(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
+    #[error("permission denied: {message}")]
+    PermissionDenied { denial: Denial, message: String },
+    #[error("{message}")]
+    FailedPrecondition {
+        precondition: Precondition,
+        message: String,
+    },
+    /// A request field is wrong; `field` is its name in the request message.
+    #[error("{message}")]
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     #[error("{0} not found")]
-    NotFound(String),
+    NotFound(Missing),
     #[error("source {uri}: {reason}")]
     SourceNotFound { uri: String, reason: String },
     #[error("source {uri} is unavailable: {reason}")]
@@ -37,6 +50,10 @@ pub enum FerryError {
     MalformedSource(String),
     #[error("warehouse: {0}")]
     Warehouse(String),
+    /// The registry serves a partition the warehouse could not commit; publishing the day again
+    /// repairs it.
+    #[error("{0}")]
+    RepairNeeded(String),
     /// The warehouse could not be reached or refused Ferry's credentials; retrying later may work.
     #[error("warehouse unavailable: {0}")]
     WarehouseUnavailable(String),
@@ -46,10 +63,246 @@ pub enum FerryError {
     /// A server limit (concurrent publishes) is reached; retrying later may work.
     #[error("resource exhausted: {0}")]
     ResourceExhausted(String),
+    /// The server's own configuration or policy files are wrong (at start, or on a policy
+    /// reload); never the caller's request.
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("registry: {0}")]
     Registry(String),
+    #[error("registry: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("registry migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("query: {0}")]
+    Query(#[from] datafusion::error::DataFusionError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Why a call was refused although its caller is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The policy does not allow this principal this action.
+    Policy,
+    /// Another team owns the namespace.
+    NamespaceOwned,
+    /// The server never reads this source (file roots, internal addresses, redirects).
+    SourceNotAllowed,
+    /// The dataset's owner team is not bound to this source.
+    SourceNotBound,
+    /// An approver may not approve a grant they made, received or minted the token for.
+    SelfApproval,
+}
+
+/// A state the call needs and the server or the object is not in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    PseudonymizationKeyMissing,
+    GrantNotPending,
+    WarehousePermissionMissing,
+}
+
+/// What a NOT_FOUND names: the kind of thing and the name the caller asked for, never more.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    Dataset(String),
+    DatasetOrView(String),
+    View(String),
+    Publication(String),
+    Grant(String),
+    Token(String),
+    /// A table the warehouse should hold and does not (dropped by hand).
+    WarehouseTable(String),
+}
+
+impl fmt::Display for Missing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Dataset(name) => write!(f, "dataset {name}"),
+            Self::DatasetOrView(name) => write!(f, "dataset or view {name}"),
+            Self::View(name) => write!(f, "view {name}"),
+            Self::Publication(id) => write!(f, "publication {id}"),
+            Self::Grant(id) => write!(f, "grant {id}"),
+            Self::Token(id) => write!(f, "token {id}"),
+            Self::WarehouseTable(text) => write!(f, "{text}"),
+        }
+    }
+}
+
+/// The stable, machine-readable reason of an error (`google.rpc.ErrorInfo.reason`, domain
+/// [`DOMAIN`]). Clients decide from these; the list is in `proto/ferry/v1/ferry.proto`, and a
+/// test keeps the two equal. Never rename one: add a new reason instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
+pub enum Reason {
+    InvalidField,
+    ContractInvalid,
+    NameTaken,
+    IncompatibleChange,
+    Unauthenticated,
+    PolicyDenied,
+    NamespaceOwned,
+    SourceNotAllowed,
+    SourceNotBound,
+    GrantSelfApproval,
+    PseudonymizationKeyMissing,
+    GrantNotPending,
+    WarehousePermissionMissing,
+    DatasetNotFound,
+    DatasetOrViewNotFound,
+    ViewNotFound,
+    PublicationNotFound,
+    GrantNotFound,
+    TokenNotFound,
+    WarehouseTableMissing,
+    SourceNotFound,
+    SourceUnavailable,
+    ChecksumMismatch,
+    PublicationRejected,
+    SourceMalformed,
+    PartitionRepairNeeded,
+    WarehouseUnavailable,
+    WarehouseQuotaExceeded,
+    PublishLimitReached,
+    ConfigurationInvalid,
+    Internal,
+}
+
+/// `google.rpc.ErrorInfo.domain` of every Ferry error.
+pub const DOMAIN: &str = "ferry";
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl FerryError {
+    pub fn invalid_field(field: &'static str, message: impl Into<String>) -> Self {
+        Self::InvalidField {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The same complaint, blamed on request field `field` (a contract-shaped check run on a
+    /// request field, such as a dataset name, keeps its message without the contract prefix).
+    pub fn for_field(self, field: &'static str) -> Self {
+        match self {
+            Self::InvalidContract(message) | Self::InvalidField { message, .. } => {
+                Self::InvalidField { field, message }
+            }
+            other => other,
+        }
+    }
+
+    pub fn denied(denial: Denial, message: impl Into<String>) -> Self {
+        Self::PermissionDenied {
+            denial,
+            message: message.into(),
+        }
+    }
+
+    pub fn precondition(precondition: Precondition, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition {
+            precondition,
+            message: message.into(),
+        }
+    }
+
+    pub fn reason(&self) -> Reason {
+        match self {
+            Self::InvalidContract(_) => Reason::ContractInvalid,
+            Self::NameTaken(_) => Reason::NameTaken,
+            Self::IncompatibleContract(_) => Reason::IncompatibleChange,
+            Self::Unauthenticated(_) => Reason::Unauthenticated,
+            Self::PermissionDenied { denial, .. } => match denial {
+                Denial::Policy => Reason::PolicyDenied,
+                Denial::NamespaceOwned => Reason::NamespaceOwned,
+                Denial::SourceNotAllowed => Reason::SourceNotAllowed,
+                Denial::SourceNotBound => Reason::SourceNotBound,
+                Denial::SelfApproval => Reason::GrantSelfApproval,
+            },
+            Self::FailedPrecondition { precondition, .. } => match precondition {
+                Precondition::PseudonymizationKeyMissing => Reason::PseudonymizationKeyMissing,
+                Precondition::GrantNotPending => Reason::GrantNotPending,
+                Precondition::WarehousePermissionMissing => Reason::WarehousePermissionMissing,
+            },
+            Self::InvalidField { .. } => Reason::InvalidField,
+            Self::NotFound(missing) => match missing {
+                Missing::Dataset(_) => Reason::DatasetNotFound,
+                Missing::DatasetOrView(_) => Reason::DatasetOrViewNotFound,
+                Missing::View(_) => Reason::ViewNotFound,
+                Missing::Publication(_) => Reason::PublicationNotFound,
+                Missing::Grant(_) => Reason::GrantNotFound,
+                Missing::Token(_) => Reason::TokenNotFound,
+                Missing::WarehouseTable(_) => Reason::WarehouseTableMissing,
+            },
+            Self::SourceNotFound { .. } => Reason::SourceNotFound,
+            Self::SourceUnavailable { .. } => Reason::SourceUnavailable,
+            Self::ChecksumMismatch { .. } => Reason::ChecksumMismatch,
+            Self::RowsRejected { .. } => Reason::PublicationRejected,
+            Self::MalformedSource(_) => Reason::SourceMalformed,
+            Self::RepairNeeded(_) => Reason::PartitionRepairNeeded,
+            Self::WarehouseUnavailable(_) => Reason::WarehouseUnavailable,
+            Self::WarehouseQuota(_) => Reason::WarehouseQuotaExceeded,
+            Self::ResourceExhausted(_) => Reason::PublishLimitReached,
+            Self::Config(_) => Reason::ConfigurationInvalid,
+            Self::Warehouse(_)
+            | Self::Registry(_)
+            | Self::Database(_)
+            | Self::Migration(_)
+            | Self::Query(_)
+            | Self::Parquet(_)
+            | Self::Io(_)
+            | Self::Internal(_) => Reason::Internal,
+        }
+    }
+
+    /// What the reason is about, as `google.rpc.ErrorInfo.metadata`: only what the caller named
+    /// or may see (no other team's names, no values from a source).
+    pub fn metadata(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::InvalidField { field, .. } => vec![("field", (*field).to_owned())],
+            Self::NotFound(missing) => match missing {
+                Missing::Dataset(name) => vec![("dataset", name.clone())],
+                Missing::DatasetOrView(name) | Missing::View(name) => {
+                    vec![("name", name.clone())]
+                }
+                Missing::Publication(id) => vec![("publication_id", id.clone())],
+                Missing::Grant(id) => vec![("grant_id", id.clone())],
+                Missing::Token(id) => vec![("token_id", id.clone())],
+                Missing::WarehouseTable(_) => Vec::new(),
+            },
+            Self::SourceNotFound { uri, .. } | Self::SourceUnavailable { uri, .. } => {
+                vec![("source_uri", uri.clone())]
+            }
+            Self::ChecksumMismatch { expected, actual } => vec![
+                ("expected_sha256", expected.clone()),
+                ("actual_sha256", actual.clone()),
+            ],
+            Self::RowsRejected {
+                publication_id,
+                rejected,
+                errors,
+            } => {
+                let mut metadata = vec![
+                    ("publication_id", publication_id.clone()),
+                    ("rows_rejected", rejected.to_string()),
+                ];
+                if let Some(first) = errors.first() {
+                    metadata.push(("line", first.line.to_string()));
+                    metadata.push(("column", first.column.clone()));
+                }
+                metadata
+            }
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// How many row errors a message lists before summarizing the rest.
@@ -69,36 +322,6 @@ fn rejected_summary(publication_id: &str, rejected: &u64, errors: &[RowError]) -
         ));
     }
     text
-}
-
-impl From<sqlx::Error> for FerryError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Registry(e.to_string())
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for FerryError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        Self::Registry(format!("migration failed: {e}"))
-    }
-}
-
-impl From<datafusion::error::DataFusionError> for FerryError {
-    fn from(e: datafusion::error::DataFusionError) -> Self {
-        Self::Warehouse(e.to_string())
-    }
-}
-
-impl From<parquet::errors::ParquetError> for FerryError {
-    fn from(e: parquet::errors::ParquetError) -> Self {
-        Self::Warehouse(format!("parquet: {e}"))
-    }
-}
-
-impl From<std::io::Error> for FerryError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Internal(format!("I/O: {e}"))
-    }
 }
 
 pub type Result<T, E = FerryError> = std::result::Result<T, E>;

@@ -24,7 +24,7 @@ use crate::warehouse::{BigQueryWarehouse, LocalWarehouse, Warehouse};
 /// may be running beside them.
 pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        FerryError::InvalidArgument(format!(
+        FerryError::Config(format!(
             "cannot create data dir {}: {e}",
             config.data_dir.display()
         ))
@@ -70,9 +70,8 @@ pub struct BoundServer {
 }
 
 fn read_pem(path: &std::path::Path, what: &str) -> Result<Vec<u8>, FerryError> {
-    std::fs::read(path).map_err(|e| {
-        FerryError::InvalidArgument(format!("tls.{what}: cannot read {}: {e}", path.display()))
-    })
+    std::fs::read(path)
+        .map_err(|e| FerryError::Config(format!("tls.{what}: cannot read {}: {e}", path.display())))
 }
 
 /// Reads the certificate, key and optional client CA, so a bad path fails at start.
@@ -93,9 +92,9 @@ impl BoundServer {
     pub async fn bind(config: &Config) -> Result<Self, FerryError> {
         let ferry = build_ferry(config).await?;
         ferry.recover().await?;
-        let listener = TcpListener::bind(config.listen).await.map_err(|e| {
-            FerryError::InvalidArgument(format!("cannot listen on {}: {e}", config.listen))
-        })?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| FerryError::Config(format!("cannot listen on {}: {e}", config.listen)))?;
         Ok(Self {
             local_addr: listener.local_addr()?,
             listener,
@@ -139,7 +138,7 @@ impl BoundServer {
         if let Some(tls) = self.tls {
             builder = builder
                 .tls_config(tls)
-                .map_err(|e| FerryError::InvalidArgument(format!("tls: {e}")))?;
+                .map_err(|e| FerryError::Config(format!("tls: {e}")))?;
         }
         let served = builder
             .layer(RpcTelemetryLayer)

@@ -298,7 +298,16 @@ async fn reads_project_limit_and_span_partitions() {
             .await
             .err()
             .expect("team B's view has no image column");
-        assert!(matches!(err, FerryError::InvalidArgument(_)), "{err}");
+        assert!(
+            matches!(
+                err,
+                FerryError::InvalidField {
+                    field: "columns",
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 }
 

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 
 use crate::commands::{self, Client};
+use crate::exit;
 
 /// Renders `{date}` (YYYY-MM-DD) and `{date:FORMAT}` (strftime) in `template`.
 pub fn render(template: &str, day: NaiveDate) -> anyhow::Result<String> {
@@ -105,15 +106,16 @@ pub async fn run(client: &mut Client, plan: Plan, out: &mut impl Write) -> anyho
             }
             Err(error) => {
                 let status = error.downcast_ref::<tonic::Status>();
-                if plan.skip_missing && status.is_some_and(|s| s.code() == tonic::Code::NotFound) {
+                // Only a missing source is a missing day: a missing dataset or warehouse table
+                // is a failure of every day.
+                if plan.skip_missing
+                    && status.and_then(exit::reason).as_deref() == Some("SOURCE_NOT_FOUND")
+                {
                     tally.missing += 1;
                     writeln!(out, "{date}: no source at {source}; skipped")?;
                     continue;
                 }
-                let message = status.map_or_else(
-                    || format!("{error:#}"),
-                    |s| format!("{:?}: {}", s.code(), s.message()),
-                );
+                let message = status.map_or_else(|| format!("{error:#}"), exit::describe);
                 writeln!(out, "{date}: FAILED: {message}")?;
                 tally.failed.push((*day, message));
                 if !plan.keep_going {

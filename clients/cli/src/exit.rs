@@ -27,6 +27,24 @@ pub fn for_code(code: Code) -> i32 {
     }
 }
 
+/// The server's stable reason for a failed call (`google.rpc.ErrorInfo`, domain `ferry`), which
+/// the CLI decides from; None for transport failures and other servers.
+pub fn reason(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .filter(|info| info.domain == "ferry")
+        .map(|info| info.reason)
+}
+
+/// How the CLI prints a failed call: the reason (or the code, without one) and the message.
+pub fn describe(status: &tonic::Status) -> String {
+    match reason(status) {
+        Some(reason) => format!("{reason}: {}", status.message()),
+        None => format!("{:?}: {}", status.code(), status.message()),
+    }
+}
+
 /// Picks the exit code for an error chain: the gRPC status if there is one.
 pub fn for_error(error: &anyhow::Error) -> i32 {
     for cause in error.chain() {

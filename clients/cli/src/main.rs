@@ -254,7 +254,7 @@ async fn main() {
             .chain()
             .find_map(|c| c.downcast_ref::<tonic::Status>());
         let mut message = status
-            .map(|s| format!("{:?}: {}", s.code(), s.message()))
+            .map(exit::describe)
             .unwrap_or_else(|| format!("{error:#}"));
         if tls_hint
             && status

@@ -145,11 +145,7 @@ async fn admin_commands_grant_approve_revoke_and_audit() {
     )
     .await;
     assert_eq!(out.status.code(), Some(7));
-    assert!(
-        stderr(&out).contains("PermissionDenied"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("POLICY_DENIED: "), "{}", stderr(&out));
     let out = ferry_off_runtime(&endpoint, Some(&team_a), &["approve", "grt_x"]).await;
     assert_eq!(out.status.code(), Some(7));
     let out = ferry_off_runtime(
@@ -259,7 +255,11 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
     );
     let out = ferry(&endpoint, &["dataset", "list"]);
     assert_eq!(out.status.code(), Some(7), "no token: not authenticated");
-    assert!(stderr(&out).contains("Unauthenticated"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("UNAUTHENTICATED: "),
+        "{}",
+        stderr(&out)
+    );
     let contract = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/product_catalog/contract.yaml"
@@ -531,7 +531,7 @@ async fn backfill_publishes_each_day_skips_missing_sources_and_resumes_as_unchan
     let stopped = run(backfill(&[])).await;
     assert!(!stopped.status.success());
     assert!(
-        stdout(&stopped).contains("2021-04-02: FAILED: NotFound"),
+        stdout(&stopped).contains("2021-04-02: FAILED: SOURCE_NOT_FOUND: "),
         "{}",
         stdout(&stopped)
     );
@@ -549,5 +549,16 @@ async fn backfill_publishes_each_day_skips_missing_sources_and_resumes_as_unchan
         stdout(&again).contains("0 published, 2 unchanged, 2 missing, 0 failed"),
         "{}",
         stdout(&again)
+    );
+
+    // Only a missing source is a missing day: --skip-missing never hides a missing dataset.
+    let mut wrong = backfill(&["--skip-missing"]);
+    wrong[1] = "catalog.nope".into();
+    let wrong = run(wrong).await;
+    assert!(!wrong.status.success(), "{}", stdout(&wrong));
+    assert!(
+        stdout(&wrong).contains("FAILED: DATASET_NOT_FOUND: "),
+        "{}",
+        stdout(&wrong)
     );
 }

@@ -61,18 +61,24 @@ def test_reads_return_typed_rows_and_progress_is_reported(server: Server) -> Non
 
 
 def test_errors_map_to_exceptions(server: Server, tmp_path: Path) -> None:
-    with Client(server.endpoint) as anonymous, pytest.raises(ferry_client.Unauthenticated):
+    with Client(server.endpoint) as anonymous, pytest.raises(ferry_client.Unauthenticated) as missing:
         anonymous.list_datasets()
+    assert missing.value.reason == "UNAUTHENTICATED"
     with Client(server.endpoint, token="fry_forged") as forged, pytest.raises(ferry_client.Unauthenticated):
         forged.list_datasets()
     owner = Client(server.endpoint, token=server.tokens["team:catalog"])
-    with pytest.raises(ferry_client.InvalidContract):
+    with pytest.raises(ferry_client.InvalidContract) as invalid:
         owner.register_dataset({"name": "catalog.broken", "owner": "team:catalog", "columns": []})
+    assert invalid.value.reason == "CONTRACT_INVALID"
     owner.register_dataset(EXAMPLES / "contract.yaml")
-    with pytest.raises(ferry_client.NotFound):
+    with pytest.raises(ferry_client.NotFound) as not_found:
         owner.get_dataset("catalog.nothing_here")
-    with pytest.raises(ferry_client.InvalidArgument):
+    assert not_found.value.reason == "DATASET_NOT_FOUND"
+    assert not_found.value.metadata == {"dataset": "catalog.nothing_here"}
+    with pytest.raises(ferry_client.InvalidArgument) as bad_date:
         owner.publish_partition("catalog.product_catalog", "2021-13-45", DAY_2.as_uri())
+    assert bad_date.value.reason == "INVALID_FIELD"
+    assert list(bad_date.value.field_violations) == ["partition_date"]
 
     # A wrong type in one row: the publish is refused with the row's line and column.
     text = DAY_2.read_text(encoding="utf-8").splitlines()
@@ -88,17 +94,28 @@ def test_errors_map_to_exceptions(server: Server, tmp_path: Path) -> None:
     assert rejected.value.row_errors[0].line == 2
     assert rejected.value.row_errors[0].column == "year_release"
     assert rejected.value.publication_id
+    assert rejected.value.reason == "PUBLICATION_REJECTED"
+    assert rejected.value.metadata["publication_id"] == rejected.value.publication_id
+    assert rejected.value.metadata["line"] == "2"
 
     with Client(server.endpoint, token=server.tokens["team:a"]) as team_a:
         # A dataset team A may not see answers exactly as a missing one.
-        with pytest.raises(ferry_client.NotFound):
+        with pytest.raises(ferry_client.NotFound) as hidden:
             team_a.read_rows("catalog.product_catalog")
+        assert hidden.value.reason == "DATASET_OR_VIEW_NOT_FOUND"
+        with pytest.raises(ferry_client.NotFound) as absent:
+            team_a.read_rows("catalog.no_such_table")
+        assert (absent.value.reason, absent.value.message) == (
+            hidden.value.reason,
+            hidden.value.message.replace("product_catalog", "no_such_table"),
+        )
         grant = owner.grant_access("catalog.with_image", "team:a", purpose="merchandising")
         assert [g.id for g in owner.list_grants("catalog.with_image")] == [grant.id]
         assert team_a.read_rows("catalog.with_image").columns
         # Seeing the dataset is not reading its raw table.
-        with pytest.raises(ferry_client.PermissionDenied):
+        with pytest.raises(ferry_client.PermissionDenied) as denied:
             team_a.read_rows("catalog.product_catalog")
+        assert denied.value.reason == "POLICY_DENIED"
         owner.revoke_access(grant.id)
         with pytest.raises(ferry_client.NotFound):
             team_a.read_rows("catalog.with_image")

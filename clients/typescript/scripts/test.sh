@@ -13,6 +13,7 @@ npm install --no-audit --no-fund --loglevel=error
 fresh=$(mktemp -d)
 trap 'rm -rf "$fresh"' EXIT
 buf generate ../../proto --template buf.gen.yaml --output "$fresh"
+buf generate proto --template buf.gen.yaml --output "$fresh"
 if ! diff -r "$fresh/src/gen" src/gen >/dev/null; then
   echo "clients/typescript/src/gen is stale: run npm run generate" >&2
   exit 1

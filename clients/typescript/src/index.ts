@@ -8,6 +8,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { FerryService } from "./gen/ferry/v1/ferry_pb.js";
 
 export * from "./gen/ferry/v1/ferry_pb.js";
+export { ERROR_DOMAIN, type FerryErrorDetails, errorDetails } from "./errors.js";
 
 export type FerryClient = Client<typeof FerryService>;
 

@@ -19,7 +19,7 @@ import { pathToFileURL } from "node:url";
 
 import { Code, ConnectError } from "@connectrpc/connect";
 
-import { type FerryClient, Role, createFerryClient } from "../src/index.js";
+import { type FerryClient, Role, createFerryClient, errorDetails } from "../src/index.js";
 
 const repo = resolve(import.meta.dirname, "../../..");
 const examples = join(repo, "examples/product_catalog");
@@ -138,6 +138,7 @@ test("register, publish and read through the generated client", async () => {
   await assert.rejects(readAll(teamA, "catalog.product_catalog"), (error: unknown) => {
     assert.ok(error instanceof ConnectError);
     assert.equal(error.code, Code.PermissionDenied);
+    assert.equal(errorDetails(error)?.reason, "POLICY_DENIED");
     return true;
   });
   const info = await teamA.getServerInfo({});
@@ -149,6 +150,25 @@ test("calls without a token are unauthenticated", async () => {
   await assert.rejects(anonymous.listDatasets({}), (error: unknown) => {
     assert.ok(error instanceof ConnectError);
     assert.equal(error.code, Code.Unauthenticated);
+    assert.equal(errorDetails(error)?.reason, "UNAUTHENTICATED");
+    return true;
+  });
+});
+
+test("errors carry Ferry's reason, metadata and the wrong fields", async () => {
+  const catalog = createFerryClient(endpoint, tokens["team:catalog"]);
+  await assert.rejects(catalog.getDataset({ name: "catalog.nope" }), (error: unknown) => {
+    assert.deepEqual(errorDetails(error), {
+      reason: "DATASET_NOT_FOUND",
+      metadata: { dataset: "catalog.nope" },
+      fieldViolations: {},
+    });
+    return true;
+  });
+  await assert.rejects(catalog.getDataset({ name: "not a name" }), (error: unknown) => {
+    const details = errorDetails(error);
+    assert.equal(details?.reason, "INVALID_FIELD");
+    assert.deepEqual(Object.keys(details?.fieldViolations ?? {}), ["name"]);
     return true;
   });
 });

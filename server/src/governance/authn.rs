@@ -144,7 +144,7 @@ impl Authenticator {
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
                     .map_err(|e| {
-                        FerryError::InvalidArgument(format!(
+                        FerryError::Config(format!(
                             "cannot read auth.bootstrap_admin_token_file {}: {e}",
                             path.display()
                         ))
@@ -156,7 +156,7 @@ impl Authenticator {
         };
         let bootstrap = match token {
             Some(token) if token.len() < 24 => {
-                return Err(FerryError::InvalidArgument(
+                return Err(FerryError::Config(
                     "auth.bootstrap_admin_token must be at least 24 characters".into(),
                 ));
             }

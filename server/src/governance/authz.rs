@@ -163,9 +163,8 @@ fn read_policy_file(dir: Option<&Path>, name: &str) -> Result<String, FerryError
         .to_owned());
     };
     let path = dir.join(name);
-    std::fs::read_to_string(&path).map_err(|e| {
-        FerryError::InvalidArgument(format!("cannot read policy file {}: {e}", path.display()))
-    })
+    std::fs::read_to_string(&path)
+        .map_err(|e| FerryError::Config(format!("cannot read policy file {}: {e}", path.display())))
 }
 
 /// Writes the shipped model and policy into `dir` with `extra_lines` appended (source bindings,
@@ -183,7 +182,7 @@ pub fn write_policy_dir(dir: &Path, extra_lines: &[String]) -> std::io::Result<(
 }
 
 fn casbin_error(e: casbin::Error) -> FerryError {
-    FerryError::InvalidArgument(format!("casbin policy: {e}"))
+    FerryError::Config(format!("casbin policy: {e}"))
 }
 
 async fn build_enforcer(model: &str, policy: String) -> Result<Enforcer, FerryError> {
@@ -204,7 +203,7 @@ fn check_source_bindings(enforcer: &Enforcer) -> Result<(), FerryError> {
             continue;
         }
         let Some(prefix) = object.strip_prefix("source:") else {
-            return Err(FerryError::InvalidArgument(format!(
+            return Err(FerryError::Config(format!(
                 "policy line for {object}: a read_source object starts with source:"
             )));
         };
@@ -217,7 +216,7 @@ fn check_source_bindings(enforcer: &Enforcer) -> Result<(), FerryError> {
             }
         };
         if !bounded || prefix.is_empty() {
-            return Err(FerryError::InvalidArgument(format!(
+            return Err(FerryError::Config(format!(
                 "policy line for {object}: a source binding is a whole URI or a prefix ending \
                  in /* (or :* for any port)"
             )));
@@ -357,15 +356,13 @@ pub async fn check_policies(policy_dir: &Path) -> Result<PolicyCheckReport, Ferr
     let base = read_policy_file(Some(policy_dir), POLICY_FILE)?;
     let tests_dir = policy_dir.join(TESTS_DIR);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&tests_dir)
-        .map_err(|e| {
-            FerryError::InvalidArgument(format!("cannot read {}: {e}", tests_dir.display()))
-        })?
+        .map_err(|e| FerryError::Config(format!("cannot read {}: {e}", tests_dir.display())))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "csv"))
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(FerryError::InvalidArgument(format!(
+        return Err(FerryError::Config(format!(
             "no policy test cases (*.csv) in {}",
             tests_dir.display()
         )));
@@ -391,7 +388,7 @@ pub async fn check_policies(policy_dir: &Path) -> Result<PolicyCheckReport, Ferr
         let enforcer = build_enforcer(&model, policy).await?;
         // The server refuses to load badly shaped source bindings; so does the check.
         check_source_bindings(&enforcer)
-            .map_err(|e| FerryError::InvalidArgument(format!("{}: {e}", file.display())))?;
+            .map_err(|e| FerryError::Config(format!("{}: {e}", file.display())))?;
         for (number, case) in cases {
             let fields: Vec<&str> = case.split(',').map(str::trim).collect();
             let place = format!("{}:{number}", file.display());

@@ -68,9 +68,12 @@ pub fn validate_principal(principal: &str) -> Result<(), FerryError> {
     if valid {
         Ok(())
     } else {
-        Err(FerryError::InvalidArgument(format!(
-            "principal {principal:?} must look like kind:name (e.g. team:catalog), using letters, digits, - _ . @"
-        )))
+        Err(FerryError::invalid_field(
+            "principal",
+            format!(
+                "principal {principal:?} must look like kind:name (e.g. team:catalog), using letters, digits, - _ . @"
+            ),
+        ))
     }
 }
 

@@ -46,14 +46,14 @@ fn rejected(reason: impl std::fmt::Display) -> FerryError {
 
 fn read_jwks(config: &OidcIssuer, path: &Path) -> Result<JwkSet, FerryError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        FerryError::InvalidArgument(format!(
+        FerryError::Config(format!(
             "auth.oidc issuer {}: cannot read {}: {e}",
             config.issuer,
             path.display()
         ))
     })?;
     serde_json::from_str(&text).map_err(|e| {
-        FerryError::InvalidArgument(format!(
+        FerryError::Config(format!(
             "auth.oidc issuer {}: {} is not a JWKS: {e}",
             config.issuer,
             path.display()
@@ -64,7 +64,7 @@ fn read_jwks(config: &OidcIssuer, path: &Path) -> Result<JwkSet, FerryError> {
 impl TrustedIssuer {
     fn load(config: &OidcIssuer) -> Result<Self, FerryError> {
         let invalid = |reason: &str| {
-            FerryError::InvalidArgument(format!("auth.oidc issuer {}: {reason}", config.issuer))
+            FerryError::Config(format!("auth.oidc issuer {}: {reason}", config.issuer))
         };
         let path = config
             .jwks_file

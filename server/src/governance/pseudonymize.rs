@@ -32,7 +32,7 @@ const MIN_KEY_BYTES: usize = 32;
 impl Pseudonymizer {
     pub fn new(key: &[u8]) -> Result<Self, FerryError> {
         if key.len() < MIN_KEY_BYTES {
-            return Err(FerryError::InvalidArgument(format!(
+            return Err(FerryError::Config(format!(
                 "the pseudonymization key must be at least {MIN_KEY_BYTES} bytes"
             )));
         }

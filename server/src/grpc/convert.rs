@@ -49,7 +49,7 @@ pub fn time_from_pb(
 ) -> Result<Option<DateTime<Utc>>, FerryError> {
     t.map(|t| {
         DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32)
-            .ok_or_else(|| FerryError::InvalidArgument("timestamp out of range".into()))
+            .ok_or_else(|| FerryError::invalid_field("expires_at", "timestamp out of range"))
     })
     .transpose()
 }
@@ -68,10 +68,10 @@ pub fn new_grant_from_pb(r: pb::GrantAccessRequest) -> Result<NewGrant, FerryErr
         Ok(pb::Role::Reader) | Ok(pb::Role::Unspecified) => GrantRole::Reader,
         Ok(pb::Role::Publisher) => GrantRole::Publisher,
         Err(_) => {
-            return Err(FerryError::InvalidArgument(format!(
-                "unknown role {}",
-                r.role
-            )));
+            return Err(FerryError::invalid_field(
+                "role",
+                format!("unknown role {}", r.role),
+            ));
         }
     };
     Ok(NewGrant {
@@ -79,8 +79,7 @@ pub fn new_grant_from_pb(r: pb::GrantAccessRequest) -> Result<NewGrant, FerryErr
         grantee: r.grantee.trim().to_owned(),
         role,
         purpose: r.purpose,
-        legal_basis: legal_basis_from_pb(r.legal_basis)
-            .map_err(|e| FerryError::InvalidArgument(e.to_string()))?,
+        legal_basis: legal_basis_from_pb(r.legal_basis).map_err(|e| e.for_field("legal_basis"))?,
         expires_at: time_from_pb(r.expires_at)?,
         clear_personal_data: r.clear_personal_data,
     })

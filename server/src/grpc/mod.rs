@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status};
 use tracing::Instrument;
 
 use crate::contract::Contract;
+use crate::error::FerryError;
 use crate::ingest::IngestProgress;
 use crate::registry::AuditQuery;
 use crate::service::{Caller, Ferry, PublishRequest, ReadRequest, TokenRequest};
@@ -95,9 +96,11 @@ impl FerryService for FerryGrpc {
                 Contract::from_yaml(&yaml)?
             }
             None => {
-                return Err(Status::invalid_argument(
+                return Err(FerryError::invalid_field(
+                    "contract_source",
                     "a contract or contract_yaml is required",
-                ));
+                )
+                .into());
             }
         };
         record_dataset(&contract.name);
@@ -197,7 +200,9 @@ impl FerryService for FerryGrpc {
                     )),
                 }),
                 Ok(Err(error)) => Err(Status::from(error)),
-                Err(join) => Err(Status::internal(format!("publish task failed: {join}"))),
+                Err(join) => Err(Status::from(FerryError::Internal(format!(
+                    "publish task failed: {join}"
+                )))),
             };
             let _ = tx.send(message).await;
         });

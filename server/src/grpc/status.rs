@@ -1,36 +1,143 @@
-//! The one place where domain errors become gRPC statuses.
+//! The one place where domain errors become gRPC statuses: the code and the
+//! `google.rpc.ErrorInfo` (reason, domain, metadata) follow from the error's [`Reason`], with a
+//! `BadRequest` field violation when a request field is wrong. An internal error answers with an
+//! opaque id; its cause, with the whole source chain, goes to the log under that id only.
+
+use std::collections::HashMap;
 
 use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::error::FerryError;
+use crate::error::{DOMAIN, FerryError, Reason};
+
+/// Longest message sent: the details repeat it in a trailer, and clients cap metadata size.
+const LONGEST_MESSAGE: usize = 2048;
+
+pub fn code(reason: Reason) -> Code {
+    match reason {
+        Reason::InvalidField
+        | Reason::ContractInvalid
+        | Reason::NameTaken
+        | Reason::ChecksumMismatch
+        | Reason::PublicationRejected
+        | Reason::SourceMalformed => Code::InvalidArgument,
+        Reason::IncompatibleChange
+        | Reason::PseudonymizationKeyMissing
+        | Reason::GrantNotPending
+        | Reason::WarehousePermissionMissing
+        | Reason::ConfigurationInvalid => Code::FailedPrecondition,
+        Reason::Unauthenticated => Code::Unauthenticated,
+        Reason::PolicyDenied
+        | Reason::NamespaceOwned
+        | Reason::SourceNotAllowed
+        | Reason::SourceNotBound
+        | Reason::GrantSelfApproval => Code::PermissionDenied,
+        Reason::DatasetNotFound
+        | Reason::DatasetOrViewNotFound
+        | Reason::ViewNotFound
+        | Reason::PublicationNotFound
+        | Reason::GrantNotFound
+        | Reason::TokenNotFound
+        | Reason::WarehouseTableMissing
+        | Reason::SourceNotFound => Code::NotFound,
+        Reason::SourceUnavailable | Reason::WarehouseUnavailable => Code::Unavailable,
+        Reason::WarehouseQuotaExceeded | Reason::PublishLimitReached => Code::ResourceExhausted,
+        Reason::PartitionRepairNeeded => Code::Aborted,
+        Reason::Internal => Code::Internal,
+    }
+}
+
+/// The message a client may see for `error`: its text, or for an internal error only the id
+/// under which the server logged the cause.
+pub fn public_message(error: &FerryError) -> String {
+    if error.reason() == Reason::Internal {
+        let error_id = uuid::Uuid::now_v7().to_string();
+        tracing::error!(%error_id, error = %error_chain(error), "internal error");
+        return format!("internal error (id {error_id}); the server's log has the cause");
+    }
+    crate::service::truncated(&error.to_string(), LONGEST_MESSAGE)
+}
+
+fn error_chain(error: &FerryError) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 impl From<FerryError> for Status {
     fn from(error: FerryError) -> Self {
-        let code = match &error {
-            FerryError::InvalidContract(_)
-            | FerryError::InvalidArgument(_)
-            | FerryError::MalformedSource(_)
-            | FerryError::RowsRejected { .. }
-            | FerryError::ChecksumMismatch { .. } => Code::InvalidArgument,
-            FerryError::IncompatibleContract(_) | FerryError::FailedPrecondition(_) => {
-                Code::FailedPrecondition
-            }
-            FerryError::Unauthenticated(_) => Code::Unauthenticated,
-            FerryError::PermissionDenied(_) => Code::PermissionDenied,
-            FerryError::NotFound(_) | FerryError::SourceNotFound { .. } => Code::NotFound,
-            FerryError::SourceUnavailable { .. } | FerryError::WarehouseUnavailable(_) => {
-                Code::Unavailable
-            }
-            FerryError::WarehouseQuota(_) | FerryError::ResourceExhausted(_) => {
-                Code::ResourceExhausted
-            }
-            FerryError::Warehouse(_) | FerryError::Registry(_) | FerryError::Internal(_) => {
-                Code::Internal
-            }
-        };
-        if code == Code::Internal {
-            tracing::error!(error = %error, "internal error");
+        let reason = error.reason();
+        let message = public_message(&error);
+        let mut metadata: HashMap<String, String> = error
+            .metadata()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        if reason == Reason::Internal
+            && let Some(id) = message
+                .strip_prefix("internal error (id ")
+                .and_then(|rest| rest.split(')').next())
+        {
+            metadata.insert("error_id".into(), id.to_owned());
         }
-        Status::new(code, error.to_string())
+        let mut details = ErrorDetails::with_error_info(reason.as_str(), DOMAIN, metadata);
+        if let FerryError::InvalidField { field, .. } = &error {
+            details.add_bad_request_violation(*field, message.clone());
+        }
+        Status::with_error_details(code(reason), message, details)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantArray;
+
+    use super::*;
+
+    #[test]
+    fn every_reason_is_listed_in_the_proto() {
+        let proto = include_str!("../../../proto/ferry/v1/ferry.proto");
+        for reason in Reason::VARIANTS {
+            assert!(
+                proto.contains(&format!("//   {} ", reason.as_str())),
+                "{} is not listed in ferry.proto",
+                reason.as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn internal_errors_answer_an_id_and_never_the_cause() {
+        let status = Status::from(FerryError::Registry("password=hunter2 in the URL".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(
+            !status.message().contains("hunter2"),
+            "{}",
+            status.message()
+        );
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "INTERNAL");
+        assert_eq!(info.domain, DOMAIN);
+        assert!(status.message().contains(&info.metadata["error_id"]));
+    }
+
+    #[test]
+    fn a_wrong_field_is_a_bad_request_violation() {
+        let status = Status::from(FerryError::invalid_field(
+            "partition_date",
+            "\"x\" is not a date",
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(
+            status.get_details_error_info().unwrap().reason,
+            "INVALID_FIELD"
+        );
+        let violations = status.get_details_bad_request().unwrap().field_violations;
+        assert_eq!(violations[0].field, "partition_date");
     }
 }

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::http_guard::{GuardedConnector, is_internal, refusal};
-use crate::error::FerryError;
+use crate::error::{Denial, FerryError};
 use crate::secret::Secret;
 
 /// How Ferry reaches source stores. Credentials not given here come from the standard
@@ -94,8 +94,9 @@ pub enum SourceBody {
 impl Source {
     /// Resolves `uri` to a store, refusing schemes outside the allow-list.
     pub fn resolve(uri: &str, config: &SourcesConfig) -> Result<Self, FerryError> {
-        let invalid =
-            |reason: String| FerryError::InvalidArgument(format!("source URI {uri:?}: {reason}"));
+        let invalid = |reason: String| {
+            FerryError::invalid_field("source_uri", format!("source URI {uri:?}: {reason}"))
+        };
         let url = Url::parse(uri).map_err(|e| invalid(e.to_string()))?;
         let client = client_options(config);
         let retry = retry_config(config);
@@ -124,7 +125,10 @@ impl Source {
                     .to_file_path()
                     .map_err(|()| invalid("not an absolute local path".into()))?;
                 let canonical = local_source_path(&file, &config.file_roots).map_err(|reason| {
-                    FerryError::PermissionDenied(format!("source {uri:?}: {reason}"))
+                    FerryError::denied(
+                        Denial::SourceNotAllowed,
+                        format!("source {uri:?}: {reason}"),
+                    )
                 })?;
                 // Open the checked path, not the given one: a symlink cannot redirect the read.
                 let path =
@@ -201,10 +205,13 @@ impl Source {
                     _ => None,
                 };
                 if literal_ip.is_some_and(is_internal) && !guard.allows_internal(host) {
-                    return Err(FerryError::PermissionDenied(format!(
-                        "source {uri:?}: the host is an internal address (allow it with \
+                    return Err(FerryError::denied(
+                        Denial::SourceNotAllowed,
+                        format!(
+                            "source {uri:?}: the host is an internal address (allow it with \
                          sources.allowed_internal_hosts)"
-                    )));
+                        ),
+                    ));
                 }
                 let origin = url.origin().ascii_serialization();
                 let store = HttpBuilder::new()
@@ -246,10 +253,13 @@ impl Source {
                 if let Some(expected) = &self.local
                     && !opened_where_checked(&file, expected)
                 {
-                    return Err(FerryError::PermissionDenied(format!(
-                        "source {:?}: the file changed while it was opened",
-                        self.uri
-                    )));
+                    return Err(FerryError::denied(
+                        Denial::SourceNotAllowed,
+                        format!(
+                            "source {:?}: the file changed while it was opened",
+                            self.uri
+                        ),
+                    ));
                 }
                 SourceBody::File(file)
             }
@@ -270,7 +280,10 @@ impl Source {
 
     fn map_error(&self, error: object_store::Error) -> FerryError {
         if let Some(reason) = refusal(&error) {
-            return FerryError::PermissionDenied(format!("source {:?}: {reason}", self.uri));
+            return FerryError::denied(
+                Denial::SourceNotAllowed,
+                format!("source {:?}: {reason}", self.uri),
+            );
         }
         match error {
             object_store::Error::NotFound { .. } => FerryError::SourceNotFound {
@@ -406,7 +419,7 @@ mod tests {
 
     fn denied(uri: &str, config: &SourcesConfig) -> String {
         match Source::resolve(uri, config) {
-            Err(FerryError::PermissionDenied(message)) => message,
+            Err(FerryError::PermissionDenied { message, .. }) => message,
             Err(other) => panic!("{uri}: expected PermissionDenied, got {other}"),
             Ok(_) => panic!("{uri}: resolved"),
         }
@@ -480,7 +493,7 @@ mod tests {
         for bad in ["ftp://host/file.csv", "jdbc:postgres://x", "gopher://x/y"] {
             let err = resolve(bad).err().expect("refused");
             assert!(
-                matches!(err, FerryError::InvalidArgument(_)),
+                matches!(err, FerryError::InvalidField { .. }),
                 "{bad}: {err}"
             );
         }
@@ -492,7 +505,10 @@ mod tests {
         assert!(resolve("s3://bucket/key.csv").is_ok());
         assert!(matches!(
             resolve("file:///tmp/a.csv"),
-            Err(FerryError::PermissionDenied(_))
+            Err(FerryError::PermissionDenied {
+                denial: Denial::SourceNotAllowed,
+                ..
+            })
         ));
         assert!(resolve("https://example.com/a.csv").is_ok());
     }
@@ -544,7 +560,7 @@ mod tests {
         let err = resolve("s3://bucket").err().expect("refused");
         assert!(err.to_string().contains("object path is missing"), "{err}");
         let err = resolve("not a uri").err().expect("refused");
-        assert!(matches!(err, FerryError::InvalidArgument(_)));
+        assert!(matches!(err, FerryError::InvalidField { .. }));
     }
 
     #[tokio::test]

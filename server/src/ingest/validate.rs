@@ -316,9 +316,9 @@ impl<'c> CsvValidator<'c> {
         let slots = self.slots(&mut reader)?;
         if self.pseudonymizer.is_none() && slots.iter().any(|s| s.pseudonymize) {
             // Storing the clear value instead would break the contract's promise.
-            return Err(FerryError::FailedPrecondition(
-                "the contract pseudonymizes columns but the server has no pseudonymization key"
-                    .into(),
+            return Err(FerryError::precondition(
+                crate::error::Precondition::PseudonymizationKeyMissing,
+                "the contract pseudonymizes columns but the server has no pseudonymization key",
             ));
         }
         let expected_fields = if options.has_header {

@@ -397,9 +397,12 @@ impl Registry {
             .fetch_one(&mut *tx)
             .await?;
         if owner != contract.owner && !any_namespace {
-            return Err(FerryError::PermissionDenied(format!(
-                "namespace {namespace} belongs to another team; an admin assigns namespaces"
-            )));
+            return Err(FerryError::denied(
+                crate::error::Denial::NamespaceOwned,
+                format!(
+                    "namespace {namespace} belongs to another team; an admin assigns namespaces"
+                ),
+            ));
         }
         sqlx::query(
             "INSERT INTO datasets (name, owner, major, minor, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \

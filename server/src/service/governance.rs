@@ -9,7 +9,7 @@ use opentelemetry::KeyValue;
 use tracing::{info, warn};
 
 use crate::contract::{Classification, Contract, PiiHandling, validate_qualified_name};
-use crate::error::FerryError;
+use crate::error::{Denial, FerryError, Missing, Precondition};
 use crate::governance::{
     AccessRequest, Action, AuditEvent, AuditOutcome, Caller, ColumnAccess, Grant, GrantRole,
     GrantStatus, IssuedToken, NewGrant, TokenRecord, hash_token, mask_batch, masked_schema,
@@ -131,11 +131,10 @@ impl Ferry {
         } else {
             format!(" {object}")
         };
-        Err(FerryError::PermissionDenied(format!(
-            "{} may not {}{what}",
-            caller.principal,
-            action.as_str()
-        )))
+        Err(FerryError::denied(
+            Denial::Policy,
+            format!("{} may not {}{what}", caller.principal, action.as_str()),
+        ))
     }
 
     /// A publish reads a source only if the dataset's owner team is bound to it by a policy
@@ -159,11 +158,14 @@ impl Ferry {
         }
         self.record_denial(caller, Action::ReadSource, &object, "not bound")
             .await;
-        Err(FerryError::PermissionDenied(format!(
-            "source {:?}: {owner} is not bound to it; a deployment binds a team to sources \
+        Err(FerryError::denied(
+            Denial::SourceNotBound,
+            format!(
+                "source {:?}: {owner} is not bound to it; a deployment binds a team to sources \
              with a policy line `p, {owner}, source:PREFIX*, read_source, never`",
-            source.uri
-        )))
+                source.uri
+            ),
+        ))
     }
 
     /// Keeps grants bound to what they grant when a new contract version lands: a grant on a
@@ -427,13 +429,13 @@ impl Ferry {
         caller: &Caller,
     ) -> Result<Grant, FerryError> {
         // Validate.
-        validate_qualified_name(&request.target, "target")
-            .map_err(|e| FerryError::InvalidArgument(e.to_string()))?;
-        validate_principal(&request.grantee)?;
+        validate_qualified_name(&request.target, "target").map_err(|e| e.for_field("target"))?;
+        validate_principal(&request.grantee).map_err(|e| e.for_field("grantee"))?;
         let now = Utc::now();
         if request.expires_at.is_some_and(|t| t <= now) {
-            return Err(FerryError::InvalidArgument(
-                "expires_at is in the past".into(),
+            return Err(FerryError::invalid_field(
+                "expires_at",
+                "expires_at is in the past",
             ));
         }
         let dataset = self.visible_owning_dataset(&request.target, caller).await?;
@@ -447,32 +449,40 @@ impl Ferry {
         )
         .await?;
         if request.role == GrantRole::Publisher && request.target != dataset_name {
-            return Err(FerryError::InvalidArgument(format!(
-                "publishers publish to a dataset, not a view: grant on {dataset_name}"
-            )));
+            return Err(FerryError::invalid_field(
+                "role",
+                format!("publishers publish to a dataset, not a view: grant on {dataset_name}"),
+            ));
         }
         if request.clear_personal_data {
             if !dataset.contract.has_personal_data_in_clear(&request.target) {
-                return Err(FerryError::InvalidArgument(format!(
-                    "{} holds no personal data in clear; grant without clear_personal_data",
-                    request.target
-                )));
+                return Err(FerryError::invalid_field(
+                    "clear_personal_data",
+                    format!(
+                        "{} holds no personal data in clear; grant without clear_personal_data",
+                        request.target
+                    ),
+                ));
             }
             let mut missing = Vec::new();
             if request.purpose.trim().is_empty() {
-                missing.push("a purpose");
+                missing.push(("purpose", "a purpose"));
             }
             if request.legal_basis.is_none() {
-                missing.push("a legal basis");
+                missing.push(("legal_basis", "a legal basis"));
             }
             if request.expires_at.is_none() {
-                missing.push("an expiry");
+                missing.push(("expires_at", "an expiry"));
             }
-            if !missing.is_empty() {
-                return Err(FerryError::InvalidArgument(format!(
-                    "a grant on personal data in clear needs {}",
-                    missing.join(", ")
-                )));
+            if let Some((field, _)) = missing.first() {
+                let needs: Vec<&str> = missing.iter().map(|(_, what)| *what).collect();
+                return Err(FerryError::invalid_field(
+                    field,
+                    format!(
+                        "a grant on personal data in clear needs {}",
+                        needs.join(", ")
+                    ),
+                ));
             }
         }
         // Act.
@@ -592,7 +602,7 @@ impl Ferry {
         self.registry
             .grant(id.trim())
             .await?
-            .ok_or_else(|| FerryError::NotFound(format!("grant {id}")))
+            .ok_or_else(|| FerryError::NotFound(Missing::Grant(id.to_owned())))
     }
 
     pub async fn revoke_access(
@@ -602,7 +612,7 @@ impl Ferry {
     ) -> Result<Grant, FerryError> {
         let grant = self.existing_grant(grant_id).await?;
         let dataset = self
-            .visible_dataset(&grant.dataset, caller, &format!("grant {grant_id}"))
+            .visible_dataset(&grant.dataset, caller, &Missing::Grant(grant_id.to_owned()))
             .await?;
         self.authorize(
             caller,
@@ -639,17 +649,20 @@ impl Ferry {
         let grant = self.existing_grant(grant_id).await?;
         let status = grant.status(Utc::now());
         if status != GrantStatus::PendingApproval {
-            return Err(FerryError::FailedPrecondition(format!(
-                "grant {} is {}, not pending approval",
-                grant.id,
-                status.as_str()
-            )));
+            return Err(FerryError::precondition(
+                Precondition::GrantNotPending,
+                format!(
+                    "grant {} is {}, not pending approval",
+                    grant.id,
+                    status.as_str()
+                ),
+            ));
         }
         if caller.acts_for(&grant.granted_by) || caller.acts_for(&grant.grantee) {
-            return Err(FerryError::PermissionDenied(
+            return Err(FerryError::denied(
+                Denial::SelfApproval,
                 "a grant must be approved by someone other than its grantor or grantee, and not \
-                 through a token either of them minted"
-                    .into(),
+                 through a token either of them minted",
             ));
         }
         self.registry
@@ -724,8 +737,9 @@ impl Ferry {
     ) -> Result<IssuedToken, FerryError> {
         validate_principal(&request.principal)?;
         if request.expires_at.is_some_and(|t| t <= Utc::now()) {
-            return Err(FerryError::InvalidArgument(
-                "expires_at is in the past".into(),
+            return Err(FerryError::invalid_field(
+                "expires_at",
+                "expires_at is in the past",
             ));
         }
         self.authorize(caller, Action::Token, "*", "").await?;
@@ -749,7 +763,7 @@ impl Ferry {
             .await?
             .into_iter()
             .find(|t| t.id == id.trim())
-            .ok_or_else(|| FerryError::NotFound(format!("token {id}")))?;
+            .ok_or_else(|| FerryError::NotFound(Missing::Token(id.to_owned())))?;
         if revoked {
             self.audit(
                 caller,

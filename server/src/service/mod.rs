@@ -22,7 +22,7 @@ use crate::contract::{
     Contract, Evolution, Materialization, ViewFilter, plan_evolution, validate_qualified_name,
 };
 use crate::crash_point;
-use crate::error::FerryError;
+use crate::error::{Denial, FerryError, Missing, Precondition};
 pub use crate::governance::Caller;
 use crate::governance::{Action, AuditOutcome, Authenticator, Authorizer, Pseudonymizer, Scope};
 use crate::ingest::{
@@ -105,13 +105,13 @@ pub struct Governance {
     pub pseudonymizer: Option<Pseudonymizer>,
 }
 
-pub fn parse_date(text: &str, what: &str) -> Result<NaiveDate, FerryError> {
+pub fn parse_date(text: &str, what: &'static str) -> Result<NaiveDate, FerryError> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").map_err(|_| {
-        FerryError::InvalidArgument(format!("{what} {text:?} is not a date (YYYY-MM-DD)"))
+        FerryError::invalid_field(what, format!("{what} {text:?} is not a date (YYYY-MM-DD)"))
     })
 }
 
-fn optional_date(text: &str, what: &str) -> Result<Option<NaiveDate>, FerryError> {
+fn optional_date(text: &str, what: &'static str) -> Result<Option<NaiveDate>, FerryError> {
     if text.trim().is_empty() {
         Ok(None)
     } else {
@@ -318,10 +318,10 @@ impl Ferry {
         self.registry.check_names(&contract).await?;
         self.warehouse.check_names(&contract)?;
         if contract.needs_pseudonymization() && self.pseudonymizer.is_none() {
-            return Err(FerryError::FailedPrecondition(
+            return Err(FerryError::precondition(
+                Precondition::PseudonymizationKeyMissing,
                 "the contract pseudonymizes columns but this server has no pseudonymization key \
-                 (privacy.pseudonymization_key)"
-                    .into(),
+                 (privacy.pseudonymization_key)",
             ));
         }
         let evolution = plan_evolution(
@@ -389,9 +389,10 @@ impl Ferry {
         }
         self.record_denial(caller, Action::Register, &contract.name, "namespace")
             .await;
-        Err(FerryError::PermissionDenied(format!(
-            "namespace {namespace} belongs to another team; an admin assigns namespaces"
-        )))
+        Err(FerryError::denied(
+            Denial::NamespaceOwned,
+            format!("namespace {namespace} belongs to another team; an admin assigns namespaces"),
+        ))
     }
 
     pub async fn get_dataset(
@@ -399,10 +400,9 @@ impl Ferry {
         name: &str,
         caller: &Caller,
     ) -> Result<(RegisteredDataset, Vec<PartitionEntry>), FerryError> {
-        validate_qualified_name(name, "dataset")
-            .map_err(|e| FerryError::InvalidArgument(e.to_string()))?;
+        validate_qualified_name(name, "dataset").map_err(|e| e.for_field("name"))?;
         let dataset = self
-            .visible_dataset(name, caller, &format!("dataset {name}"))
+            .visible_dataset(name, caller, &Missing::Dataset(name.to_owned()))
             .await?;
         let partitions = self.registry.partitions(name, None, None).await?;
         Ok((dataset, partitions))
@@ -437,7 +437,7 @@ impl Ferry {
         &self,
         name: &str,
         caller: &Caller,
-        not_found: &str,
+        not_found: &Missing,
     ) -> Result<RegisteredDataset, FerryError> {
         self.visible_as(name, name, caller, not_found).await
     }
@@ -449,7 +449,7 @@ impl Ferry {
         dataset: &str,
         requested: &str,
         caller: &Caller,
-        not_found: &str,
+        not_found: &Missing,
     ) -> Result<RegisteredDataset, FerryError> {
         let hidden = || FerryError::NotFound(not_found.to_owned());
         let registered = self.registry.dataset(dataset).await?.ok_or_else(hidden)?;
@@ -473,7 +473,7 @@ impl Ferry {
         name: &str,
         caller: &Caller,
     ) -> Result<RegisteredDataset, FerryError> {
-        let not_found = format!("dataset or view {name}");
+        let not_found = Missing::DatasetOrView(name.to_owned());
         let dataset_name = self
             .registry
             .owning_dataset(name)
@@ -504,22 +504,26 @@ impl Ferry {
         if !expected.is_empty()
             && (expected.len() != 64 || !expected.chars().all(|c| c.is_ascii_hexdigit()))
         {
-            return Err(FerryError::InvalidArgument(
-                "expected_sha256 must be 64 hex characters".into(),
+            return Err(FerryError::invalid_field(
+                "expected_sha256",
+                "expected_sha256 must be 64 hex characters",
             ));
         }
         if request.source_uri.len() > LONGEST_SOURCE_URI {
-            return Err(FerryError::InvalidArgument(format!(
-                "source_uri is {} bytes; at most {LONGEST_SOURCE_URI} are accepted",
-                request.source_uri.len()
-            )));
+            return Err(FerryError::invalid_field(
+                "source_uri",
+                format!(
+                    "source_uri is {} bytes; at most {LONGEST_SOURCE_URI} are accepted",
+                    request.source_uri.len()
+                ),
+            ));
         }
         let source = Source::resolve(&request.source_uri, &self.sources)?;
         let registered = self
             .visible_dataset(
                 &request.dataset,
                 caller,
-                &format!("dataset {}", request.dataset),
+                &Missing::Dataset(request.dataset.clone()),
             )
             .await?;
         self.authorize(
@@ -795,7 +799,7 @@ impl Ferry {
         id: &str,
         caller: &Caller,
     ) -> Result<Publication, FerryError> {
-        let not_found = format!("publication {id}");
+        let not_found = Missing::Publication(id.to_owned());
         let publication = self
             .registry
             .publication(id.trim())
@@ -817,7 +821,7 @@ impl Ferry {
     ) -> Result<Vec<Publication>, FerryError> {
         let date = optional_date(partition_date, "partition_date")?;
         let registered = self
-            .visible_dataset(dataset, caller, &format!("dataset {dataset}"))
+            .visible_dataset(dataset, caller, &Missing::Dataset(dataset.to_owned()))
             .await?;
         let full = self.may_read_ledger(caller, &registered)?;
         let limit = if limit == 0 { 100 } else { limit.min(10_000) };
@@ -856,9 +860,10 @@ impl Ferry {
         if let (Some(from), Some(to)) = (from, to)
             && from > to
         {
-            return Err(FerryError::InvalidArgument(format!(
-                "from_date {from} is after to_date {to}"
-            )));
+            return Err(FerryError::invalid_field(
+                "from_date",
+                format!("from_date {from} is after to_date {to}"),
+            ));
         }
         let registered = self.visible_owning_dataset(&request.name, caller).await?;
         let dataset_name = registered.contract.name.clone();
@@ -903,10 +908,10 @@ impl Ferry {
                 **c != contract.partition_column()
                     && !contract.view_columns(view).iter().any(|v| &v.name == *c)
             }) {
-                return Err(FerryError::InvalidArgument(format!(
-                    "{} has no column {bad:?}",
-                    view.name
-                )));
+                return Err(FerryError::invalid_field(
+                    "columns",
+                    format!("{} has no column {bad:?}", view.name),
+                ));
             }
         }
         let started = Instant::now();
@@ -961,7 +966,7 @@ const LONGEST_ERROR: usize = 4000;
 /// A source URI longer than this is refused before anything is stored.
 const LONGEST_SOURCE_URI: usize = 2048;
 
-fn truncated(text: &str, max_chars: usize) -> String {
+pub(crate) fn truncated(text: &str, max_chars: usize) -> String {
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => format!("{}… ({} more bytes)", &text[..cut], text.len() - cut),
         None => text.to_owned(),

@@ -51,7 +51,7 @@ pub fn init(log_format: LogFormat, log_level: &str) -> Result<Telemetry, FerryEr
     let filter = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
         Err(_) => EnvFilter::try_new(log_level)
-            .map_err(|e| FerryError::InvalidArgument(format!("log_level {log_level:?}: {e}")))?,
+            .map_err(|e| FerryError::Config(format!("log_level {log_level:?}: {e}")))?,
     };
     let logs = match log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -69,7 +69,7 @@ pub fn init(log_format: LogFormat, log_level: &str) -> Result<Telemetry, FerryEr
         let spans = SpanExporter::builder()
             .with_tonic()
             .build()
-            .map_err(|e| FerryError::InvalidArgument(format!("OTLP span exporter: {e}")))?;
+            .map_err(|e| FerryError::Config(format!("OTLP span exporter: {e}")))?;
         // The async-runtime processors export on Tokio, where the tonic exporter needs to run.
         let tracer_provider = SdkTracerProvider::builder()
             .with_resource(resource.clone())
@@ -78,7 +78,7 @@ pub fn init(log_format: LogFormat, log_level: &str) -> Result<Telemetry, FerryEr
         let metrics = MetricExporter::builder()
             .with_tonic()
             .build()
-            .map_err(|e| FerryError::InvalidArgument(format!("OTLP metric exporter: {e}")))?;
+            .map_err(|e| FerryError::Config(format!("OTLP metric exporter: {e}")))?;
         let meter_provider = SdkMeterProvider::builder()
             .with_resource(resource)
             .with_reader(PeriodicReader::builder(metrics, runtime::Tokio).build())

@@ -190,17 +190,19 @@ pub(crate) fn table_column_names(contract: &Contract, table: &str) -> Vec<String
 pub(crate) fn read_projection(plan: &ReadPlan) -> Result<(Vec<String>, SchemaRef), FerryError> {
     let contract = &plan.contract;
     if plan.table != contract.name && contract.view(&plan.table).is_none() {
-        return Err(FerryError::NotFound(format!("view {}", plan.table)));
+        return Err(FerryError::NotFound(crate::error::Missing::View(
+            plan.table.clone(),
+        )));
     }
     let table_columns = table_column_names(contract, &plan.table);
     let columns = if plan.columns.is_empty() {
         table_columns
     } else {
         if let Some(missing) = plan.columns.iter().find(|c| !table_columns.contains(c)) {
-            return Err(FerryError::InvalidArgument(format!(
-                "{} has no column {missing:?}",
-                plan.table
-            )));
+            return Err(FerryError::invalid_field(
+                "columns",
+                format!("{} has no column {missing:?}", plan.table),
+            ));
         }
         plan.columns.clone()
     };

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,7 +44,6 @@ _SERVICE_CONFIG = json.dumps(
         ]
     }
 )
-_REJECTED = re.compile(r"^publication (\S+) rejected:")
 _MAX_MESSAGE = 64 << 20
 
 DateLike = str | dt.date
@@ -237,12 +235,13 @@ class Client:
 
     def _publish_error(self, error: grpc.RpcError) -> FerryError:
         failure = from_rpc_error(error)
-        rejected = _REJECTED.match(failure.message)
-        if rejected is None:
+        publication_id = failure.metadata.get("publication_id", "")
+        if failure.reason != "PUBLICATION_REJECTED" or not publication_id:
             return failure
-        publication = self.get_publication(rejected.group(1))
+        # The ledger has every row error; a caller who may not read it gets none listed.
+        publication = self.get_publication(publication_id)
         errors = [RowError(e.line, e.column, e.reason) for e in publication.row_errors]
-        return PublishRejected(failure.message, publication.id, errors)
+        return PublishRejected(failure, publication_id, errors)
 
     def get_publication(self, publication_id: str) -> pb.Publication:
         publication: pb.Publication = self._call(

@@ -72,10 +72,13 @@ impl ApiError {
             (401, _) => FerryError::WarehouseUnavailable(format!(
                 "{text}: Ferry's credentials were refused"
             )),
-            (403, _) | (_, "accessDenied") => FerryError::FailedPrecondition(format!(
-                "{text}: Ferry's service account lacks a BigQuery permission"
-            )),
-            (404, _) | (_, "notFound") => FerryError::NotFound(text),
+            (403, _) | (_, "accessDenied") => FerryError::precondition(
+                crate::error::Precondition::WarehousePermissionMissing,
+                format!("{text}: Ferry's service account lacks a BigQuery permission"),
+            ),
+            (404, _) | (_, "notFound") => {
+                FerryError::NotFound(crate::error::Missing::WarehouseTable(text))
+            }
             _ if self.is_transient() => FerryError::WarehouseUnavailable(text),
             _ => FerryError::Warehouse(text),
         }
@@ -721,7 +724,7 @@ mod tests {
         ));
         assert!(matches!(
             what(error(403, "accessDenied")),
-            FerryError::FailedPrecondition(_)
+            FerryError::FailedPrecondition { .. }
         ));
         assert!(matches!(
             what(error(404, "notFound")),

@@ -70,7 +70,7 @@ impl Default for BigQueryConfig {
 impl BigQueryConfig {
     /// Checks what can be checked without the network.
     pub fn validate(&self) -> Result<(), FerryError> {
-        let invalid = |msg: String| Err(FerryError::InvalidArgument(msg));
+        let invalid = |msg: String| Err(FerryError::Config(msg));
         if self.project.trim().is_empty() {
             return invalid(
                 "warehouse.bigquery.project is required with warehouse.backend = \"bigquery\" \

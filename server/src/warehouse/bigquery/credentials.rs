@@ -34,7 +34,7 @@ impl TokenSource {
     /// still starts, and its first BigQuery call says why it cannot authenticate.
     pub async fn new(config: &BigQueryConfig) -> Result<Self, FerryError> {
         let unusable = |what: &str, e: std::io::Error| {
-            FerryError::InvalidArgument(format!("warehouse.bigquery credentials ({what}): {e}"))
+            FerryError::Config(format!("warehouse.bigquery credentials ({what}): {e}"))
         };
         let (source, described) = match config.credentials {
             Credentials::None => (Source::Anonymous, "no credentials (emulator)"),
@@ -68,7 +68,7 @@ impl TokenSource {
                             builder.build().await
                         }
                         ApplicationDefaultCredentialsTypes::ServiceAccount(_) => {
-                            return Err(FerryError::InvalidArgument(
+                            return Err(FerryError::Config(
                                 "warehouse.bigquery.credentials = \"workload-identity\" but \
                                  GOOGLE_APPLICATION_CREDENTIALS names a key file: unset it, or use \
                                  \"service-account-key\""

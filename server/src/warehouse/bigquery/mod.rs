@@ -397,7 +397,7 @@ impl Warehouse for BigQueryWarehouse {
                     .run_script(&replay, &sql::transaction(&statements, true))
                     .await
                     .map_err(|again| {
-                        FerryError::Warehouse(format!(
+                        FerryError::RepairNeeded(format!(
                             "the registry made publication {publication} live but BigQuery did not \
                              commit it ({error}); replaying in job {replay} failed too ({again}). \
                              Publish the day again to repair it."

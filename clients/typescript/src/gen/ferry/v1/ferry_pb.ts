@@ -4,11 +4,50 @@
 
 // Ferry: governed publishing of day-partitioned datasets into the warehouse.
 //
-// Every RPC is validate -> authorize -> act on the server. Errors use the canonical gRPC codes:
-// INVALID_ARGUMENT for a bad request or bad data (with a readable, row-level message),
-// NOT_FOUND for unknown datasets, views, publications or source objects,
-// FAILED_PRECONDITION for an incompatible contract change, UNAVAILABLE for an unreachable
-// source or warehouse, PERMISSION_DENIED / UNAUTHENTICATED for governance failures.
+// Every RPC is validate -> authorize -> act on the server.
+//
+// Errors. Every error status carries a google.rpc.ErrorInfo detail (in the
+// grpc-status-details-bin trailer) with domain "ferry", a stable `reason` and string
+// `metadata`; a wrong request field also carries a google.rpc.BadRequest field violation.
+// Clients decide from the reason and metadata, never from the message, which is for people and
+// may change. Reasons are never renamed; new ones may be added. Hidden datasets answer exactly as
+// missing ones. An INTERNAL error's message holds only an `error_id` (also in metadata) under
+// which the server logged the cause. The reasons, with their code and metadata keys:
+//
+//   INVALID_FIELD (INVALID_ARGUMENT) a request field is wrong; metadata: field
+//   CONTRACT_INVALID (INVALID_ARGUMENT) the contract does not validate
+//   NAME_TAKEN (INVALID_ARGUMENT) a dataset or view name another contract uses
+//   INCOMPATIBLE_CHANGE (FAILED_PRECONDITION) a breaking change without a new major version
+//   UNAUTHENTICATED (UNAUTHENTICATED) no token, or an unknown, revoked or expired one
+//   POLICY_DENIED (PERMISSION_DENIED) the policy does not allow the caller this action
+//   NAMESPACE_OWNED (PERMISSION_DENIED) another team owns the namespace
+//   SOURCE_NOT_ALLOWED (PERMISSION_DENIED) the server never reads this source (file roots,
+//     internal addresses, redirects to another host)
+//   SOURCE_NOT_BOUND (PERMISSION_DENIED) the dataset's owner team is not bound to the source
+//   GRANT_SELF_APPROVAL (PERMISSION_DENIED) the approver made, holds or minted for the grant
+//   PSEUDONYMIZATION_KEY_MISSING (FAILED_PRECONDITION) the server has no pseudonymization key
+//   GRANT_NOT_PENDING (FAILED_PRECONDITION) the grant is not waiting for approval
+//   WAREHOUSE_PERMISSION_MISSING (FAILED_PRECONDITION) Ferry's warehouse account lacks a role
+//   CONFIGURATION_INVALID (FAILED_PRECONDITION) the server's configuration or policy files
+//   DATASET_NOT_FOUND (NOT_FOUND) metadata: dataset
+//   DATASET_OR_VIEW_NOT_FOUND (NOT_FOUND) metadata: name
+//   VIEW_NOT_FOUND (NOT_FOUND) metadata: name
+//   PUBLICATION_NOT_FOUND (NOT_FOUND) metadata: publication_id
+//   GRANT_NOT_FOUND (NOT_FOUND) metadata: grant_id
+//   TOKEN_NOT_FOUND (NOT_FOUND) metadata: token_id
+//   WAREHOUSE_TABLE_MISSING (NOT_FOUND) a table Ferry manages was dropped in the warehouse
+//   SOURCE_NOT_FOUND (NOT_FOUND) metadata: source_uri
+//   SOURCE_UNAVAILABLE (UNAVAILABLE) the source could not be read; metadata: source_uri
+//   CHECKSUM_MISMATCH (INVALID_ARGUMENT) metadata: expected_sha256, actual_sha256
+//   PUBLICATION_REJECTED (INVALID_ARGUMENT) rows do not match the contract; metadata:
+//     publication_id, rows_rejected, line and column of the first row error
+//   SOURCE_MALFORMED (INVALID_ARGUMENT) not a readable file of the contract's format
+//   PARTITION_REPAIR_NEEDED (ABORTED) the warehouse did not follow a commit; publish the day
+//     again (recovery also retries it)
+//   WAREHOUSE_UNAVAILABLE (UNAVAILABLE) the warehouse could not be reached; retry later
+//   WAREHOUSE_QUOTA_EXCEEDED (RESOURCE_EXHAUSTED) a warehouse quota held after retries
+//   PUBLISH_LIMIT_REACHED (RESOURCE_EXHAUSTED) too many concurrent publishes; retry later
+//   INTERNAL (INTERNAL) metadata: error_id
 
 import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
