@@ -11,6 +11,8 @@ cargo fmt --all -- --check
 scripts/check-version.sh
 # buf lint, and buf breaking against the newest release tag.
 scripts/check-proto.sh
+# The server's modules import only along the layers ARCHITECTURE.md draws.
+python3 scripts/check-layers.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The allow/deny cases in policies/tests must hold for the shipped policies.
 cargo run --quiet --locked --bin ferry-server -- check-policies --policy-dir policies

@@ -15,6 +15,7 @@ use crate::ingest::SourcesConfig;
 use crate::registry::Registry;
 pub use crate::secret::{Secret, SecretUrl};
 use crate::service::Limits;
+pub use crate::telemetry::LogFormat;
 use crate::warehouse::BigQueryConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,14 +139,6 @@ impl PrivacyConfig {
             (None, None) => Ok(None),
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Json,
-    Pretty,
 }
 
 impl Default for Config {

@@ -4,8 +4,6 @@
 
 use std::fmt;
 
-use crate::ingest::RowError;
-
 #[derive(Debug, thiserror::Error)]
 pub enum FerryError {
     #[error("invalid contract: {0}")]
@@ -325,3 +323,26 @@ fn rejected_summary(publication_id: &str, rejected: &u64, errors: &[RowError]) -
 }
 
 pub type Result<T, E = FerryError> = std::result::Result<T, E>;
+
+/// A row that does not satisfy the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowError {
+    /// 1-based physical line where the record starts.
+    pub line: u64,
+    pub column: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.column.is_empty() {
+            write!(f, "line {}: {}", self.line, self.reason)
+        } else {
+            write!(
+                f,
+                "line {}, column {}: {}",
+                self.line, self.column, self.reason
+            )
+        }
+    }
+}

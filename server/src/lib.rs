@@ -1,8 +1,9 @@
 //! Ferry: governed publishing of day-partitioned datasets into the warehouse.
 //!
-//! Layers, outermost first: `grpc` (tonic adapters) -> `service` (validate, authorize, act) ->
-//! `contract`, `governance`, `ingest`, `registry`, `warehouse` (domain and backends, no transport
-//! types).
+//! Layers, outermost first: `server` -> `grpc` (tonic adapters) -> `service` (validate,
+//! authorize, act) -> `ingest` -> `registry`, `warehouse` -> `governance` -> `contract` ->
+//! `error`; ARCHITECTURE.md draws them, and `scripts/check-layers.py` fails CI on an import
+//! against them.
 
 pub mod config;
 pub mod contract;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod governance;
 pub mod grpc;
 pub mod ingest;
+pub mod keyed_lock;
 pub mod registry;
 pub mod secret;
 pub mod server;

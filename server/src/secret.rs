@@ -1,20 +1,22 @@
 //! Configured secrets and secret-bearing URLs: usable by the server, never printed by `Debug`,
 //! `ferry-server config`, logs or errors.
 
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-/// A configured secret: usable by the server, never printed by `Debug` or `ferry-server config`.
+/// A configured secret: usable by the server, never printed by `Debug` or `ferry-server config`,
+/// and wiped from memory when dropped (`secrecy`).
 #[derive(Clone, Deserialize)]
 #[serde(transparent)]
-pub struct Secret(String);
+pub struct Secret(SecretString);
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretString::from(value.into()))
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 }
 

@@ -37,7 +37,7 @@ pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
         ),
     };
     let governance = Governance {
-        authenticator: Authenticator::new(registry.clone(), &config.auth)?,
+        authenticator: Authenticator::new(Arc::new(registry.clone()), &config.auth)?,
         authorizer: Authorizer::load(
             config.policy_dir.as_deref(),
             &registry.unrevoked_grants().await?,
@@ -118,10 +118,18 @@ impl BoundServer {
         health_reporter
             .set_serving::<FerryServiceServer<FerryGrpc>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // Both reflection versions: grpcurl before 1.9, Postman and many other clients still
+        // speak only v1alpha, and say "server does not support the reflection API" otherwise.
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
+        let reflection_v1 = reflection()
             .build_v1()
+            .map_err(|e| FerryError::Internal(format!("reflection: {e}")))?;
+        let reflection_v1alpha = reflection()
+            .build_v1alpha()
             .map_err(|e| FerryError::Internal(format!("reflection: {e}")))?;
         let refresher = tokio::spawn(refresh_policies(self.ferry.clone(), self.policy_refresh));
         let leases = tokio::spawn(keep_leases(self.ferry.clone()));
@@ -143,7 +151,8 @@ impl BoundServer {
         let served = builder
             .layer(RpcTelemetryLayer)
             .add_service(health_service)
-            .add_service(reflection)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .add_service(FerryServiceServer::new(FerryGrpc::new(self.ferry)))
             .serve_with_incoming_shutdown(
                 // Without TCP_NODELAY a response of a few segments waits out the peer's

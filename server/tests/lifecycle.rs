@@ -124,3 +124,62 @@ fn an_invalid_log_level_is_refused_at_startup() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("log_level"), "{stderr}");
 }
+
+/// Clients that speak only the older reflection version (grpcurl before 1.9, Postman) list the
+/// services and describe them too.
+#[tokio::test(flavor = "multi_thread")]
+async fn reflection_is_served_as_v1alpha_too() {
+    use prost::Message;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let server = TestServer::start(None).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol("ferry.v1.FerryService".into()),
+    ]
+    .map(|message| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(message),
+    });
+    let mut responses = ServerReflectionClient::new(channel)
+        .server_reflection_info(futures::stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(names.contains(&"ferry.v1.FerryService"), "{names:?}");
+    let Some(MessageResponse::FileDescriptorResponse(files)) =
+        responses.next().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected the file that defines FerryService");
+    };
+    let file = prost_types::FileDescriptorProto::decode(files.file_descriptor_proto[0].as_slice())
+        .unwrap();
+    let service = file
+        .service
+        .iter()
+        .find(|s| s.name() == "FerryService")
+        .unwrap();
+    assert!(
+        service
+            .method
+            .iter()
+            .any(|m| m.name() == "PublishPartition"),
+        "{:?}",
+        service.method
+    );
+    server.stop().await;
+}

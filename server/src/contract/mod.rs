@@ -39,8 +39,21 @@ impl fmt::Display for ColumnType {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Classification {
     #[default]
     Public,
@@ -53,12 +66,7 @@ pub enum Classification {
 
 impl Classification {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Public => "public",
-            Self::Internal => "internal",
-            Self::Personal => "personal",
-            Self::Sensitive => "sensitive",
-        }
+        self.into()
     }
 }
 
@@ -72,8 +80,20 @@ pub enum PiiHandling {
 }
 
 /// GDPR article 6 lawful bases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum LegalBasis {
     Consent,
     Contract,
@@ -84,28 +104,14 @@ pub enum LegalBasis {
 }
 
 impl LegalBasis {
-    pub const ALL: [LegalBasis; 6] = [
-        Self::Consent,
-        Self::Contract,
-        Self::LegalObligation,
-        Self::VitalInterests,
-        Self::PublicTask,
-        Self::LegitimateInterests,
-    ];
+    pub const ALL: &[LegalBasis] = <Self as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Consent => "consent",
-            Self::Contract => "contract",
-            Self::LegalObligation => "legal_obligation",
-            Self::VitalInterests => "vital_interests",
-            Self::PublicTask => "public_task",
-            Self::LegitimateInterests => "legitimate_interests",
-        }
+        self.into()
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|b| b.as_str() == text)
+        text.parse().ok()
     }
 }
 
@@ -416,7 +422,11 @@ impl Contract {
         if column.legal_basis.is_none() {
             missing.push(format!(
                 "legal_basis (one of {})",
-                LegalBasis::ALL.map(LegalBasis::as_str).join(", ")
+                LegalBasis::ALL
+                    .iter()
+                    .map(|b| b.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if column.purpose.trim().is_empty() {

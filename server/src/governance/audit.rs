@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum AuditOutcome {
     Allowed,
     Denied,
@@ -11,19 +12,12 @@ pub enum AuditOutcome {
 
 impl AuditOutcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allowed => "allowed",
-            Self::Denied => "denied",
-            Self::Failed => "failed",
-        }
+        self.into()
     }
 
+    /// Anything unrecognised reads as failed, the outcome that claims the least.
     pub fn parse(text: &str) -> Self {
-        match text {
-            "allowed" => Self::Allowed,
-            "denied" => Self::Denied,
-            _ => Self::Failed,
-        }
+        text.parse().unwrap_or(Self::Failed)
     }
 }
 

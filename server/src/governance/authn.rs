@@ -7,10 +7,9 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::FerryError;
-use crate::registry::Registry;
 use crate::secret::Secret;
 
-use super::tokens::hash_token;
+use super::tokens::{TokenRecord, hash_token};
 use super::validate_principal;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -124,8 +123,15 @@ impl Identity {
     }
 }
 
+/// Where Ferry tokens are kept, by the SHA-256 of the token (the registry; governance does not
+/// depend on it, the registry implements this).
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, FerryError>;
+}
+
 pub struct Authenticator {
-    registry: Registry,
+    tokens: std::sync::Arc<dyn TokenStore>,
     /// Digest and principal of the bootstrap admin token.
     bootstrap: Option<(String, String)>,
     oidc: super::oidc::OidcVerifier,
@@ -135,7 +141,10 @@ const MISSING: &str = "authentication required: send `authorization: Bearer <tok
 const INVALID: &str = "the bearer token is invalid, expired or revoked";
 
 impl Authenticator {
-    pub fn new(registry: Registry, config: &AuthConfig) -> Result<Self, FerryError> {
+    pub fn new(
+        tokens: std::sync::Arc<dyn TokenStore>,
+        config: &AuthConfig,
+    ) -> Result<Self, FerryError> {
         let token = match (
             &config.bootstrap_admin_token,
             &config.bootstrap_admin_token_file,
@@ -167,7 +176,7 @@ impl Authenticator {
             None => None,
         };
         Ok(Self {
-            registry,
+            tokens,
             bootstrap,
             oidc: super::oidc::OidcVerifier::new(&config.oidc)?,
         })
@@ -194,7 +203,7 @@ impl Authenticator {
             return Ok(Identity::of(principal.clone()));
         }
         let record = self
-            .registry
+            .tokens
             .token_by_hash(&digest)
             .await?
             .ok_or_else(|| FerryError::Unauthenticated(INVALID.into()))?;

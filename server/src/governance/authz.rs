@@ -22,7 +22,8 @@ const TESTS_DIR: &str = "tests";
 const EMBEDDED_MODEL: &str = include_str!("../../../policies/model.conf");
 const EMBEDDED_POLICY: &str = include_str!("../../../policies/policy.csv");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum Action {
     Register,
     Describe,
@@ -45,20 +46,7 @@ pub enum Action {
 
 impl Action {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Register => "register",
-            Self::Describe => "describe",
-            Self::Publish => "publish",
-            Self::Read => "read",
-            Self::ReadPersonal => "read_personal",
-            Self::ReadSensitive => "read_sensitive",
-            Self::Grant => "grant",
-            Self::Approve => "approve",
-            Self::Audit => "audit",
-            Self::Token => "token",
-            Self::ReadSource => "read_source",
-            Self::ReadLedger => "read_ledger",
-        }
+        self.into()
     }
 }
 

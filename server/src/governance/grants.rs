@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 
 use crate::contract::LegalBasis;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum GrantRole {
     Reader,
     Publisher,
@@ -13,22 +14,16 @@ pub enum GrantRole {
 
 impl GrantRole {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Reader => "reader",
-            Self::Publisher => "publisher",
-        }
+        self.into()
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "reader" => Some(Self::Reader),
-            "publisher" => Some(Self::Publisher),
-            _ => None,
-        }
+        text.parse().ok()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 pub enum GrantStatus {
     Active,
     PendingApproval,
@@ -38,12 +33,7 @@ pub enum GrantStatus {
 
 impl GrantStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::PendingApproval => "pending_approval",
-            Self::Revoked => "revoked",
-            Self::Expired => "expired",
-        }
+        self.into()
     }
 }
 

@@ -12,7 +12,7 @@ mod pseudonymize;
 mod tokens;
 
 pub use audit::{AuditEvent, AuditOutcome};
-pub use authn::{AuthConfig, Authenticator, Identity, OidcIssuer};
+pub use authn::{AuthConfig, Authenticator, Identity, OidcIssuer, TokenStore};
 pub use authz::{
     AccessRequest, Action, Authorizer, PolicyCheckReport, Scope, check_policies, write_policy_dir,
 };

@@ -25,11 +25,12 @@ use crate::error::FerryError;
 use crate::governance::Pseudonymizer;
 use crate::warehouse::{PartitionSink, StagedPartition};
 
+pub use crate::error::RowError;
+pub use crate::warehouse::{arrow_type, table_schema};
 pub use quarantine::CsvQuarantine;
 pub use source::{Source, SourceBody, SourcesConfig};
 pub use validate::{
-    BATCH_ROWS, CsvValidator, RecordLimits, RejectedRecord, RowError, ValidationProgress,
-    ValidationSummary, arrow_type, table_schema,
+    BATCH_ROWS, CsvValidator, RecordLimits, RejectedRecord, ValidationProgress, ValidationSummary,
 };
 
 /// Source bytes are regrouped into chunks of this size before crossing to the parser thread.

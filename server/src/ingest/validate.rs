@@ -4,7 +4,6 @@
 //! batch never holds half a row. Errors carry the physical line where the record starts (quoted
 //! fields may span lines) and the column name.
 
-use std::fmt;
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,12 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::contract::{Classification, ColumnType, Contract, PiiHandling};
-use crate::error::FerryError;
+use crate::error::{FerryError, RowError};
 use crate::governance::Pseudonymizer;
+use crate::warehouse::table_schema;
 
 /// Rows per batch: large enough to amortize per-batch work, small enough that the wide `image`
 /// column keeps a batch to a few MB.
@@ -82,29 +82,6 @@ impl<R: Read> Read for BoundedRecords<'_, R> {
     }
 }
 
-/// A row that does not satisfy the contract.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RowError {
-    /// 1-based physical line where the record starts.
-    pub line: u64,
-    pub column: String,
-    pub reason: String,
-}
-
-impl fmt::Display for RowError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.column.is_empty() {
-            write!(f, "line {}: {}", self.line, self.reason)
-        } else {
-            write!(
-                f,
-                "line {}, column {}: {}",
-                self.line, self.column, self.reason
-            )
-        }
-    }
-}
-
 /// What validation saw.
 #[derive(Debug, Default)]
 pub struct ValidationSummary {
@@ -112,30 +89,6 @@ pub struct ValidationSummary {
     pub rows_rejected: u64,
     /// The first errors, up to a bound.
     pub errors: Vec<RowError>,
-}
-
-/// The Arrow schema of the stored table: the contract's stored columns, then the partition date.
-pub fn table_schema(contract: &Contract) -> SchemaRef {
-    let mut fields: Vec<Field> = contract
-        .stored_columns()
-        .map(|c| Field::new(&c.name, arrow_type(c.column_type), !c.required))
-        .collect();
-    fields.push(Field::new(
-        contract.partition_column(),
-        DataType::Date32,
-        false,
-    ));
-    Arc::new(Schema::new(fields))
-}
-
-pub fn arrow_type(column_type: ColumnType) -> DataType {
-    match column_type {
-        ColumnType::String => DataType::Utf8,
-        ColumnType::Int64 => DataType::Int64,
-        ColumnType::Float64 => DataType::Float64,
-        ColumnType::Bool => DataType::Boolean,
-        ColumnType::Date => DataType::Date32,
-    }
 }
 
 enum ColumnBuilder {

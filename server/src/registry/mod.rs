@@ -15,12 +15,13 @@ pub use governance::AuditQuery;
 
 use crate::contract::{Contract, ContractVersion};
 use crate::error::FerryError;
-use crate::ingest::RowError;
+use crate::error::RowError;
 use crate::secret::redact_url;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString)]
+#[strum(serialize_all = "snake_case")]
 pub enum PublicationStatus {
     Running,
     Succeeded,
@@ -30,26 +31,12 @@ pub enum PublicationStatus {
 
 impl PublicationStatus {
     fn as_str(self) -> &'static str {
-        match self {
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Interrupted => "interrupted",
-        }
+        self.into()
     }
 
     fn parse(text: &str) -> Result<Self, FerryError> {
-        Ok(match text {
-            "running" => Self::Running,
-            "succeeded" => Self::Succeeded,
-            "failed" => Self::Failed,
-            "interrupted" => Self::Interrupted,
-            other => {
-                return Err(FerryError::Registry(format!(
-                    "unknown publication status {other:?}"
-                )));
-            }
-        })
+        text.parse()
+            .map_err(|_| FerryError::Registry(format!("unknown publication status {text:?}")))
     }
 }
 

@@ -1,8 +1,7 @@
 //! Ferry's use cases, free of transport types. Each one validates its input, authorizes the
 //! caller, then acts on the registry and the warehouse.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
@@ -29,6 +28,7 @@ use crate::ingest::{
     CsvQuarantine, IngestProgress, PublishStage, Quarantine, RecordLimits, Source, SourcesConfig,
     ValidationSettings, ingest,
 };
+use crate::keyed_lock::KeyedLock;
 use crate::registry::{
     PartitionEntry, PendingCommit, Publication, PublicationStatus, RegisteredDataset, Registry,
 };
@@ -63,8 +63,6 @@ pub struct ReadRequest {
     pub limit: u64,
 }
 
-type PartitionLock = Arc<tokio::sync::Mutex<()>>;
-
 /// The answer to "which Ferry is this?".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerInfo {
@@ -82,7 +80,7 @@ pub struct Ferry {
     /// Where tolerated bad rows are kept, per dataset and day.
     quarantine_dir: std::path::PathBuf,
     /// One publish at a time per (dataset, day); different partitions run in parallel.
-    partition_locks: Mutex<HashMap<(String, NaiveDate), PartitionLock>>,
+    partition_locks: KeyedLock<(String, NaiveDate)>,
     authenticator: Authenticator,
     authorizer: Authorizer,
     pseudonymizer: Option<Pseudonymizer>,
@@ -138,7 +136,7 @@ impl Ferry {
             warehouse,
             sources,
             quarantine_dir,
-            partition_locks: Mutex::new(HashMap::new()),
+            partition_locks: KeyedLock::default(),
             authenticator: governance.authenticator,
             authorizer: governance.authorizer,
             pseudonymizer: governance.pseudonymizer,
@@ -483,14 +481,6 @@ impl Ferry {
             .await
     }
 
-    fn partition_lock(&self, dataset: &str, date: NaiveDate) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .partition_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        locks.entry((dataset.to_owned(), date)).or_default().clone()
-    }
-
     #[instrument(skip_all, fields(dataset = %request.dataset, partition_date = %request.partition_date))]
     pub async fn publish(
         &self,
@@ -542,8 +532,10 @@ impl Ferry {
         let contract_version = registered.version.to_string();
 
         // Act.
-        let lock = self.partition_lock(&contract.name, date);
-        let _guard = lock.lock().await;
+        let _guard = self
+            .partition_locks
+            .lock((contract.name.clone(), date))
+            .await;
         let cross_process = self.registry.lock_partition(&contract.name, date).await?;
         let started = Instant::now();
         let mut publication = Publication {

@@ -19,7 +19,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogFormat;
 use crate::error::FerryError;
 
 /// Flushes and stops the exporters when shut down.
@@ -44,6 +43,25 @@ pub fn otlp_configured() -> bool {
         ]
         .iter()
         .any(|name| env_set(name))
+}
+
+/// How log lines are written: JSON for machines (the default), or pretty for people.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Pretty,
 }
 
 /// Installs logging and, when configured, OTLP/gRPC export. Call inside the Tokio runtime.

@@ -33,8 +33,8 @@ use super::{
 };
 use crate::contract::{Contract, ViewFilter};
 use crate::error::FerryError;
-use crate::ingest::table_schema;
 use crate::warehouse::datafusion_filter::datafusion_filter;
+use crate::warehouse::table_schema;
 
 pub struct LocalWarehouse {
     root: PathBuf,

@@ -14,13 +14,12 @@ mod parquet_files;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::stream::BoxStream;
 
-use crate::contract::{Contract, ViewFilter};
+use crate::contract::{ColumnType, Contract, ViewFilter};
 use crate::error::FerryError;
-use crate::ingest::table_schema;
 
 pub use bigquery::api::BigQueryApi;
 pub use bigquery::{BigQueryConfig, BigQueryWarehouse, Credentials as BigQueryCredentials};
@@ -174,6 +173,29 @@ pub struct GarbageScope<'a> {
 /// The registry's half of a commit.
 pub type BoxCommit<'a> = futures::future::BoxFuture<'a, Result<(), FerryError>>;
 
+/// The Arrow schema of the stored table: the contract's stored columns, then the partition date.
+pub fn table_schema(contract: &Contract) -> SchemaRef {
+    let mut fields: Vec<Field> = contract
+        .stored_columns()
+        .map(|c| Field::new(&c.name, arrow_type(c.column_type), !c.required))
+        .collect();
+    fields.push(Field::new(
+        contract.partition_column(),
+        DataType::Date32,
+        false,
+    ));
+    Arc::new(Schema::new(fields))
+}
+
+pub fn arrow_type(column_type: ColumnType) -> DataType {
+    match column_type {
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Date => DataType::Date32,
+    }
+}
 /// The columns a table stores, in order: the dataset's stored columns or a view's projection,
 /// then the partition column.
 pub(crate) fn table_column_names(contract: &Contract, table: &str) -> Vec<String> {

@@ -18,7 +18,6 @@ mod credentials;
 mod rows;
 mod sql;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,7 +43,8 @@ use super::{
 use crate::contract::{Contract, ViewFilter};
 use crate::crash_point;
 use crate::error::FerryError;
-use crate::ingest::table_schema;
+use crate::keyed_lock::KeyedLock;
+use crate::warehouse::table_schema;
 
 /// Staging tables younger than this may belong to a publish still in flight.
 const GARBAGE_GRACE: Duration = Duration::from_secs(3600);
@@ -57,7 +57,7 @@ pub struct BigQueryWarehouse {
     staging_ready: Arc<AtomicBool>,
     /// BigQuery aborts one of two transactions that change the same table at once, so this
     /// process commits one publication per dataset at a time.
-    commit_locks: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    commit_locks: KeyedLock<String>,
     /// Access syncs edit shared `access` lists under a quota of 5 metadata updates per 10 s per
     /// dataset; running them concurrently in one process buys only 412s and rate limits. Syncs
     /// from other replicas are kept apart by the etags.
@@ -75,7 +75,7 @@ impl BigQueryWarehouse {
             scratch,
             garbage_grace: GARBAGE_GRACE,
             staging_ready: Arc::new(AtomicBool::new(false)),
-            commit_locks: std::sync::Mutex::new(HashMap::new()),
+            commit_locks: KeyedLock::default(),
             access_sync: tokio::sync::Mutex::new(()),
         })
     }
@@ -143,14 +143,6 @@ impl BigQueryWarehouse {
                 Err(e) => info!(%publication, error = %e, "no open transaction to roll back"),
             }
         }
-    }
-
-    fn commit_lock(&self, dataset: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .commit_locks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        locks.entry(dataset.to_owned()).or_default().clone()
     }
 }
 
@@ -355,8 +347,7 @@ impl Warehouse for BigQueryWarehouse {
             target.partition_date,
             &staging,
         )?;
-        let lock = self.commit_lock(&contract.name);
-        let _serialized = lock.lock().await;
+        let _serialized = self.commit_locks.lock(contract.name.clone()).await;
 
         let mut job_ids = staged.job_ids.clone();
         let replace = sql::job_id(publication, "replace");
@@ -443,8 +434,7 @@ impl Warehouse for BigQueryWarehouse {
             target.partition_date,
             &staging,
         )?;
-        let lock = self.commit_lock(&contract.name);
-        let _serialized = lock.lock().await;
+        let _serialized = self.commit_locks.lock(contract.name.clone()).await;
         let recover = sql::job_id(publication, "recover");
         self.api
             .run_script(&recover, &sql::transaction(&statements, true))
