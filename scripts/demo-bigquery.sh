@@ -128,5 +128,5 @@ echo "-- the catalog dataset's access list names both authorized views:"
 curl -sf "http://127.0.0.1:$BQ_PORT/bigquery/v2/projects/demo-project/datasets/catalog" \
   | python3 -c 'import json,sys; [print("  ", json.dumps(e)) for e in json.load(sys.stdin)["access"] if "view" in e]'
 echo
-echo "-- the ledger (`ferry publication ID` shows the BigQuery jobs of each one):"
+echo "-- the ledger ('ferry publication ID' shows the BigQuery jobs of each one):"
 as team:catalog publications catalog.product_catalog

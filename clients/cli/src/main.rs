@@ -4,6 +4,7 @@ mod admin;
 mod backfill;
 mod commands;
 mod exit;
+mod listing;
 mod output;
 mod quickstart;
 mod trace_context;
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use ferry_proto::v1 as pb;
+use listing::{Listing, ListingArgs};
 
 #[derive(Parser)]
 #[command(
@@ -33,20 +35,33 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "FERRY_ENDPOINT",
         default_value = "http://127.0.0.1:50051"
     )]
     endpoint: String,
     /// Bearer token (a Ferry token or an OIDC JWT).
-    #[arg(long, global = true, env = "FERRY_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "FERRY_TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// PEM CA certificate that signed the server's (https:// endpoints; default: system roots).
-    #[arg(long, global = true, env = "FERRY_CA_CERT")]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Connection",
+        env = "FERRY_CA_CERT"
+    )]
     ca_cert: Option<PathBuf>,
     /// PEM client certificate, for servers that require mutual TLS.
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "FERRY_CLIENT_CERT",
         requires = "client_key"
     )]
@@ -55,6 +70,7 @@ struct Cli {
     #[arg(
         long,
         global = true,
+        help_heading = "Connection",
         env = "FERRY_CLIENT_KEY",
         requires = "client_cert"
     )]
@@ -127,9 +143,15 @@ enum Command {
         date: String,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[command(flatten)]
+        listing: ListingArgs,
     },
     /// Show one publication with its row-level errors.
-    Publication { id: String },
+    Publication {
+        id: String,
+        #[command(flatten)]
+        listing: ListingArgs,
+    },
     /// Read rows of a dataset or view. Personal columns you may not see in clear are masked.
     Read(ReadArgs),
     /// Grant a team access to a dataset or view (owners and admins).
@@ -146,6 +168,8 @@ enum Command {
         /// Include revoked and expired grants.
         #[arg(long)]
         all: bool,
+        #[command(flatten)]
+        listing: ListingArgs,
     },
     /// Approve a pending grant on personal data in clear (privacy officers).
     Approve { grant_id: String },
@@ -158,6 +182,8 @@ enum Command {
         target: String,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        #[command(flatten)]
+        listing: ListingArgs,
     },
     /// Issue, list and revoke bearer tokens (admins).
     #[command(subcommand)]
@@ -165,7 +191,10 @@ enum Command {
     /// Make the server re-read its policy files and grants now (admins).
     ReloadPolicies,
     /// Show this CLI's version and the server's version, API versions and backends.
-    ServerInfo,
+    ServerInfo {
+        #[command(flatten)]
+        listing: ListingArgs,
+    },
 }
 
 #[derive(Args)]
@@ -183,7 +212,8 @@ struct GrantArgs {
     /// The GDPR art. 6 legal basis (required for personal data in clear).
     #[arg(long, value_parser = ["consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"])]
     legal_basis: Option<String>,
-    /// Last day of access (YYYY-MM-DD); access ends at the start of that day, UTC.
+    /// The day access ends (YYYY-MM-DD): the grant expires at 00:00 UTC that day, so the day
+    /// before is the last day of access.
     #[arg(long)]
     expires: Option<String>,
     /// Ask to see personal columns in clear; pending until a privacy officer approves.
@@ -199,14 +229,17 @@ enum TokenCommand {
         principal: String,
         #[arg(long, default_value = "")]
         description: String,
-        /// Expiry day (YYYY-MM-DD).
+        /// The day the token stops working (YYYY-MM-DD): it expires at 00:00 UTC that day.
         #[arg(long)]
         expires: Option<String>,
     },
-    List,
-    Revoke {
-        id: String,
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        listing: ListingArgs,
     },
+    /// Revoke a token by id; it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -214,11 +247,17 @@ enum DatasetCommand {
     /// Register a contract (YAML); a compatible change bumps the minor version.
     Register { file: PathBuf },
     /// Show a dataset's contract and partitions.
-    Get { name: String },
+    Get {
+        name: String,
+        #[command(flatten)]
+        listing: ListingArgs,
+    },
     /// List datasets.
     List {
         #[arg(long, default_value = "")]
         prefix: String,
+        #[command(flatten)]
+        listing: ListingArgs,
     },
 }
 
@@ -291,20 +330,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let response = commands::register(&mut client, &file).await?;
                     commands::describe_registration(&mut out, &response)?;
                 }
-                Command::Dataset(DatasetCommand::Get { name }) => {
+                Command::Dataset(DatasetCommand::Get { name, listing }) => {
                     let dataset = client
                         .get_dataset(pb::GetDatasetRequest { name })
                         .await?
                         .into_inner();
-                    commands::print_dataset(&mut out, &dataset)?;
+                    match listing.format {
+                        Listing::Json => listing::write_json(&mut out, "Dataset", &dataset)?,
+                        Listing::Table => commands::print_dataset(&mut out, &dataset)?,
+                    }
                 }
-                Command::Dataset(DatasetCommand::List { prefix }) => {
+                Command::Dataset(DatasetCommand::List { prefix, listing }) => {
                     let list = client
                         .list_datasets(pb::ListDatasetsRequest {
                             name_prefix: prefix,
                         })
                         .await?
                         .into_inner();
+                    if listing.format == Listing::Json {
+                        listing::write_json(&mut out, "ListDatasetsResponse", &list)?;
+                        return Ok(());
+                    }
                     for d in list.datasets {
                         let c = d.contract.unwrap_or_default();
                         writeln!(
@@ -358,6 +404,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     dataset,
                     date,
                     limit,
+                    listing,
                 } => {
                     let list = client
                         .list_publications(pb::ListPublicationsRequest {
@@ -367,14 +414,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         })
                         .await?
                         .into_inner();
-                    commands::print_publications(&mut out, &list.publications)?;
+                    match listing.format {
+                        Listing::Json => {
+                            listing::write_json(&mut out, "ListPublicationsResponse", &list)?
+                        }
+                        Listing::Table => {
+                            commands::print_publications(&mut out, &list.publications)?
+                        }
+                    }
                 }
-                Command::Publication { id } => {
+                Command::Publication { id, listing } => {
                     let publication = client
                         .get_publication(pb::GetPublicationRequest { id })
                         .await?
                         .into_inner();
-                    commands::print_publication(&mut out, &publication)?;
+                    match listing.format {
+                        Listing::Json => {
+                            listing::write_json(&mut out, "Publication", &publication)?
+                        }
+                        Listing::Table => commands::print_publication(&mut out, &publication)?,
+                    }
                 }
                 Command::Read(args) => {
                     let (from, to) = match args.date {
@@ -444,33 +503,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .into_inner();
                     admin::describe_grant(&mut out, "approved", &grant)?;
                 }
-                Command::Grants { name, grantee, all } => {
-                    let grants = client
+                Command::Grants {
+                    name,
+                    grantee,
+                    all,
+                    listing,
+                } => {
+                    let list = client
                         .list_grants(pb::ListGrantsRequest {
                             target: name.unwrap_or_default(),
                             grantee,
                             include_inactive: all,
                         })
                         .await?
-                        .into_inner()
-                        .grants;
-                    admin::print_grants(&mut out, &grants)?;
+                        .into_inner();
+                    match listing.format {
+                        Listing::Json => {
+                            listing::write_json(&mut out, "ListGrantsResponse", &list)?
+                        }
+                        Listing::Table => admin::print_grants(&mut out, &list.grants)?,
+                    }
                 }
                 Command::Audit {
                     principal,
                     target,
                     limit,
+                    listing,
                 } => {
-                    let events = client
+                    let list = client
                         .list_audit_events(pb::ListAuditEventsRequest {
                             principal,
                             target,
                             limit,
                         })
                         .await?
-                        .into_inner()
-                        .events;
-                    admin::print_audit(&mut out, &events)?;
+                        .into_inner();
+                    match listing.format {
+                        Listing::Json => {
+                            listing::write_json(&mut out, "ListAuditEventsResponse", &list)?
+                        }
+                        Listing::Table => admin::print_audit(&mut out, &list.events)?,
+                    }
                 }
                 Command::Token(TokenCommand::Create {
                     principal,
@@ -492,13 +565,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     );
                     writeln!(out, "{}", created.secret)?;
                 }
-                Command::Token(TokenCommand::List) => {
-                    let tokens = client
+                Command::Token(TokenCommand::List { listing }) => {
+                    let list = client
                         .list_tokens(pb::ListTokensRequest {})
                         .await?
-                        .into_inner()
-                        .tokens;
-                    admin::print_tokens(&mut out, &tokens)?;
+                        .into_inner();
+                    match listing.format {
+                        Listing::Json => {
+                            listing::write_json(&mut out, "ListTokensResponse", &list)?
+                        }
+                        Listing::Table => admin::print_tokens(&mut out, &list.tokens)?,
+                    }
                 }
                 Command::Token(TokenCommand::Revoke { id }) => {
                     let token = client
@@ -507,11 +584,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         .into_inner();
                     writeln!(out, "revoked {} ({})", token.id, token.principal)?;
                 }
-                Command::ServerInfo => {
+                Command::ServerInfo { listing } => {
                     let info = client
                         .get_server_info(pb::GetServerInfoRequest {})
                         .await?
                         .into_inner();
+                    if listing.format == Listing::Json {
+                        listing::write_json(&mut out, "ServerInfo", &info)?;
+                        return Ok(());
+                    }
                     writeln!(out, "ferry (CLI)   {}", env!("CARGO_PKG_VERSION"))?;
                     writeln!(out, "ferry-server  {}", info.version)?;
                     writeln!(out, "API versions  {}", info.api_versions.join(", "))?;

@@ -348,6 +348,43 @@ async fn commands_print_results_and_exit_with_script_friendly_codes() {
             .starts_with("data:image/png;base64,")
     );
 
+    // Every listing has a JSON form for scripts: the response message, defaults included.
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &[
+            "publications",
+            "catalog.product_catalog",
+            "--format",
+            "json",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let ledger: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let newest = &ledger["publications"][0];
+    assert_eq!(newest["dataset"], "catalog.product_catalog", "{ledger}");
+    assert_eq!(newest["status"], "PUBLICATION_STATUS_SUCCEEDED", "{ledger}");
+    assert!(
+        newest["rowsAccepted"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner_token),
+        &["dataset", "list", "--format", "json"],
+    )
+    .await;
+    let list: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        list["datasets"][0]["contract"]["name"], "catalog.product_catalog",
+        "{list}"
+    );
+
     let out = ferry_off_runtime(
         &endpoint,
         Some(&owner_token),
@@ -560,5 +597,33 @@ async fn backfill_publishes_each_day_skips_missing_sources_and_resumes_as_unchan
         stdout(&wrong).contains("FAILED: DATASET_NOT_FOUND: "),
         "{}",
         stdout(&wrong)
+    );
+}
+
+#[test]
+fn help_keeps_connection_flags_apart_and_says_when_access_ends() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(["grant", "--help"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = stdout(&output);
+    let connection = help.find("Connection:").expect("a Connection heading");
+    for flag in [
+        "--endpoint",
+        "--token",
+        "--ca-cert",
+        "--client-cert",
+        "--client-key",
+    ] {
+        assert!(
+            help.rfind(flag).unwrap() > connection,
+            "{flag} under Connection:\n{help}"
+        );
+    }
+    assert!(help.find("--purpose").unwrap() < connection, "{help}");
+    assert!(
+        help.contains("the day before is the last day of access"),
+        "{help}"
     );
 }
