@@ -16,14 +16,19 @@ use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn health_and_reflection_are_served() {
-    let server = TestServer::start(None).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+/// A channel without Ferry's bearer token: health and reflection need none.
+async fn plain_channel(server: &TestServer) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
         .unwrap()
         .connect()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_reflection_are_served() {
+    let server = TestServer::start(None).await;
+    let channel = plain_channel(&server).await;
     let health = HealthClient::new(channel.clone())
         .check(HealthCheckRequest {
             service: "ferry.v1.FerryService".into(),
@@ -136,11 +141,7 @@ async fn reflection_is_served_as_v1alpha_too() {
     use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
 
     let server = TestServer::start(None).await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = plain_channel(&server).await;
     let requests = [
         MessageRequest::ListServices(String::new()),
         MessageRequest::FileContainingSymbol("ferry.v1.FerryService".into()),

@@ -102,6 +102,21 @@ impl BigQueryWarehouse {
         )
     }
 
+    /// The statements that replace the target's day in the raw table and every materialized
+    /// view with what `staging` holds.
+    fn replacement(
+        &self,
+        target: &PartitionTarget,
+        staging: &TableAddress,
+    ) -> Result<Vec<String>, FerryError> {
+        sql::replace_statements(
+            self.api.project(),
+            &target.contract,
+            target.partition_date,
+            staging,
+        )
+    }
+
     /// Best effort: staging tables expire on their own.
     async fn drop_staging(&self, target: &PartitionTarget) {
         let staging = self.staging_table(target);
@@ -338,16 +353,10 @@ impl Warehouse for BigQueryWarehouse {
         commit_visibility: BoxCommit<'_>,
     ) -> Result<Vec<String>, FerryError> {
         let target = &staged.target;
-        let contract = &target.contract;
         let publication = &target.publication_id;
         let staging = self.staging_table(target);
-        let statements = sql::replace_statements(
-            self.api.project(),
-            contract,
-            target.partition_date,
-            &staging,
-        )?;
-        let _serialized = self.commit_locks.lock(contract.name.clone()).await;
+        let statements = self.replacement(target, &staging)?;
+        let _serialized = self.commit_locks.lock(target.contract.name.clone()).await;
 
         let mut job_ids = staged.job_ids.clone();
         let replace = sql::job_id(publication, "replace");
@@ -427,14 +436,8 @@ impl Warehouse for BigQueryWarehouse {
         {
             return Ok(ResumedCommit::StagedDataGone);
         }
-        let contract = &target.contract;
-        let statements = sql::replace_statements(
-            self.api.project(),
-            contract,
-            target.partition_date,
-            &staging,
-        )?;
-        let _serialized = self.commit_locks.lock(contract.name.clone()).await;
+        let statements = self.replacement(target, &staging)?;
+        let _serialized = self.commit_locks.lock(target.contract.name.clone()).await;
         let recover = sql::job_id(publication, "recover");
         self.api
             .run_script(&recover, &sql::transaction(&statements, true))
