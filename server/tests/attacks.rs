@@ -97,6 +97,7 @@ async fn sources_are_read_only_where_the_owner_team_is_bound() {
     )
     .await
     .unwrap_err();
+    assert_reason(&status, "SOURCE_NOT_BOUND");
     assert_eq!(
         status.code(),
         Code::PermissionDenied,
@@ -135,6 +136,7 @@ async fn sources_are_read_only_where_the_owner_team_is_bound() {
         let status = publish(&mut owner, RAW, "2021-04-04", &unbound)
             .await
             .unwrap_err();
+        assert_reason(&status, "SOURCE_NOT_BOUND");
         assert_eq!(status.code(), Code::PermissionDenied, "{unbound}");
     }
     assert_eq!(partitions(&mut owner, RAW).await, 1);
@@ -164,6 +166,7 @@ async fn the_server_s_own_files_are_never_a_source() {
         let status = publish(&mut attacker, "a.leak", DATE, &uri)
             .await
             .unwrap_err();
+        assert_reason(&status, "SOURCE_NOT_ALLOWED");
         assert_eq!(status.code(), Code::PermissionDenied, "{uri}");
         assert!(!status.message().contains("root:"), "{}", status.message());
     }
@@ -191,6 +194,7 @@ async fn the_server_s_own_files_are_never_a_source() {
         let status = publish(&mut attacker, "a.leak", DATE, uri)
             .await
             .unwrap_err();
+        assert_reason(&status, "SOURCE_NOT_ALLOWED");
         assert_eq!(status.code(), Code::PermissionDenied, "{uri}");
     }
     assert_eq!(partitions(&mut attacker, "a.leak").await, 0);
@@ -339,6 +343,13 @@ async fn namespaces_are_owned_and_refused_registers_change_nothing(backend: Ware
     ] {
         let status = register_yaml(&mut attacker, &yaml).await.unwrap_err();
         assert_eq!(status.code(), code, "{yaml}\n{}", status.message());
+        let reason = match says {
+            "namespace catalog belongs to another team" => "NAMESPACE_OWNED",
+            "may not register" => "POLICY_DENIED",
+            "already used by another dataset" => "NAME_TAKEN",
+            _ => "CONTRACT_INVALID",
+        };
+        assert_reason(&status, reason);
         assert!(status.message().contains(says), "{}", status.message());
         assert!(
             !status.message().contains("team:catalog") || says == "may not register",
@@ -353,6 +364,7 @@ async fn namespaces_are_owned_and_refused_registers_change_nothing(backend: Ware
             .get_dataset(pb::GetDatasetRequest { name: name.into() })
             .await
             .unwrap_err();
+        assert_reason(&status, "DATASET_NOT_FOUND");
         assert_eq!(status.code(), Code::NotFound, "{name}");
     }
     if let Some(bq) = &bigquery {
@@ -572,6 +584,7 @@ async fn nobody_approves_a_grant_through_a_token_they_minted() {
         })
         .await
         .unwrap_err();
+    assert_reason(&status, "GRANT_SELF_APPROVAL");
     assert_eq!(
         status.code(),
         Code::PermissionDenied,
@@ -609,6 +622,7 @@ async fn a_file_without_line_breaks_fails_at_the_record_limit_and_changes_nothin
     endless.push_str(&"Samsung".repeat(3 << 20));
     let uri = write_file(server.scratch(), "endless.csv", endless);
     let status = publish(&mut owner, RAW, DATE, &uri).await.unwrap_err();
+    assert_reason(&status, "SOURCE_MALFORMED");
     assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
     assert!(
         status
@@ -691,6 +705,7 @@ async fn web_sources_never_reach_internal_addresses_nor_follow_redirects_elsewhe
         (url("[::1]", "/day1.csv"), "internal address"),
     ] {
         let status = publish(&mut owner, RAW, DATE, &uri).await.unwrap_err();
+        assert_reason(&status, "SOURCE_NOT_ALLOWED");
         assert_eq!(status.code(), Code::PermissionDenied, "{uri}: {status:?}");
         assert!(
             status.message().contains(says),
@@ -722,6 +737,7 @@ async fn web_sources_never_reach_internal_addresses_nor_follow_redirects_elsewhe
     )
     .await
     .unwrap_err();
+    assert_reason(&status, "SOURCE_NOT_ALLOWED");
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     assert!(
         status.message().contains("redirects to another host"),
@@ -819,6 +835,7 @@ async fn racing_teams_never_share_a_namespace(servers: [&TestServer; 2]) {
             .filter_map(|r| r.as_ref().err())
             .collect();
         assert_eq!(refused.len(), 1, "{namespace}: {a:?} / {b:?}");
+        assert_reason(refused[0], "NAMESPACE_OWNED");
         assert_eq!(
             refused[0].code(),
             tonic::Code::PermissionDenied,

@@ -14,8 +14,8 @@ mod common;
 
 use common::{
     CONSUMER_A, CONTRACT_YAML, DAY_1, DAY_2, DAY_2_CORRECTED, FakeGcs, LocalBigQuery, MotoS3,
-    Postgres, RAW, TEAM_A, TEAM_B, TestServer, count, publish, read_rows, register_yaml,
-    team_counts,
+    Postgres, RAW, TEAM_A, TEAM_B, TestServer, assert_reason, count, publish, read_rows,
+    register_yaml, team_counts,
 };
 use ferry_proto::v1 as pb;
 use ferry_server::config::WarehouseBackend;
@@ -196,6 +196,7 @@ async fn run(pipeline: Pipeline) {
     )
     .await
     .unwrap_err();
+    assert_reason(&missing, "SOURCE_NOT_FOUND");
     assert_eq!(missing.code(), tonic::Code::NotFound, "{missing}");
     assert_eq!(count(&mut owner, RAW, "2021-04-03").await, 99);
     if let Some(bigquery) = &pipeline.bigquery {
@@ -209,6 +210,7 @@ async fn run(pipeline: Pipeline) {
         .await
         .unwrap_err();
     // Before its grant, team A may not even see that the view exists.
+    assert_reason(&denied, "DATASET_OR_VIEW_NOT_FOUND");
     assert_eq!(denied.code(), tonic::Code::NotFound);
     let grant = owner
         .grant_access(pb::GrantAccessRequest {
@@ -227,6 +229,7 @@ async fn run(pipeline: Pipeline) {
     let denied = read_rows(&mut team_a, RAW, "2021-04-03", "2021-04-03", &[])
         .await
         .unwrap_err();
+    assert_reason(&denied, "POLICY_DENIED");
     assert_eq!(denied.code(), tonic::Code::PermissionDenied);
     let authorized_view = serde_json::json!({"view": {
         "projectId": "test-project", "datasetId": "ferry_consumer_team_3aa", "tableId": "catalog_2ewith__image"
@@ -256,6 +259,7 @@ async fn run(pipeline: Pipeline) {
     let denied = read_rows(&mut team_a, TEAM_A, "2021-04-03", "2021-04-03", &[])
         .await
         .unwrap_err();
+    assert_reason(&denied, "DATASET_OR_VIEW_NOT_FOUND");
     assert_eq!(denied.code(), tonic::Code::NotFound);
     if let Some(bigquery) = &pipeline.bigquery {
         let view = bigquery
@@ -316,6 +320,7 @@ async fn bigquery_failures_keep_the_previous_day_and_are_recorded_with_the_job()
     let error = publish(&mut owner, RAW, "2021-04-03", &other_day)
         .await
         .unwrap_err();
+    assert_reason(&error, "WAREHOUSE_TABLE_MISSING");
     assert_eq!(error.code(), tonic::Code::NotFound, "{error}");
     assert!(error.message().contains("with_image"), "{error}");
     let failed = &common::ledger(&mut owner, RAW, "2021-04-03").await[0];

@@ -57,6 +57,7 @@ async fn wrong_types_name_the_line_and_column_and_are_recorded() {
         "{HEADER}HP,12,,EUR,Male,,1999\nAcer,twelve,,EUR,Male,,2001\nDell,3,\"multi\nline\",EUR,,,20x1\n,4,,EUR,,,2002\n"
     );
     let status = publish_text(&server, "types.csv", &text).await;
+    assert_reason(&status, "PUBLICATION_REJECTED");
     assert_eq!(status.code(), Code::InvalidArgument);
     let message = status.message();
     assert!(
@@ -103,6 +104,7 @@ async fn malformed_csv_and_missing_columns_are_refused() {
         &format!("{HEADER}HP,12,,EUR,Male,,1999,extra\nHP,1\n"),
     )
     .await;
+    assert_reason(&status, "PUBLICATION_REJECTED");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status
@@ -125,6 +127,7 @@ async fn malformed_csv_and_missing_columns_are_refused() {
         "brand,category_id,currency\nHP,1,EUR\n",
     )
     .await;
+    assert_reason(&status, "SOURCE_MALFORMED");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains(
@@ -151,6 +154,7 @@ async fn malformed_csv_and_missing_columns_are_refused() {
     assert!(!status.message().contains("price"), "{}", status.message());
 
     let status = publish_text(&server, "empty.csv", "").await;
+    assert_reason(&status, "SOURCE_MALFORMED");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("empty"), "{}", status.message());
 
@@ -167,6 +171,7 @@ async fn invalid_utf8_is_rejected_with_its_line() {
     let mut client = server.client().await;
     let uri = write_file(server.scratch(), "latin1.csv", bytes);
     let status = publish(&mut client, RAW, DATE, &uri).await.unwrap_err();
+    assert_reason(&status, "PUBLICATION_REJECTED");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status
@@ -213,6 +218,7 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
     let status = publish(&mut client, "catalog.nope", DATE, &local)
         .await
         .unwrap_err();
+    assert_reason(&status, "DATASET_NOT_FOUND");
     assert_eq!(status.code(), Code::NotFound);
     assert!(
         status.message().contains("dataset catalog.nope not found"),
@@ -223,6 +229,7 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
     let status = publish(&mut client, RAW, "2021-13-01", &local)
         .await
         .unwrap_err();
+    assert_reason(&status, "INVALID_FIELD");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("not a date"),
@@ -232,6 +239,7 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
 
     let long = format!("s3://bucket/{}.csv", "a".repeat(5000));
     let status = publish(&mut client, RAW, DATE, &long).await.unwrap_err();
+    assert_reason(&status, "INVALID_FIELD");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("at most 2048"),
@@ -243,6 +251,7 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
     let status = publish(&mut client, RAW, DATE, "ftp://host/file.csv")
         .await
         .unwrap_err();
+    assert_reason(&status, "INVALID_FIELD");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("scheme \"ftp\" is not allowed"),
@@ -257,10 +266,12 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         std::env::temp_dir().display()
     );
     let status = publish(&mut client, RAW, DATE, &missing).await.unwrap_err();
+    assert_reason(&status, "SOURCE_NOT_FOUND");
     assert_eq!(status.code(), Code::NotFound, "{}", status.message());
     let status = publish(&mut client, RAW, DATE, "file:///no/such/file.csv")
         .await
         .unwrap_err();
+    assert_reason(&status, "SOURCE_NOT_ALLOWED");
     assert_eq!(
         status.code(),
         Code::PermissionDenied,
@@ -274,14 +285,17 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         })
         .await
         .unwrap_err();
+    assert_reason(&status, "DATASET_NOT_FOUND");
     assert_eq!(status.code(), Code::NotFound);
     let status = read_rows(&mut client, "catalog.nope", "", "", &[])
         .await
         .unwrap_err();
+    assert_reason(&status, "DATASET_OR_VIEW_NOT_FOUND");
     assert_eq!(status.code(), Code::NotFound);
     let status = read_rows(&mut client, TEAM_B, "", "", &["image"])
         .await
         .unwrap_err();
+    assert_reason(&status, "INVALID_FIELD");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("no column \"image\""),
@@ -292,6 +306,7 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         .grant_access(pb::GrantAccessRequest::default())
         .await
         .unwrap_err();
+    assert_reason(&status, "INVALID_FIELD");
     assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
     let status = client
         .grant_access(pb::GrantAccessRequest {
@@ -301,6 +316,7 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         })
         .await
         .unwrap_err();
+    assert_reason(&status, "INVALID_FIELD");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("kind:name"),
@@ -313,6 +329,7 @@ async fn unknown_dataset_bad_date_and_bad_uris_get_precise_statuses() {
         })
         .await
         .unwrap_err();
+    assert_reason(&status, "GRANT_NOT_FOUND");
     assert_eq!(status.code(), Code::NotFound);
     assert_unchanged(&server, &before).await;
     server.stop().await;
@@ -328,6 +345,7 @@ async fn missing_s3_object_and_s3_down_are_not_found_and_unavailable() {
     let status = publish(&mut client, RAW, DATE, "s3://catalog/missing.csv")
         .await
         .unwrap_err();
+    assert_reason(&status, "SOURCE_NOT_FOUND");
     assert_eq!(status.code(), Code::NotFound);
     assert!(
         status.message().contains("s3://catalog/missing.csv"),
@@ -344,6 +362,7 @@ async fn missing_s3_object_and_s3_down_are_not_found_and_unavailable() {
     )
     .await
     .unwrap_err();
+    assert_reason(&status, "SOURCE_UNAVAILABLE");
     assert_eq!(status.code(), Code::Unavailable, "{}", status.message());
     assert_unchanged(&server, &before).await;
     let failed = last_publication(&server).await;
@@ -363,6 +382,7 @@ async fn contracts_refuse_injection_and_incompatible_changes() {
         "filter: \"image IS NOT NULL; DROP TABLE catalog\"",
     );
     let status = register_yaml(&mut client, &injected).await.unwrap_err();
+    assert_reason(&status, "CONTRACT_INVALID");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("trailing input"),
@@ -385,6 +405,7 @@ async fn contracts_refuse_injection_and_incompatible_changes() {
         "  - name: comment\n    type: int64\n",
     );
     let status = register_yaml(&mut client, &breaking).await.unwrap_err();
+    assert_reason(&status, "INCOMPATIBLE_CHANGE");
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(
         status
@@ -434,6 +455,7 @@ async fn tolerated_bad_rows_are_quarantined_not_dropped() {
     let text = format!("{HEADER}x,1,,EUR,,,y\nx,2,,EUR,,,y\nx,3,,EUR,,,y\n");
     let uri = write_file(server.scratch(), "three_bad.csv", &text);
     let status = publish(&mut client, RAW, DATE, &uri).await.unwrap_err();
+    assert_reason(&status, "PUBLICATION_REJECTED");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("3 row(s) do not match"),

@@ -145,6 +145,7 @@ async fn unauthenticated_and_forged_tokens_are_refused_and_counted_not_audited()
         .list_datasets(pb::ListDatasetsRequest::default())
         .await
         .unwrap_err();
+    assert_reason(&status, "UNAUTHENTICATED");
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(status.message().contains("Bearer"), "{}", status.message());
 
@@ -154,6 +155,7 @@ async fn unauthenticated_and_forged_tokens_are_refused_and_counted_not_audited()
         .get_dataset(pb::GetDatasetRequest { name: RAW.into() })
         .await
         .unwrap_err();
+    assert_reason(&status, "UNAUTHENTICATED");
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(!status.message().contains(forged));
 
@@ -409,17 +411,20 @@ async fn denials_name_nothing_the_caller_did_not_ask_for() {
     let mut team_b = server.client_as(CONSUMER_B).await;
     // Team B may not see the catalog: its views answer exactly as a name that does not exist.
     let status = read_all(&mut team_b, TEAM_A).await.unwrap_err();
+    assert_reason(&status, "DATASET_OR_VIEW_NOT_FOUND");
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(
         status.message(),
         "dataset or view catalog.with_image not found"
     );
     let status = read_all(&mut team_b, "catalog.nope").await.unwrap_err();
+    assert_reason(&status, "DATASET_OR_VIEW_NOT_FOUND");
     assert_eq!(status.code(), Code::NotFound);
     assert_eq!(status.message(), "dataset or view catalog.nope not found");
     // Team A sees the dataset through its grant, so a view it was not granted is a denial.
     let mut team_a = server.client_as(CONSUMER_A).await;
     let status = read_all(&mut team_a, TEAM_B).await.unwrap_err();
+    assert_reason(&status, "POLICY_DENIED");
     assert_eq!(status.code(), Code::PermissionDenied);
     assert_eq!(
         status.message(),
@@ -558,6 +563,7 @@ async fn personal_data_is_pseudonymized_dropped_and_masked_until_approved() {
     })
     .await
     .unwrap_err();
+    assert_reason(&status, "INVALID_FIELD");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status.message().contains("a legal basis") && status.message().contains("an expiry"),
@@ -685,6 +691,7 @@ async fn pseudonyms_differ_across_keys_and_no_key_means_no_publish() {
     let status = register_yaml(&mut keyless.client().await, CUSTOMERS_YAML)
         .await
         .unwrap_err();
+    assert_reason(&status, "PSEUDONYMIZATION_KEY_MISSING");
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert!(
         status.message().contains("pseudonymization key"),
@@ -701,6 +708,7 @@ async fn personal_columns_without_a_legal_basis_are_refused_at_registration() {
     let status = register_yaml(&mut server.client().await, &yaml)
         .await
         .unwrap_err();
+    assert_reason(&status, "CONTRACT_INVALID");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(
         status
@@ -802,6 +810,7 @@ async fn server_info_needs_a_caller_but_no_grant() {
         .get_server_info(pb::GetServerInfoRequest {})
         .await
         .unwrap_err();
+    assert_reason(&status, "UNAUTHENTICATED");
     assert_eq!(status.code(), Code::Unauthenticated);
 
     // A team with no grant at all may still ask which server this is.

@@ -144,6 +144,7 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
             .list_datasets(pb::ListDatasetsRequest::default())
             .await
             .unwrap_err();
+        assert_reason(&status, "UNAUTHENTICATED");
         assert_eq!(status.code(), Code::Unauthenticated, "{what}");
         assert!(status.message().contains(what), "{}", status.message());
         assert!(!status.message().contains(&token));
@@ -175,6 +176,7 @@ async fn service_account_jwts_are_verified_against_the_issuers_keys() {
         .list_datasets(pb::ListDatasetsRequest::default())
         .await
         .unwrap_err();
+    assert_reason(&status, "UNAUTHENTICATED");
     assert_eq!(status.code(), Code::Unauthenticated);
 
     let events = server

@@ -359,6 +359,7 @@ async fn gcs_sources_are_read_from_a_gcs_server() {
     let status = publish(&mut client, RAW, DAY_1_DATE, "gs://catalog/missing.csv")
         .await
         .unwrap_err();
+    assert_reason(&status, "SOURCE_NOT_FOUND");
     assert_eq!(status.code(), tonic::Code::NotFound, "{}", status.message());
     server.stop().await;
 }

@@ -925,7 +925,7 @@ async fn check_names(
         .fetch_optional(&mut *connection)
         .await?;
         if clash.is_some() {
-            return Err(FerryError::InvalidContract(format!(
+            return Err(FerryError::NameTaken(format!(
                 "view name {} is already used by another dataset",
                 view.name
             )));
@@ -937,7 +937,7 @@ async fn check_names(
         .await?
         .is_some()
     {
-        return Err(FerryError::InvalidContract(format!(
+        return Err(FerryError::NameTaken(format!(
             "{} is already a view name",
             contract.name
         )));

@@ -451,6 +451,17 @@ pub async fn count(client: &mut Client, name: &str, date: &str) -> usize {
         .len()
 }
 
+/// Asserts the stable reason Ferry answered with (`google.rpc.ErrorInfo`, domain `ferry`):
+/// clients decide from it, so every refusal a test provokes checks it.
+pub fn assert_reason(status: &tonic::Status, reason: &str) {
+    use tonic_types::StatusExt;
+    let info = status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"));
+    assert_eq!(info.domain, "ferry", "{status:?}");
+    assert_eq!(info.reason, reason, "{}", status.message());
+}
+
 pub fn write_file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> String {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
