@@ -15,7 +15,8 @@ use ferry_server::config::Secret;
 use ferry_server::contract::Contract;
 use ferry_server::governance::{GrantRole, NewGrant};
 use ferry_server::server::BoundServer;
-use ferry_server::service::{Caller, TokenRequest, issue_token};
+use ferry_server::service::Caller;
+use ferry_testkit::token_for;
 use tonic::transport::Channel;
 
 const ADMIN_TOKEN: &str = "bench-bootstrap-admin-token-0123456789";
@@ -95,18 +96,7 @@ async fn main() {
     }
     let mut tokens = Vec::new();
     for principal in ["team:t0", "team:consumer", "team:nobody"] {
-        let issued = issue_token(
-            ferry.registry(),
-            TokenRequest {
-                principal: principal.into(),
-                description: "bench".into(),
-                expires_at: None,
-            },
-            &Caller::system("bench"),
-        )
-        .await
-        .unwrap();
-        tokens.push((principal, issued.secret));
+        tokens.push((principal, token_for(ferry.registry(), principal).await));
     }
 
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

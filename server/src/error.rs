@@ -44,8 +44,12 @@ pub enum FerryError {
         errors: Vec<RowError>,
     },
     /// The source is not a readable CSV at all (bad header, bad encoding).
-    #[error("malformed source: {0}")]
-    MalformedSource(String),
+    #[error("malformed source: {message}")]
+    MalformedSource {
+        /// The 1-based line where reading stopped, when known.
+        line: Option<u64>,
+        message: String,
+    },
     #[error("warehouse: {0}")]
     Warehouse(String),
     /// The registry serves a partition the warehouse could not commit; publishing the day again
@@ -244,7 +248,7 @@ impl FerryError {
             Self::SourceUnavailable { .. } => Reason::SourceUnavailable,
             Self::ChecksumMismatch { .. } => Reason::ChecksumMismatch,
             Self::RowsRejected { .. } => Reason::PublicationRejected,
-            Self::MalformedSource(_) => Reason::SourceMalformed,
+            Self::MalformedSource { .. } => Reason::SourceMalformed,
             Self::RepairNeeded(_) => Reason::PartitionRepairNeeded,
             Self::WarehouseUnavailable(_) => Reason::WarehouseUnavailable,
             Self::WarehouseQuota(_) => Reason::WarehouseQuotaExceeded,
@@ -298,7 +302,18 @@ impl FerryError {
                 }
                 metadata
             }
+            Self::MalformedSource {
+                line: Some(line), ..
+            } => vec![("line", line.to_string())],
             _ => Vec::new(),
+        }
+    }
+
+    /// A source that is not a readable file of its format; `line` where reading stopped.
+    pub fn malformed(line: Option<u64>, message: impl Into<String>) -> Self {
+        Self::MalformedSource {
+            line,
+            message: message.into(),
         }
     }
 }

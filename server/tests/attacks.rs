@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ferry_proto::v1 as pb;
 use ferry_server::config::WarehouseBackend;
+use ferry_testkit::*;
 use tonic::Code;
 
 const DATE: &str = "2021-04-03";
@@ -623,6 +621,7 @@ async fn a_file_without_line_breaks_fails_at_the_record_limit_and_changes_nothin
     let uri = write_file(server.scratch(), "endless.csv", endless);
     let status = publish(&mut owner, RAW, DATE, &uri).await.unwrap_err();
     assert_reason(&status, "SOURCE_MALFORMED");
+    assert_eq!(error_metadata(&status)["line"], "2");
     assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
     assert!(
         status

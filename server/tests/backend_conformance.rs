@@ -10,15 +10,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{
+use ferry_proto::v1 as pb;
+use ferry_server::config::WarehouseBackend;
+use ferry_testkit::{
     CONSUMER_A, CONTRACT_YAML, DAY_1, DAY_2, DAY_2_CORRECTED, FakeGcs, LocalBigQuery, MotoS3,
     Postgres, RAW, TEAM_A, TEAM_B, TestServer, assert_reason, count, publish, read_rows,
     register_yaml, team_counts,
 };
-use ferry_proto::v1 as pb;
-use ferry_server::config::WarehouseBackend;
 
 const BUCKET: &str = "catalog-drops";
 
@@ -133,7 +131,7 @@ async fn run(pipeline: Pipeline) {
             team_b_1
         );
         // The ledger names the BigQuery jobs that did the work, all derived from its id.
-        let recorded = common::ledger(&mut owner, RAW, "2021-04-03").await;
+        let recorded = ferry_testkit::ledger(&mut owner, RAW, "2021-04-03").await;
         let jobs = &recorded
             .iter()
             .find(|p| p.id == first.id)
@@ -167,7 +165,7 @@ async fn run(pipeline: Pipeline) {
         .await
         .unwrap();
     assert!(!replaced.unchanged);
-    let corrected_rows = common::expected_rows(DAY_2_CORRECTED).len();
+    let corrected_rows = ferry_testkit::expected_rows(DAY_2_CORRECTED).len();
     assert_eq!(count(&mut owner, RAW, "2021-04-04").await, corrected_rows);
     assert_eq!(count(&mut owner, RAW, "2021-04-03").await, 99);
     if let Some(bigquery) = &pipeline.bigquery {
@@ -323,7 +321,7 @@ async fn bigquery_failures_keep_the_previous_day_and_are_recorded_with_the_job()
     assert_reason(&error, "WAREHOUSE_TABLE_MISSING");
     assert_eq!(error.code(), tonic::Code::NotFound, "{error}");
     assert!(error.message().contains("with_image"), "{error}");
-    let failed = &common::ledger(&mut owner, RAW, "2021-04-03").await[0];
+    let failed = &ferry_testkit::ledger(&mut owner, RAW, "2021-04-03").await[0];
     assert_eq!(failed.status(), pb::PublicationStatus::Failed);
     assert!(
         failed
@@ -374,7 +372,8 @@ async fn concurrent_grants_all_reach_the_dataset_access_list() {
     });
     futures::future::join_all(grants).await;
     let mut admin =
-        common::connect_with_token(pipeline.server.addr, Some(common::ADMIN_TOKEN)).await;
+        ferry_testkit::connect_with_token(pipeline.server.addr, Some(ferry_testkit::ADMIN_TOKEN))
+            .await;
     let failed_syncs: Vec<String> = admin
         .list_audit_events(pb::ListAuditEventsRequest {
             target: TEAM_A.into(),

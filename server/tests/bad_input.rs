@@ -2,10 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ferry_proto::v1 as pb;
+use ferry_testkit::*;
 use tonic::Code;
 
 const DATE: &str = "2021-04-03";

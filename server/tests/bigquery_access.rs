@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{BIGQUERY_PROJECT, LocalBigQuery};
 use ferry_server::warehouse::BigQueryApi;
+use ferry_testkit::{BIGQUERY_PROJECT, LocalBigQuery};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]

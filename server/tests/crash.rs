@@ -3,16 +3,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::BufWriter;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Child;
 
-use common::*;
 use ferry_catalog_gen::{CatalogOptions, write_bytes};
 use ferry_proto::v1 as pb;
+use ferry_testkit::*;
 use futures::StreamExt;
 
 const DATE: &str = "2021-04-03";

@@ -4,12 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use ferry_proto::v1 as pb;
+use ferry_testkit::*;
 use futures::StreamExt;
 use tonic::Code;
 

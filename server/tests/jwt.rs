@@ -4,13 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::*;
 use ferry_proto::v1 as pb;
 use ferry_server::governance::OidcIssuer;
+use ferry_testkit::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use tonic::Code;

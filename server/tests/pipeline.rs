@@ -2,10 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::*;
 use ferry_proto::v1 as pb;
+use ferry_testkit::*;
 use futures::StreamExt;
 
 const DAY_1_DATE: &str = "2021-04-03";

@@ -9,16 +9,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use common::{
-    CONTRACT_YAML, DAY_1, DAY_2, LocalBigQuery, RAW, TEAM_A, TEAM_B, expected_rows, team_counts,
-};
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use ferry_server::FerryError;
@@ -27,6 +22,9 @@ use ferry_server::ingest::{CsvValidator, ValidationProgress};
 use ferry_server::warehouse::{
     BigQueryWarehouse, GarbageScope, LivePartition, LocalWarehouse, PartitionTarget, ReadPlan,
     StagedPartition, Warehouse,
+};
+use ferry_testkit::{
+    CONTRACT_YAML, DAY_1, DAY_2, LocalBigQuery, RAW, TEAM_A, TEAM_B, expected_rows, team_counts,
 };
 use futures::TryStreamExt;
 

@@ -7,9 +7,7 @@ use std::process::{Command, Output};
 use ferry_server::Config;
 use ferry_server::config::Secret;
 use ferry_server::server::BoundServer;
-use ferry_server::service::{Caller, TokenRequest, issue_token};
-
-const ADMIN_TOKEN: &str = "cli-test-bootstrap-admin-token-0123456789";
+use ferry_testkit::{ADMIN_TOKEN, CONSUMER_A, OWNER, TestServer, write_test_policies};
 
 fn ferry(endpoint: &str, args: &[&str]) -> Output {
     ferry_as(endpoint, None, args)
@@ -46,60 +44,31 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A server with a bootstrap admin token, on a free port; returns its endpoint.
-async fn start_server(
-    dir: &std::path::Path,
-) -> (String, std::sync::Arc<ferry_server::service::Ferry>) {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: dir.join("data"),
-        ..Config::default()
-    };
-    config.auth.bootstrap_admin_token = Some(Secret::new(ADMIN_TOKEN));
-    // The tests publish the shipped samples and files they write to the temp dir.
+/// The test kit's server, which may also read the shipped samples; returns it with its
+/// endpoint.
+async fn start_server() -> (String, TestServer) {
     let examples = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"))
         .expect("the repository's examples directory");
-    let temp = std::env::temp_dir().canonicalize().unwrap();
-    let bindings = [&temp, &examples]
-        .iter()
-        .map(|dir| {
-            format!(
-                "p, owner, source:file://{}/*, read_source, never",
-                dir.display()
-            )
-        })
-        .collect::<Vec<_>>();
-    config.policy_dir = Some(dir.join("policies"));
-    ferry_server::governance::write_policy_dir(&dir.join("policies"), &bindings).unwrap();
-    config.sources.file_roots = vec![temp, examples];
-    let server = BoundServer::bind(&config).await.unwrap();
-    let endpoint = format!("http://{}", server.local_addr);
-    let ferry = server.ferry().clone();
-    tokio::spawn(server.serve(std::future::pending()));
-    (endpoint, ferry)
-}
-
-async fn token_for(ferry: &ferry_server::service::Ferry, principal: &str) -> String {
-    issue_token(
-        ferry.registry(),
-        TokenRequest {
-            principal: principal.into(),
-            description: "cli test".into(),
-            expires_at: None,
-        },
-        &Caller::system("test"),
-    )
-    .await
-    .unwrap()
-    .secret
+    let server = TestServer::start_configured(None, |config| {
+        let binding = format!(
+            "p, owner, source:file://{}/*, read_source, never",
+            examples.display()
+        );
+        config.policy_dir = Some(write_test_policies(
+            &config.data_dir.with_extension("cli-policies"),
+            &[binding],
+        ));
+        config.sources.file_roots.push(examples);
+    })
+    .await;
+    (format!("http://{}", server.addr), server)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn admin_commands_grant_approve_revoke_and_audit() {
-    let scratch = tempfile::tempdir().unwrap();
-    let (endpoint, ferry) = start_server(scratch.path()).await;
-    let owner = token_for(&ferry, "team:catalog").await;
-    let team_a = token_for(&ferry, "team:a").await;
+    let (endpoint, server) = start_server().await;
+    let owner = server.tokens[OWNER].clone();
+    let team_a = server.tokens[CONSUMER_A].clone();
     let contract = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../examples/product_catalog/contract.yaml"
@@ -228,8 +197,7 @@ fn quickstart_runs_the_whole_pipeline() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn commands_print_results_and_exit_with_script_friendly_codes() {
-    let scratch = tempfile::tempdir().unwrap();
-    let (endpoint, _) = start_server(scratch.path()).await;
+    let (endpoint, _server) = start_server().await;
     // The admin issues the catalog team's token with the CLI, as an operator would.
     let created = ferry_as(
         &endpoint,
@@ -511,8 +479,8 @@ async fn talks_to_a_mutual_tls_server_with_client_certificates() {
 #[tokio::test(flavor = "multi_thread")]
 async fn backfill_publishes_each_day_skips_missing_sources_and_resumes_as_unchanged() {
     let scratch = tempfile::tempdir().unwrap();
-    let (endpoint, ferry) = start_server(scratch.path()).await;
-    let owner = token_for(&ferry, "team:catalog").await;
+    let (endpoint, server) = start_server().await;
+    let owner = server.tokens[OWNER].clone();
     let drops = scratch.path().join("drops");
     std::fs::create_dir_all(&drops).unwrap();
     let samples = concat!(

@@ -240,12 +240,15 @@ impl<'c> CsvValidator<'c> {
         self.run_bounded(bounded, &boundary, &mut emit, &mut reject)
             .map_err(|error| {
                 if boundary.exceeded.get() {
-                    FerryError::MalformedSource(format!(
-                        "line {}: a record is longer than {} bytes, the limit \
-                         (limits.max_record_bytes)",
-                        boundary.next_line.get(),
-                        self.limits.max_record_bytes
-                    ))
+                    FerryError::malformed(
+                        Some(boundary.next_line.get()),
+                        format!(
+                            "line {}: a record is longer than {} bytes, the limit \
+                             (limits.max_record_bytes)",
+                            boundary.next_line.get(),
+                            self.limits.max_record_bytes
+                        ),
+                    )
                 } else {
                     error
                 }
@@ -302,11 +305,14 @@ impl<'c> CsvValidator<'c> {
             }
             let line = record.position().map_or(0, |p| p.line());
             if record.len() > self.limits.max_fields {
-                return Err(FerryError::MalformedSource(format!(
-                    "line {line}: {} fields, more than {}, the limit (limits.max_fields)",
-                    record.len(),
-                    self.limits.max_fields
-                )));
+                return Err(FerryError::malformed(
+                    Some(line),
+                    format!(
+                        "line {line}: {} fields, more than {}, the limit (limits.max_fields)",
+                        record.len(),
+                        self.limits.max_fields
+                    ),
+                ));
             }
             let outcome = if record.len() != expected_fields {
                 Err(RowError {
@@ -414,8 +420,9 @@ impl<'c> CsvValidator<'c> {
         let positions: Vec<usize> = if self.contract.source.csv.has_header {
             let headers = reader.byte_headers().map_err(csv_error)?.clone();
             if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
-                return Err(FerryError::MalformedSource(
-                    "the source is empty: no header row".into(),
+                return Err(FerryError::malformed(
+                    None,
+                    "the source is empty: no header row",
                 ));
             }
             let names: Vec<String> = headers
@@ -426,11 +433,14 @@ impl<'c> CsvValidator<'c> {
             // the quarantine even when the column is dropped or pseudonymized.
             for (i, name) in names.iter().enumerate() {
                 if let Some(j) = names[..i].iter().position(|n| n == name) {
-                    return Err(FerryError::MalformedSource(format!(
-                        "line 1: the header repeats a name, at positions {} and {}",
-                        j + 1,
-                        i + 1
-                    )));
+                    return Err(FerryError::malformed(
+                        None,
+                        format!(
+                            "line 1: the header repeats a name, at positions {} and {}",
+                            j + 1,
+                            i + 1
+                        ),
+                    ));
                 }
             }
             let missing: Vec<&str> = columns
@@ -441,11 +451,14 @@ impl<'c> CsvValidator<'c> {
             // The messages name the contract's columns and positions, never the header's text:
             // whatever the first line of a file holds must not come back in an error.
             if !missing.is_empty() {
-                return Err(FerryError::MalformedSource(format!(
-                    "line 1: the header has {} column(s) and lacks the contract's {}",
-                    names.len(),
-                    missing.join(", ")
-                )));
+                return Err(FerryError::malformed(
+                    None,
+                    format!(
+                        "line 1: the header has {} column(s) and lacks the contract's {}",
+                        names.len(),
+                        missing.join(", ")
+                    ),
+                ));
             }
             let unexpected: Vec<String> = names
                 .iter()
@@ -454,12 +467,15 @@ impl<'c> CsvValidator<'c> {
                 .map(|(i, _)| (i + 1).to_string())
                 .collect();
             if !unexpected.is_empty() {
-                return Err(FerryError::MalformedSource(format!(
-                    "line 1: the header has {} column(s) not in the contract, at position(s) {}; \
+                return Err(FerryError::malformed(
+                    None,
+                    format!(
+                        "line 1: the header has {} column(s) not in the contract, at position(s) {}; \
                      add them to the contract as nullable columns first",
-                    unexpected.len(),
-                    unexpected.join(", ")
-                )));
+                        unexpected.len(),
+                        unexpected.join(", ")
+                    ),
+                ));
             }
             columns
                 .iter()
@@ -553,7 +569,7 @@ fn csv_error(e: csv::Error) -> FerryError {
             uri: String::new(),
             reason: e.to_string(),
         },
-        _ => FerryError::MalformedSource(e.to_string()),
+        _ => FerryError::malformed(e.position().map(csv::Position::line), e.to_string()),
     }
 }
 
@@ -610,7 +626,10 @@ mod tests {
         let (result, read) = validate(input, limits);
         let err = result.expect_err("refused");
         let message = err.to_string();
-        assert!(matches!(err, FerryError::MalformedSource(_)), "{message}");
+        assert!(
+            matches!(err, FerryError::MalformedSource { .. }),
+            "{message}"
+        );
         assert!(
             message.contains("line 3: a record is longer than 65536 bytes"),
             "{message}"

@@ -1,7 +1,9 @@
-//! Test harness: a real Ferry server on 127.0.0.1:0, a real S3 server (moto) on a free port,
-//! and small helpers to talk to them over the wire.
+//! Ferry's test kit, shared by the server's, the CLI's and the benches' tests: a real Ferry
+//! server on 127.0.0.1:0 (in process, or the `ferry-server` binary), the real servers it talks
+//! to (moto for S3, fake-gcs-server, local-bigquery, PostgreSQL) on free ports, tokens for the
+//! test principals, and small helpers to talk to all of them over the wire. Not published.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(clippy::unwrap_used)]
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -89,15 +91,78 @@ pub fn free_port() -> u16 {
     panic!("no free port in {FIRST}..{}", FIRST + SPAN);
 }
 
-fn wait_for_port(port: u16, within: Duration) -> bool {
+/// Starts the child `command(port)` builds and waits until it listens on that port. A child that
+/// exits first fails the test with its stderr; one that lost the port to another process
+/// ("address already in use") is started again on a fresh port. Returns the child and its port.
+pub fn start_child(
+    what: &str,
+    within: Duration,
+    mut command: impl FnMut(u16) -> Command,
+) -> (Child, u16) {
+    for _attempt in 0..3 {
+        let port = free_port();
+        let mut command = command(port);
+        let log = capture_stderr(&mut command);
+        let (child, outcome) = start_on(what, within, command, port, log);
+        match outcome {
+            Started::Listening => return (child, port),
+            Started::PortTaken => continue,
+        }
+    }
+    panic!("{what}: three free ports were taken by other processes before it could listen");
+}
+
+enum Started {
+    Listening,
+    PortTaken,
+}
+
+/// Sends `command`'s stderr to an unnamed temporary file, returned for reading it back.
+fn capture_stderr(command: &mut Command) -> std::fs::File {
+    let log = tempfile::tempfile().unwrap();
+    command.stderr(log.try_clone().unwrap());
+    log
+}
+
+/// Spawns `command` and waits until `port` accepts connections; `log` is where its stderr goes
+/// (empty if the caller sent it elsewhere).
+fn start_on(
+    what: &str,
+    within: Duration,
+    mut command: Command,
+    port: u16,
+    mut log: std::fs::File,
+) -> (Child, Started) {
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} ({e}); run scripts/install-test-deps.sh"));
+    let stderr = |log: &mut std::fs::File| {
+        use std::io::{Read, Seek};
+        let mut text = String::new();
+        let _ = log.rewind();
+        let _ = log.read_to_string(&mut text);
+        text
+    };
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
+            return (child, Started::Listening);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let text = stderr(&mut log);
+            if text.to_ascii_lowercase().contains("address already in use") {
+                return (child, Started::PortTaken);
+            }
+            panic!("{what} exited ({status}) before listening on {port}:\n{text}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    false
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!(
+        "{what} did not listen on {port} within {within:?}:\n{}",
+        stderr(&mut log)
+    );
 }
 
 /// Sends a fixture request to a test server and fails the test unless it succeeds.
@@ -120,19 +185,13 @@ impl MotoS3 {
     pub fn start() -> Self {
         let program =
             std::env::var("FERRY_TEST_MOTO_SERVER").unwrap_or_else(|_| "moto_server".into());
-        let port = free_port();
-        let child = Command::new(&program)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {program} ({e}); install it with scripts/install-test-deps.sh")
-            });
-        assert!(
-            wait_for_port(port, Duration::from_secs(30)),
-            "moto did not start on port {port}"
-        );
+        let (child, port) = start_child("moto", Duration::from_secs(30), |port| {
+            let mut command = Command::new(&program);
+            command
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null());
+            command
+        });
         Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             child,
@@ -216,6 +275,22 @@ pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
     config
 }
 
+/// Issues a bearer token for `principal` straight into `registry`, as an admin would.
+pub async fn token_for(registry: &ferry_server::registry::Registry, principal: &str) -> String {
+    issue_token(
+        registry,
+        TokenRequest {
+            principal: principal.into(),
+            description: "test".into(),
+            expires_at: None,
+        },
+        &Caller::system("test"),
+    )
+    .await
+    .unwrap()
+    .secret
+}
+
 /// A Ferry server running in this process.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -256,18 +331,8 @@ impl TestServer {
         let mut tokens = std::collections::HashMap::new();
         tokens.insert(ADMIN.to_owned(), ADMIN_TOKEN.to_owned());
         for principal in [OWNER, CONSUMER_A, CONSUMER_B, PRIVACY_OFFICER] {
-            let issued = issue_token(
-                server.ferry().registry(),
-                TokenRequest {
-                    principal: principal.into(),
-                    description: "test".into(),
-                    expires_at: None,
-                },
-                &Caller::system("test"),
-            )
-            .await
-            .unwrap();
-            tokens.insert(principal.to_owned(), issued.secret);
+            let secret = token_for(server.ferry().registry(), principal).await;
+            tokens.insert(principal.to_owned(), secret);
         }
         let ferry = server.ferry().clone();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -462,6 +527,15 @@ pub fn assert_reason(status: &tonic::Status, reason: &str) {
     assert_eq!(info.reason, reason, "{}", status.message());
 }
 
+/// The metadata of a refusal's `google.rpc.ErrorInfo`.
+pub fn error_metadata(status: &tonic::Status) -> std::collections::HashMap<String, String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"))
+        .metadata
+}
+
 pub fn write_file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> String {
     let path = dir.join(name);
     std::fs::write(&path, content).unwrap();
@@ -599,33 +673,29 @@ fn fake_gcs_binary() -> PathBuf {
 impl FakeGcs {
     pub fn start() -> Self {
         let root = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let (child, port) = start_child("fake-gcs-server", Duration::from_secs(30), |port| {
+            let mut command = Command::new(fake_gcs_binary());
+            command
+                .args([
+                    "-scheme",
+                    "http",
+                    "-host",
+                    "127.0.0.1",
+                    "-port",
+                    &port.to_string(),
+                ])
+                .args(["-backend", "filesystem", "-filesystem-root"])
+                .arg(root.path())
+                .args([
+                    "-external-url",
+                    &format!("http://127.0.0.1:{port}"),
+                    "-public-host",
+                    &format!("127.0.0.1:{port}"),
+                ])
+                .stdout(Stdio::null());
+            command
+        });
         let base_url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(fake_gcs_binary())
-            .args([
-                "-scheme",
-                "http",
-                "-host",
-                "127.0.0.1",
-                "-port",
-                &port.to_string(),
-            ])
-            .args(["-backend", "filesystem", "-filesystem-root"])
-            .arg(root.path())
-            .args([
-                "-external-url",
-                &base_url,
-                "-public-host",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            wait_for_port(port, Duration::from_secs(30)),
-            "fake-gcs-server did not start"
-        );
         Self {
             base_url,
             child,
@@ -679,12 +749,30 @@ impl Drop for FakeGcs {
 
 /// `ferry-server serve` as a child process on `port`, returned once it accepts connections.
 /// `configure` adds flags or environment.
+/// The `ferry-server` binary cargo built beside the running test (`target/<profile>/`), or
+/// `FERRY_SERVER_BIN`.
+pub fn ferry_server_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("FERRY_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    // A test binary lives in target/<profile>/deps; the package's binaries one level up.
+    let test = std::env::current_exe().unwrap();
+    let profile_dir = test.parent().and_then(Path::parent).unwrap();
+    let binary = profile_dir.join("ferry-server");
+    assert!(
+        binary.is_file(),
+        "{} is not built: run the server's tests with cargo test -p ferry-server",
+        binary.display()
+    );
+    binary
+}
+
 pub fn spawn_ferry_server(
     data_dir: &Path,
     port: u16,
     configure: impl FnOnce(&mut Command),
 ) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ferry-server"));
+    let mut command = Command::new(ferry_server_binary());
     command
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--data-dir")
@@ -699,15 +787,14 @@ pub fn spawn_ferry_server(
             "FERRY_POLICY_DIR",
             write_test_policies(&data_dir.with_extension("policies"), &[]),
         )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(Stdio::null());
+    let log = capture_stderr(&mut command);
     configure(&mut command);
-    let child = command.spawn().unwrap();
-    assert!(
-        wait_for_port(port, Duration::from_secs(30)),
-        "ferry-server did not start"
-    );
-    child
+    // The caller's port: a restarted server must come back where its clients are.
+    match start_on("ferry-server", Duration::from_secs(30), command, port, log) {
+        (child, Started::Listening) => child,
+        (_, Started::PortTaken) => panic!("another process took port {port} from ferry-server"),
+    }
 }
 
 /// Sends SIGTERM and waits (bounded) for the process to exit.
@@ -793,22 +880,17 @@ impl LocalBigQuery {
     pub fn start() -> Self {
         let gcs = FakeGcs::start();
         let data = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let grpc_port = free_port();
-        let child = Command::new(local_bigquery_binary())
-            .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--grpc-port", &grpc_port.to_string()])
-            .args(["--project", BIGQUERY_PROJECT, "--data-dir"])
-            .arg(data.path())
-            .env("STORAGE_EMULATOR_HOST", &gcs.base_url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            wait_for_port(port, Duration::from_secs(60)),
-            "local-bigquery did not start"
-        );
+        let (child, port) = start_child("local-bigquery", Duration::from_secs(60), |port| {
+            let mut command = Command::new(local_bigquery_binary());
+            command
+                .args(["serve", "--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--grpc-port", &free_port().to_string()])
+                .args(["--project", BIGQUERY_PROJECT, "--data-dir"])
+                .arg(data.path())
+                .env("STORAGE_EMULATOR_HOST", &gcs.base_url)
+                .stdout(Stdio::null());
+            command
+        });
         Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             gcs,
@@ -902,5 +984,44 @@ impl Drop for LocalBigQuery {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::*;
+
+    #[test]
+    #[should_panic(expected = "cannot open the data dir")]
+    fn a_child_that_dies_first_fails_with_its_stderr() {
+        start_child("a failing child", Duration::from_secs(10), |_| {
+            let mut command = Command::new("sh");
+            command.args(["-c", "echo 'cannot open the data dir' >&2; exit 3"]);
+            command
+        });
+    }
+
+    #[test]
+    fn a_child_that_lost_its_port_starts_again_on_another() {
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let (mut child, port) = start_child("a listener", Duration::from_secs(10), |port| {
+            let first = attempts.fetch_add(1, Ordering::SeqCst) == 0;
+            let mut command = Command::new("python3");
+            let script = if first {
+                "import sys; sys.stderr.write('OSError: [Errno 98] Address already in use\\n'); sys.exit(1)".to_owned()
+            } else {
+                format!(
+                    "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); time.sleep(30)"
+                )
+            };
+            command.args(["-c", &script]);
+            command
+        });
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok());
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
