@@ -83,6 +83,9 @@ pub enum FerryError {
     Io(#[from] std::io::Error),
     #[error("internal error: {0}")]
     Internal(String),
+    /// An internal error whose cause the server logged under `error_id`; all a caller sees.
+    #[error("internal error (id {error_id}); the server's log has the cause")]
+    Reported { error_id: String },
 }
 
 /// Why a call was refused although its caller is known.
@@ -261,7 +264,8 @@ impl FerryError {
             | Self::Query(_)
             | Self::Parquet(_)
             | Self::Io(_)
-            | Self::Internal(_) => Reason::Internal,
+            | Self::Internal(_)
+            | Self::Reported { .. } => Reason::Internal,
         }
     }
 
@@ -305,8 +309,28 @@ impl FerryError {
             Self::MalformedSource {
                 line: Some(line), ..
             } => vec![("line", line.to_string())],
+            Self::Reported { error_id } => vec![("error_id", error_id.clone())],
             _ => Vec::new(),
         }
+    }
+
+    /// What may leave the server: an internal error becomes [`FerryError::Reported`], its cause
+    /// (with the whole source chain) logged once under a fresh error id; any other error is
+    /// returned as it is. The gRPC status and the ledger both show the result.
+    pub fn into_reported(self) -> Self {
+        if self.reason() != Reason::Internal || matches!(self, Self::Reported { .. }) {
+            return self;
+        }
+        let error_id = uuid::Uuid::now_v7().to_string();
+        let mut chain = self.to_string();
+        let mut source = std::error::Error::source(&self);
+        while let Some(cause) = source {
+            chain.push_str(": ");
+            chain.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        tracing::error!(%error_id, error = %chain, "internal error");
+        Self::Reported { error_id }
     }
 
     /// A source that is not a readable file of its format; `line` where reading stopped.
@@ -359,5 +383,25 @@ impl fmt::Display for RowError {
                 self.line, self.column, self.reason
             )
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_internal_errors_are_reduced_to_an_id() {
+        let reported = FerryError::Registry("password=hunter2".into()).into_reported();
+        let FerryError::Reported { error_id } = &reported else {
+            panic!("{reported:?}");
+        };
+        assert!(reported.to_string().contains(error_id.as_str()));
+        assert!(!reported.to_string().contains("hunter2"));
+        assert_eq!(reported.reason(), Reason::Internal);
+        // Reporting twice keeps the first id: one failure, one log line.
+        assert_eq!(reported.to_string(), reported.into_reported().to_string());
+        let refused = FerryError::NotFound(Missing::Dataset("a.b".into())).into_reported();
+        assert_eq!(refused.to_string(), "dataset a.b not found");
     }
 }

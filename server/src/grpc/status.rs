@@ -1,7 +1,8 @@
 //! The one place where domain errors become gRPC statuses: the code and the
 //! `google.rpc.ErrorInfo` (reason, domain, metadata) follow from the error's [`Reason`], with a
 //! `BadRequest` field violation when a request field is wrong. An internal error answers with an
-//! opaque id; its cause, with the whole source chain, goes to the log under that id only.
+//! opaque id; its cause, with the whole source chain, goes to the log under that id only
+//! ([`FerryError::into_reported`]).
 
 use std::collections::HashMap;
 
@@ -47,44 +48,16 @@ pub fn code(reason: Reason) -> Code {
     }
 }
 
-/// The message a client may see for `error`: its text, or for an internal error only the id
-/// under which the server logged the cause.
-pub fn public_message(error: &FerryError) -> String {
-    if error.reason() == Reason::Internal {
-        let error_id = uuid::Uuid::now_v7().to_string();
-        tracing::error!(%error_id, error = %error_chain(error), "internal error");
-        return format!("internal error (id {error_id}); the server's log has the cause");
-    }
-    crate::service::truncated(&error.to_string(), LONGEST_MESSAGE)
-}
-
-fn error_chain(error: &FerryError) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl From<FerryError> for Status {
     fn from(error: FerryError) -> Self {
+        let error = error.into_reported();
         let reason = error.reason();
-        let message = public_message(&error);
-        let mut metadata: HashMap<String, String> = error
+        let message = crate::service::truncated(&error.to_string(), LONGEST_MESSAGE);
+        let metadata: HashMap<String, String> = error
             .metadata()
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
-        if reason == Reason::Internal
-            && let Some(id) = message
-                .strip_prefix("internal error (id ")
-                .and_then(|rest| rest.split(')').next())
-        {
-            metadata.insert("error_id".into(), id.to_owned());
-        }
         let mut details = ErrorDetails::with_error_info(reason.as_str(), DOMAIN, metadata);
         if let FerryError::InvalidField { field, .. } = &error {
             details.add_bad_request_violation(*field, message.clone());

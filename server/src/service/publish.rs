@@ -224,6 +224,9 @@ impl Ferry {
                 })
             }
             Err(error) => {
+                // The ledger and the caller see the same text: for an internal error, the id
+                // under which its cause was logged.
+                let error = error.into_reported();
                 publication.status = PublicationStatus::Failed;
                 publication.error = truncated(&error.to_string(), LONGEST_ERROR);
                 if let Err(e) = self.registry.finish_publication(&publication).await {
