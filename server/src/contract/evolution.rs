@@ -169,6 +169,15 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
     if new.source.max_rejected_rows != old.source.max_rejected_rows {
         compatible.push("max_rejected_rows changed".into());
     }
+    // The rows a file yields do not depend on how it was compressed.
+    if new.source.compression != old.source.compression {
+        let name = |c: crate::contract::Compression| -> &'static str { c.into() };
+        compatible.push(format!(
+            "compression {} -> {}",
+            name(old.source.compression),
+            name(new.source.compression)
+        ));
+    }
     for old_view in &old.views {
         match new.view(&old_view.name) {
             None => breaking.push(format!("view {} removed", old_view.name)),
@@ -232,6 +241,20 @@ mod tests {
                         .iter()
                         .any(|c| c.contains("nullable column price_note added"))
                 );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn declaring_a_compression_is_a_minor_change() {
+        let old = catalog();
+        let mut new = old.clone();
+        new.source.compression = crate::contract::Compression::Gzip;
+        match plan_evolution(Some((&old, V1_0)), &new).expect("compatible") {
+            Evolution::NewVersion { version, changes } => {
+                assert_eq!(version.to_string(), "1.1");
+                assert_eq!(changes, ["compression auto -> gzip"]);
             }
             other => panic!("{other:?}"),
         }

@@ -198,11 +198,29 @@ impl Default for CsvOptions {
     }
 }
 
+/// How a source file is compressed. The checksum is always of the bytes as stored.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum Compression {
+    /// gzip or zstd when the file starts with their magic bytes, otherwise none.
+    #[default]
+    Auto,
+    None,
+    Gzip,
+    Zstd,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFormat {
     #[serde(default)]
     pub csv: CsvOptions,
+    /// How the file is compressed; `auto` tells from its first bytes.
+    #[serde(default)]
+    pub compression: Compression,
     /// Rows that fail validation are quarantined instead of failing the publish, up to this many.
     #[serde(default)]
     pub max_rejected_rows: u64,

@@ -7,7 +7,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use ferry_proto::v1 as pb;
 
 use crate::contract::{
-    Classification, Column, ColumnType, Contract, CsvOptions, DerivedView, LegalBasis,
+    Classification, Column, ColumnType, Compression, Contract, CsvOptions, DerivedView, LegalBasis,
     Materialization, Partitioning, PiiHandling, SourceFormat,
 };
 use crate::error::FerryError;
@@ -194,6 +194,13 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
                 empty_as_null: c.source.csv.empty_as_null,
             }),
             max_rejected_rows: c.source.max_rejected_rows,
+            compression: match c.source.compression {
+                Compression::Auto => pb::Compression::Unspecified,
+                Compression::None => pb::Compression::None,
+                Compression::Gzip => pb::Compression::Gzip,
+                Compression::Zstd => pb::Compression::Zstd,
+            }
+            .into(),
         }),
         retention_days: c.retention_days.unwrap_or_default(),
         views: c
@@ -291,6 +298,15 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
             SourceFormat {
                 csv,
                 max_rejected_rows: f.max_rejected_rows,
+                compression: match pb::Compression::try_from(f.compression) {
+                    Ok(pb::Compression::None) => Compression::None,
+                    Ok(pb::Compression::Gzip) => Compression::Gzip,
+                    Ok(pb::Compression::Zstd) => Compression::Zstd,
+                    Ok(pb::Compression::Unspecified) => Compression::Auto,
+                    Err(_) => {
+                        return Err(invalid(format!("unknown compression {}", f.compression)));
+                    }
+                },
             }
         }
     };

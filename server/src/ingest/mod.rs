@@ -5,6 +5,7 @@
 //! a validating parser, and the sink's encoder. Bounded channels between them keep memory flat
 //! whatever the file size.
 
+mod decompress;
 mod http_guard;
 mod quarantine;
 pub mod source;
@@ -216,6 +217,10 @@ fn validate_into_sink(
 ) -> Result<(ValidationSummary, Option<StagedPartition>), FerryError> {
     let validator = CsvValidator::new(contract, partition_date, progress, validation.pseudonymizer)
         .with_limits(validation.limits);
+    let (input, _compression) =
+        decompress::decoded(input, contract.source.compression).map_err(|e| {
+            FerryError::malformed(None, format!("cannot start reading the source: {e}"))
+        })?;
     let limit = contract.source.max_rejected_rows;
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let parent = tracing::Span::current();

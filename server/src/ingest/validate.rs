@@ -565,6 +565,10 @@ fn append(builder: &mut ColumnBuilder, value: Parsed, record: &csv::ByteRecord) 
 
 fn csv_error(e: csv::Error) -> FerryError {
     match e.kind() {
+        // A decoder's complaint: the bytes are not what their compression says.
+        csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            FerryError::malformed(e.position().map(csv::Position::line), io.to_string())
+        }
         csv::ErrorKind::Io(_) => FerryError::SourceUnavailable {
             uri: String::new(),
             reason: e.to_string(),

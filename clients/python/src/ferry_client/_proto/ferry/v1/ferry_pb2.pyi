@@ -164,6 +164,27 @@ LEGAL_BASIS_PUBLIC_TASK: LegalBasis.ValueType  # 5
 LEGAL_BASIS_LEGITIMATE_INTERESTS: LegalBasis.ValueType  # 6
 Global___LegalBasis: _TypeAlias = LegalBasis  # noqa: Y015
 
+class _Compression:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CompressionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Compression.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPRESSION_UNSPECIFIED: _Compression.ValueType  # 0
+    """Told from the file's first bytes: gzip or zstd by their magic numbers, otherwise none."""
+    COMPRESSION_NONE: _Compression.ValueType  # 1
+    COMPRESSION_GZIP: _Compression.ValueType  # 2
+    COMPRESSION_ZSTD: _Compression.ValueType  # 3
+
+class Compression(_Compression, metaclass=_CompressionEnumTypeWrapper): ...
+
+COMPRESSION_UNSPECIFIED: Compression.ValueType  # 0
+"""Told from the file's first bytes: gzip or zstd by their magic numbers, otherwise none."""
+COMPRESSION_NONE: Compression.ValueType  # 1
+COMPRESSION_GZIP: Compression.ValueType  # 2
+COMPRESSION_ZSTD: Compression.ValueType  # 3
+Global___Compression: _TypeAlias = Compression  # noqa: Y015
+
 class _Materialization:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -349,8 +370,11 @@ class SourceFormat(_message.Message):
 
     CSV_FIELD_NUMBER: _builtins.int
     MAX_REJECTED_ROWS_FIELD_NUMBER: _builtins.int
+    COMPRESSION_FIELD_NUMBER: _builtins.int
     max_rejected_rows: _builtins.int
     """Rows that fail validation are quarantined rather than failing the publish, up to this count."""
+    compression: Global___Compression.ValueType
+    """How the file is compressed. The checksum is always of the bytes as stored."""
     @_builtins.property
     def csv(self) -> Global___CsvOptions: ...
     def __init__(
@@ -358,10 +382,11 @@ class SourceFormat(_message.Message):
         *,
         csv: Global___CsvOptions | None = ...,
         max_rejected_rows: _builtins.int = ...,
+        compression: Global___Compression.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["csv", b"csv"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["csv", b"csv", "max_rejected_rows", b"max_rejected_rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compression", b"compression", "csv", b"csv", "max_rejected_rows", b"max_rejected_rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
