@@ -133,7 +133,10 @@ impl Ferry {
                 progress,
                 started,
             )
-            .await;
+            .await
+            // The audit log, the ledger and the caller see the same text: for an internal
+            // error, the id under which its cause was logged once.
+            .map_err(FerryError::into_reported);
         cross_process.release().await;
         METRICS.active_publishes.add(-1, &[]);
         METRICS
@@ -224,9 +227,6 @@ impl Ferry {
                 })
             }
             Err(error) => {
-                // The ledger and the caller see the same text: for an internal error, the id
-                // under which its cause was logged.
-                let error = error.into_reported();
                 publication.status = PublicationStatus::Failed;
                 publication.error = truncated(&error.to_string(), LONGEST_ERROR);
                 if let Err(e) = self.registry.finish_publication(&publication).await {

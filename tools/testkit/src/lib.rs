@@ -519,21 +519,21 @@ pub async fn count(client: &mut Client, name: &str, date: &str) -> usize {
 /// Asserts the stable reason Ferry answered with (`google.rpc.ErrorInfo`, domain `ferry`):
 /// clients decide from it, so every refusal a test provokes checks it.
 pub fn assert_reason(status: &tonic::Status, reason: &str) {
-    use tonic_types::StatusExt;
-    let info = status
-        .get_details_error_info()
-        .unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"));
+    let info = error_info(status);
     assert_eq!(info.domain, "ferry", "{status:?}");
     assert_eq!(info.reason, reason, "{}", status.message());
 }
 
 /// The metadata of a refusal's `google.rpc.ErrorInfo`.
 pub fn error_metadata(status: &tonic::Status) -> std::collections::HashMap<String, String> {
+    error_info(status).metadata
+}
+
+fn error_info(status: &tonic::Status) -> tonic_types::ErrorInfo {
     use tonic_types::StatusExt;
     status
         .get_details_error_info()
         .unwrap_or_else(|| panic!("no ErrorInfo on {status:?}"))
-        .metadata
 }
 
 pub fn write_file(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> String {
