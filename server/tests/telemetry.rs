@@ -333,8 +333,11 @@ async fn a_publish_exports_its_span_tree_and_metrics_under_the_callers_trace() {
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .find(|line| line["fields"]["message"] == "publish started")
         .unwrap_or_else(|| panic!("no 'publish started' log line in:\n{log}"));
-    assert_eq!(started["trace_id"], trace_id);
-    assert_eq!(started["span_id"].as_str().unwrap().len(), 16);
+    assert_eq!(started["openTelemetry"]["traceId"], trace_id);
+    assert_eq!(
+        started["openTelemetry"]["spanId"].as_str().unwrap().len(),
+        16
+    );
     assert_eq!(started["level"], "INFO");
 }
 

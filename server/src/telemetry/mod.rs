@@ -72,10 +72,7 @@ pub fn init(log_format: LogFormat, log_level: &str) -> Result<Telemetry, FerryEr
             .map_err(|e| FerryError::Config(format!("log_level {log_level:?}: {e}")))?,
     };
     let logs = match log_format {
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .event_format(json_log::JsonWithTraceIds)
-            .with_writer(std::io::stderr)
-            .boxed(),
+        LogFormat::Json => json_log::layer(std::io::stderr).boxed(),
         LogFormat::Pretty => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .boxed(),

