@@ -147,10 +147,12 @@ async fn main() -> anyhow::Result<()> {
             }
             let telemetry = telemetry::init(config.log_format, &config.log_level)?;
             let result = async {
+                // Before binding: once the port accepts connections, SIGTERM must drain.
+                let shutdown = shutdown_signal();
                 let server = BoundServer::bind(&config)
                     .await
                     .context("starting ferry-server")?;
-                server.serve(shutdown_signal()).await?;
+                server.serve(shutdown).await?;
                 anyhow::Ok(())
             }
             .await;
