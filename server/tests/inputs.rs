@@ -120,3 +120,135 @@ async fn a_declared_compression_is_enforced() {
     );
     server.stop().await;
 }
+
+fn latin1_bytes(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect()
+}
+
+/// The catalog's rows as fields, the header first.
+fn catalog_fields(csv_text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(csv_text.as_bytes())
+        .records()
+        .map(|record| record.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
+fn sorted_without_partition(rows: &[Vec<Option<String>>]) -> Vec<Vec<Option<String>>> {
+    let mut rows: Vec<_> = rows.iter().map(|r| r[..r.len() - 1].to_vec()).collect();
+    rows.sort();
+    rows
+}
+
+/// A spreadsheet-style export: two title lines, headers with spaces and capitals, semicolons,
+/// `NULL` markers and backslash-escaped quotes, in Latin-1, gzipped. Under a contract that says
+/// so, it publishes exactly the rows of the plain extract.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_latin1_export_with_spaced_headers_publishes_the_catalog_rows() {
+    let mut fields = catalog_fields(DAY_1);
+    fields[1][2] = "Crème \"brûlée\"; déjà vu".into();
+    let mut plain = csv::Writer::from_writer(Vec::new());
+    for row in &fields {
+        plain.write_record(row).unwrap();
+    }
+    let plain = String::from_utf8(plain.into_inner().unwrap()).unwrap();
+
+    let headers = [
+        "Brand",
+        "Category Id",
+        "Comment",
+        "Currency",
+        "Description",
+        "Image",
+        "Year Release",
+    ];
+    let mut export = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .escape(b'\\')
+        .double_quote(false)
+        .from_writer(Vec::new());
+    export.write_record(headers).unwrap();
+    for row in &fields[1..] {
+        export
+            .write_record(row.iter().map(|f| if f.is_empty() { "NULL" } else { f }))
+            .unwrap();
+    }
+    let text = format!(
+        "Product catalog export\r\nGenerated 2021-04-03; do not edit\r\n{}",
+        String::from_utf8(export.into_inner().unwrap()).unwrap()
+    );
+    let latin1 = latin1_bytes(&text);
+    assert!(
+        std::str::from_utf8(&latin1).is_err(),
+        "the export is not UTF-8"
+    );
+
+    let mut contract = CONTRACT_YAML.to_owned();
+    for (name, header) in fields[0].iter().zip(headers) {
+        contract = contract.replace(
+            &format!("  - name: {name}\n"),
+            &format!("  - name: {name}\n    source_name: {header}\n"),
+        );
+    }
+    contract = contract.replace(
+        "    delimiter: \",\"\n",
+        "    delimiter: \";\"\n    escape: \"\\\\\"\n    null_values: [\"NULL\"]\n    \
+         skip_rows: 2\n    encoding: latin-1\n",
+    );
+    assert_eq!(contract.matches("source_name").count(), 7, "{contract}");
+
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    let registered = register_yaml(&mut client, &contract).await.unwrap();
+    let csv_options = registered
+        .dataset
+        .unwrap()
+        .contract
+        .unwrap()
+        .source_format
+        .unwrap()
+        .csv
+        .unwrap();
+    assert_eq!(csv_options.escape, "\\");
+    assert_eq!(csv_options.null_values, ["NULL"]);
+
+    let uri = write_file(server.scratch(), "export.csv.gz", gzip(&latin1));
+    publish(&mut client, RAW, DATE, &uri).await.unwrap();
+    let (columns, rows) = read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap();
+    assert_eq!(columns[..7], fields[0][..]);
+    let mut expected = expected_rows(&plain);
+    expected.sort();
+    let published = sorted_without_partition(&rows);
+    // Compared whole, reported briefly: the rows hold long base64 images.
+    assert_eq!(published.len(), expected.len());
+    let differing = published.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(differing, None, "the first differing row (sorted)");
+    assert!(
+        published
+            .iter()
+            .any(|row| row[2].as_deref() == Some("Crème \"brûlée\"; déjà vu")),
+        "the Latin-1 text and the escaped quotes arrive intact"
+    );
+
+    // The plain extract lacks the export's headers: the error names the contract's columns and
+    // the file's line, and quotes nothing of the file.
+    let titled = format!("Product catalog export\nGenerated 2021-04-04\n{plain}");
+    let plain_uri = write_file(server.scratch(), "plain.csv", latin1_bytes(&titled));
+    let status = publish(&mut client, RAW, "2021-04-04", &plain_uri)
+        .await
+        .unwrap_err();
+    assert_reason(&status, "SOURCE_MALFORMED");
+    assert!(
+        status
+            .message()
+            .contains("line 3: the header has 1 column(s) and lacks the contract's brand (source name \"Brand\")"),
+        "{}",
+        status.message()
+    );
+    assert!(!status.message().contains("Dell"), "{}", status.message());
+    assert_eq!(error_metadata(&status)["line"], "3");
+    server.stop().await;
+}

@@ -105,6 +105,13 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
                         old_col.name, old_col.column_type, new_col.column_type
                     ));
                 }
+                if new_col.source_key() != old_col.source_key() {
+                    // Files that loaded yesterday would be refused today.
+                    breaking.push(format!(
+                        "column {} is read from another source name",
+                        old_col.name
+                    ));
+                }
                 if new_col.required && !old_col.required {
                     breaking.push(format!("column {} became required", old_col.name));
                 } else if !new_col.required && old_col.required {

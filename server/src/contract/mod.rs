@@ -119,6 +119,10 @@ impl LegalBasis {
 #[serde(deny_unknown_fields)]
 pub struct Column {
     pub name: String,
+    /// The header (or key) naming this column in source files, when it is not `name`:
+    /// `Contact Phone Number` for `contact_phone_number`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
     #[serde(rename = "type")]
     pub column_type: ColumnType,
     #[serde(default)]
@@ -135,6 +139,13 @@ pub struct Column {
     pub purpose: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+}
+
+impl Column {
+    /// The name this column has in source files.
+    pub fn source_key(&self) -> &str {
+        self.source_name.as_deref().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -176,16 +187,40 @@ pub struct CsvOptions {
     /// Empty fields load as NULL, as BigQuery does.
     #[serde(default = "yes")]
     pub empty_as_null: bool,
+    /// The character that quotes a field.
+    #[serde(default = "CsvOptions::double_quote")]
+    pub quote: char,
+    /// The character that escapes a quote inside a quoted field (`\` for `\"`). Without one, a
+    /// quote inside a quoted field is written twice (`""`), as RFC 4180 says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escape: Option<char>,
+    /// Field values that mean NULL, compared exactly (`["NULL", "\\N"]`); an empty field is NULL
+    /// by `empty_as_null`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub null_values: Vec<String>,
+    /// Lines before the header (or the first record) that are not data: a title, a comment.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skip_rows: u64,
+    /// The file's character encoding, transcoded to UTF-8 while streaming.
+    #[serde(default)]
+    pub encoding: TextEncoding,
 }
 
 impl CsvOptions {
     fn comma() -> char {
         ','
     }
+    fn double_quote() -> char {
+        '"'
+    }
 }
 
 fn yes() -> bool {
     true
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Default for CsvOptions {
@@ -194,8 +229,32 @@ impl Default for CsvOptions {
             delimiter: ',',
             has_header: true,
             empty_as_null: true,
+            quote: '"',
+            escape: None,
+            null_values: Vec::new(),
+            skip_rows: 0,
+            encoding: TextEncoding::default(),
         }
     }
+}
+
+/// How a text source's bytes map to characters.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr,
+)]
+pub enum TextEncoding {
+    #[default]
+    #[serde(rename = "utf-8")]
+    #[strum(serialize = "utf-8")]
+    Utf8,
+    /// ISO-8859-1: each byte is the code point of the same number.
+    #[serde(rename = "latin-1")]
+    #[strum(serialize = "latin-1")]
+    Latin1,
+    /// Latin-1 with printable characters (€, ‚, “, …) where ISO-8859-1 has C1 controls.
+    #[serde(rename = "windows-1252")]
+    #[strum(serialize = "windows-1252")]
+    Windows1252,
 }
 
 /// How a source file is compressed. The checksum is always of the bytes as stored.
@@ -390,9 +449,8 @@ impl Contract {
                 ));
             }
         }
-        if !self.source.csv.delimiter.is_ascii() {
-            return invalid("source.csv.delimiter must be a single ASCII character".into());
-        }
+        self.validate_source_names()?;
+        self.validate_csv_options()?;
         let mut view_names = HashSet::new();
         for view in &self.views {
             validate_qualified_name(&view.name, "view")?;
@@ -424,6 +482,59 @@ impl Contract {
                 }
             }
             self.view_filter(view)?;
+        }
+        Ok(())
+    }
+
+    /// Each column is found in a file by one name, and no two columns by the same one.
+    fn validate_source_names(&self) -> Result<(), FerryError> {
+        let mut keys = HashSet::new();
+        for column in &self.columns {
+            if let Some(source_name) = &column.source_name
+                && (source_name.trim().is_empty()
+                    || source_name.trim() != source_name
+                    || source_name.chars().any(char::is_control)
+                    || source_name.len() > 300)
+            {
+                return Err(FerryError::InvalidContract(format!(
+                    "column {:?}: source_name must be 1 to 300 characters without \
+                     surrounding spaces or control characters",
+                    column.name
+                )));
+            }
+            if !keys.insert(column.source_key()) {
+                return Err(FerryError::InvalidContract(format!(
+                    "column {:?}: another column is read from the same source name {:?}",
+                    column.name,
+                    column.source_key()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_csv_options(&self) -> Result<(), FerryError> {
+        let invalid = |msg: &str| Err(FerryError::InvalidContract(msg.into()));
+        let csv = &self.source.csv;
+        let special = [Some(csv.delimiter), Some(csv.quote), csv.escape];
+        if special
+            .iter()
+            .flatten()
+            .any(|c| !c.is_ascii() || *c == '\n' || *c == '\r')
+        {
+            return invalid(
+                "source.csv.delimiter, quote and escape must each be one ASCII character other \
+                 than a line break",
+            );
+        }
+        if csv.delimiter == csv.quote || csv.escape == Some(csv.delimiter) {
+            return invalid("source.csv.delimiter must differ from quote and escape");
+        }
+        if csv.null_values.len() > 32 || csv.null_values.iter().any(|v| v.len() > 64) {
+            return invalid("source.csv.null_values: at most 32 values of at most 64 bytes");
+        }
+        if csv.skip_rows > 1000 {
+            return invalid("source.csv.skip_rows: at most 1000 lines");
         }
         Ok(())
     }
@@ -641,6 +752,66 @@ pub(crate) mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("declared twice")
+        );
+    }
+
+    #[test]
+    fn a_source_name_is_one_header_for_one_column() {
+        let refused = |contract: &Contract| contract.validate().unwrap_err().to_string();
+        let mut contract = catalog();
+        contract.columns[0].source_name = Some("Brand Name".into());
+        contract
+            .validate()
+            .expect("a spaced, capitalised header is fine");
+
+        // Reading `comment` from the header `brand` while `brand` is read from its own name...
+        let mut clash = catalog();
+        clash.columns[2].source_name = Some("brand".into());
+        assert!(refused(&clash).contains("same source name \"brand\""));
+        for bad in ["", " Brand", "Brand\tName", &"x".repeat(301)] {
+            let mut contract = catalog();
+            contract.columns[0].source_name = Some(bad.into());
+            assert!(
+                refused(&contract).contains("source_name must be"),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn csv_options_that_cannot_be_parsed_unambiguously_are_refused() {
+        let refused = |edit: fn(&mut CsvOptions)| {
+            let mut contract = catalog();
+            edit(&mut contract.source.csv);
+            contract.validate().unwrap_err().to_string()
+        };
+        assert!(refused(|o| o.quote = ',').contains("must differ"));
+        assert!(refused(|o| o.escape = Some(',')).contains("must differ"));
+        assert!(refused(|o| o.delimiter = '\n').contains("line break"));
+        assert!(refused(|o| o.delimiter = '§').contains("ASCII"));
+        assert!(refused(|o| o.skip_rows = 5000).contains("skip_rows"));
+        assert!(refused(|o| o.null_values = vec!["x".repeat(65)]).contains("null_values"));
+    }
+
+    #[test]
+    fn csv_options_round_trip_through_yaml() {
+        let yaml = CATALOG_YAML.replace(
+            "    delimiter: \",\"\n",
+            "    delimiter: \";\"\n    quote: \"'\"\n    escape: \"\\\\\"\n    \
+             null_values: [\"NULL\", \"\\\\N\"]\n    skip_rows: 1\n    encoding: windows-1252\n",
+        );
+        let contract = Contract::from_yaml(&yaml).expect("valid");
+        let csv = &contract.source.csv;
+        assert_eq!(
+            (csv.delimiter, csv.quote, csv.escape),
+            (';', '\'', Some('\\'))
+        );
+        assert_eq!(csv.null_values, ["NULL", "\\N"]);
+        assert_eq!(csv.skip_rows, 1);
+        assert_eq!(csv.encoding, TextEncoding::Windows1252);
+        assert_eq!(
+            Contract::from_yaml(&contract.to_yaml()).expect("valid"),
+            contract
         );
     }
 }

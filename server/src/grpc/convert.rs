@@ -8,7 +8,7 @@ use ferry_proto::v1 as pb;
 
 use crate::contract::{
     Classification, Column, ColumnType, Compression, Contract, CsvOptions, DerivedView, LegalBasis,
-    Materialization, Partitioning, PiiHandling, SourceFormat,
+    Materialization, Partitioning, PiiHandling, SourceFormat, TextEncoding,
 };
 use crate::error::FerryError;
 use crate::governance::{AuditEvent, Grant, GrantRole, GrantStatus, NewGrant, TokenRecord};
@@ -181,6 +181,7 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
                 legal_basis: legal_basis_to_pb(col.legal_basis).into(),
                 purpose: col.purpose.clone(),
                 retention_days: col.retention_days.unwrap_or_default(),
+                source_name: col.source_name.clone().unwrap_or_default(),
             })
             .collect(),
         partitioning: Some(pb::Partitioning {
@@ -192,6 +193,16 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
                 delimiter: c.source.csv.delimiter.to_string(),
                 has_header: c.source.csv.has_header,
                 empty_as_null: c.source.csv.empty_as_null,
+                quote: c.source.csv.quote.to_string(),
+                escape: c.source.csv.escape.map(String::from).unwrap_or_default(),
+                null_values: c.source.csv.null_values.clone(),
+                skip_rows: c.source.csv.skip_rows,
+                encoding: match c.source.csv.encoding {
+                    TextEncoding::Utf8 => pb::TextEncoding::Utf8,
+                    TextEncoding::Latin1 => pb::TextEncoding::Latin1,
+                    TextEncoding::Windows1252 => pb::TextEncoding::Windows1252,
+                }
+                .into(),
             }),
             max_rejected_rows: c.source.max_rejected_rows,
             compression: match c.source.compression {
@@ -219,6 +230,19 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
             })
             .collect(),
         major_version: c.major_version,
+    }
+}
+
+/// A one-character CSV option: empty is unset, more than one character is refused rather than
+/// cut short.
+fn one_char(option: &str, text: &str) -> Result<Option<char>, FerryError> {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (None, _) => Ok(None),
+        (Some(c), None) => Ok(Some(c)),
+        _ => Err(FerryError::InvalidContract(format!(
+            "source.csv.{option} must be one character"
+        ))),
     }
 }
 
@@ -268,6 +292,7 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
                 legal_basis: legal_basis_from_pb(col.legal_basis)?,
                 purpose: col.purpose,
                 retention_days: (col.retention_days > 0).then_some(col.retention_days),
+                source_name: (!col.source_name.is_empty()).then_some(col.source_name),
                 name: col.name,
             })
         })
@@ -290,11 +315,28 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
     let source = match c.source_format {
         None => SourceFormat::default(),
         Some(f) => {
-            let csv = f.csv.map_or_else(CsvOptions::default, |o| CsvOptions {
-                delimiter: o.delimiter.chars().next().unwrap_or(','),
-                has_header: o.has_header,
-                empty_as_null: o.empty_as_null,
-            });
+            let csv = match f.csv {
+                None => CsvOptions::default(),
+                Some(o) => CsvOptions {
+                    delimiter: one_char("delimiter", &o.delimiter)?.unwrap_or(','),
+                    has_header: o.has_header,
+                    empty_as_null: o.empty_as_null,
+                    quote: one_char("quote", &o.quote)?.unwrap_or('"'),
+                    escape: one_char("escape", &o.escape)?,
+                    null_values: o.null_values,
+                    skip_rows: o.skip_rows,
+                    encoding: match pb::TextEncoding::try_from(o.encoding) {
+                        Ok(pb::TextEncoding::Unspecified | pb::TextEncoding::Utf8) => {
+                            TextEncoding::Utf8
+                        }
+                        Ok(pb::TextEncoding::Latin1) => TextEncoding::Latin1,
+                        Ok(pb::TextEncoding::Windows1252) => TextEncoding::Windows1252,
+                        Err(_) => {
+                            return Err(invalid(format!("unknown text encoding {}", o.encoding)));
+                        }
+                    },
+                },
+            };
             SourceFormat {
                 csv,
                 max_rejected_rows: f.max_rejected_rows,

@@ -9,6 +9,7 @@ mod decompress;
 mod http_guard;
 mod quarantine;
 pub mod source;
+mod text;
 mod validate;
 
 use std::io::{self, Read};

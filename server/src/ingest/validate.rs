@@ -19,6 +19,8 @@ use crate::error::{FerryError, RowError};
 use crate::governance::Pseudonymizer;
 use crate::warehouse::table_schema;
 
+use super::text;
+
 /// Rows per batch: large enough to amortize per-batch work, small enough that the wide `image`
 /// column keeps a batch to a few MB.
 pub const BATCH_ROWS: usize = 4096;
@@ -51,6 +53,8 @@ const CSV_BUFFER_BYTES: usize = 1 << 20;
 /// Where the parser stands, shared between the record loop and `BoundedRecords`.
 #[derive(Default)]
 struct RecordBoundary {
+    /// The file's line that the parser sees as its first (after `skip_rows`).
+    first_line: u64,
     /// Byte offset where the next record starts.
     end_of_last_record: std::cell::Cell<u64>,
     /// The physical line where the next record starts.
@@ -125,8 +129,21 @@ struct Slot {
 
 const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
 
-fn parse_field(raw: &[u8], slot: &Slot, empty_as_null: bool) -> Result<Parsed, String> {
-    if raw.is_empty() && (empty_as_null || slot.column_type != ColumnType::String) {
+/// Which field values load as NULL.
+struct NullValues<'o> {
+    empty: bool,
+    listed: &'o [String],
+}
+
+impl NullValues<'_> {
+    fn is_null(&self, raw: &[u8], column_type: ColumnType) -> bool {
+        (raw.is_empty() && (self.empty || column_type != ColumnType::String))
+            || self.listed.iter().any(|v| v.as_bytes() == raw)
+    }
+}
+
+fn parse_field(raw: &[u8], slot: &Slot, nulls: &NullValues<'_>) -> Result<Parsed, String> {
+    if nulls.is_null(raw, slot.column_type) {
         return if slot.required {
             Err("a value is required but the field is empty".into())
         } else {
@@ -229,8 +246,14 @@ impl<'c> CsvValidator<'c> {
         mut emit: impl FnMut(RecordBatch) -> Result<(), FerryError>,
         mut reject: impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
     ) -> Result<ValidationSummary, FerryError> {
-        let boundary = RecordBoundary::default();
-        boundary.next_line.set(1);
+        let options = &self.contract.source.csv;
+        // Skipped lines still count: every line number reported is the file's own.
+        let input = text::SkipLines::new(text::utf8(input, options.encoding), options.skip_rows);
+        let boundary = RecordBoundary {
+            first_line: options.skip_rows + 1,
+            ..RecordBoundary::default()
+        };
+        boundary.next_line.set(boundary.first_line);
         let bounded = BoundedRecords {
             inner: input,
             handed_out: 0,
@@ -263,13 +286,23 @@ impl<'c> CsvValidator<'c> {
         reject: &mut impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
     ) -> Result<ValidationSummary, FerryError> {
         let options = &self.contract.source.csv;
+        // The parser counts lines from 1; the file's own numbers are that many further on.
+        let lines_before = boundary.first_line - 1;
+        let csv_error = |e: csv::Error| csv_error(e, lines_before);
+        let nulls = NullValues {
+            empty: options.empty_as_null,
+            listed: &options.null_values,
+        };
         let mut reader = csv::ReaderBuilder::new()
             .delimiter(options.delimiter as u8)
+            .quote(options.quote as u8)
+            .escape(options.escape.map(|c| c as u8))
+            .double_quote(options.escape.is_none())
             .has_headers(options.has_header)
             .flexible(true)
             .buffer_capacity(CSV_BUFFER_BYTES)
             .from_reader(input);
-        let slots = self.slots(&mut reader)?;
+        let slots = self.slots(&mut reader, boundary.first_line)?;
         if self.pseudonymizer.is_none() && slots.iter().any(|s| s.pseudonymize) {
             // Storing the clear value instead would break the contract's promise.
             return Err(FerryError::precondition(
@@ -285,7 +318,7 @@ impl<'c> CsvValidator<'c> {
         // The header row counts as a record for the bound, so the first row starts fresh.
         let after_header = reader.position();
         boundary.end_of_last_record.set(after_header.byte());
-        boundary.next_line.set(after_header.line());
+        boundary.next_line.set(after_header.line() + lines_before);
 
         let mut builders = self.new_builders();
         let mut summary = ValidationSummary::default();
@@ -299,11 +332,11 @@ impl<'c> CsvValidator<'c> {
             let more = reader.read_byte_record(&mut record).map_err(csv_error)?;
             let next = reader.position();
             boundary.end_of_last_record.set(next.byte());
-            boundary.next_line.set(next.line());
+            boundary.next_line.set(next.line() + lines_before);
             if !more {
                 break;
             }
-            let line = record.position().map_or(0, |p| p.line());
+            let line = record.position().map_or(0, |p| p.line()) + lines_before;
             if record.len() > self.limits.max_fields {
                 return Err(FerryError::malformed(
                     Some(line),
@@ -323,7 +356,7 @@ impl<'c> CsvValidator<'c> {
             } else {
                 slots.iter().try_for_each(|slot| {
                     let raw = &record[slot.source_index];
-                    match parse_field(raw, slot, options.empty_as_null) {
+                    match parse_field(raw, slot, &nulls) {
                         Ok(value) => {
                             parsed.push(value);
                             Ok(())
@@ -415,10 +448,17 @@ impl<'c> CsvValidator<'c> {
     }
 
     /// Maps contract columns to source positions, by header name when there is a header.
-    fn slots(&self, reader: &mut csv::Reader<impl Read>) -> Result<Vec<Slot>, FerryError> {
+    fn slots(
+        &self,
+        reader: &mut csv::Reader<impl Read>,
+        header_line: u64,
+    ) -> Result<Vec<Slot>, FerryError> {
         let columns = &self.contract.columns;
         let positions: Vec<usize> = if self.contract.source.csv.has_header {
-            let headers = reader.byte_headers().map_err(csv_error)?.clone();
+            let headers = reader
+                .byte_headers()
+                .map_err(|e| csv_error(e, header_line - 1))?
+                .clone();
             if headers.is_empty() || (headers.len() == 1 && headers[0].is_empty()) {
                 return Err(FerryError::malformed(
                     None,
@@ -434,27 +474,30 @@ impl<'c> CsvValidator<'c> {
             for (i, name) in names.iter().enumerate() {
                 if let Some(j) = names[..i].iter().position(|n| n == name) {
                     return Err(FerryError::malformed(
-                        None,
+                        Some(header_line),
                         format!(
-                            "line 1: the header repeats a name, at positions {} and {}",
+                            "line {header_line}: the header repeats a name, at positions {} and {}",
                             j + 1,
                             i + 1
                         ),
                     ));
                 }
             }
-            let missing: Vec<&str> = columns
+            let missing: Vec<String> = columns
                 .iter()
-                .filter(|c| !names.iter().any(|n| n == &c.name))
-                .map(|c| c.name.as_str())
+                .filter(|c| !names.iter().any(|n| n == c.source_key()))
+                .map(|c| match &c.source_name {
+                    Some(source_name) => format!("{} (source name {source_name:?})", c.name),
+                    None => c.name.clone(),
+                })
                 .collect();
             // The messages name the contract's columns and positions, never the header's text:
             // whatever the first line of a file holds must not come back in an error.
             if !missing.is_empty() {
                 return Err(FerryError::malformed(
-                    None,
+                    Some(header_line),
                     format!(
-                        "line 1: the header has {} column(s) and lacks the contract's {}",
+                        "line {header_line}: the header has {} column(s) and lacks the contract's {}",
                         names.len(),
                         missing.join(", ")
                     ),
@@ -463,14 +506,14 @@ impl<'c> CsvValidator<'c> {
             let unexpected: Vec<String> = names
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| self.contract.column(n).is_none())
+                .filter(|(_, n)| !columns.iter().any(|c| c.source_key() == n.as_str()))
                 .map(|(i, _)| (i + 1).to_string())
                 .collect();
             if !unexpected.is_empty() {
                 return Err(FerryError::malformed(
-                    None,
+                    Some(header_line),
                     format!(
-                        "line 1: the header has {} column(s) not in the contract, at position(s) {}; \
+                        "line {header_line}: the header has {} column(s) not in the contract, at position(s) {}; \
                      add them to the contract as nullable columns first",
                         unexpected.len(),
                         unexpected.join(", ")
@@ -479,7 +522,12 @@ impl<'c> CsvValidator<'c> {
             }
             columns
                 .iter()
-                .map(|c| names.iter().position(|n| n == &c.name).unwrap_or_default())
+                .map(|c| {
+                    names
+                        .iter()
+                        .position(|n| n == c.source_key())
+                        .unwrap_or_default()
+                })
                 .collect()
         } else {
             (0..columns.len()).collect()
@@ -563,17 +611,19 @@ fn append(builder: &mut ColumnBuilder, value: Parsed, record: &csv::ByteRecord) 
     }
 }
 
-fn csv_error(e: csv::Error) -> FerryError {
+/// A parser error, its line counted in the file (`lines_before` were skipped).
+fn csv_error(e: csv::Error, lines_before: u64) -> FerryError {
+    let line = e.position().map(|p| p.line() + lines_before);
     match e.kind() {
         // A decoder's complaint: the bytes are not what their compression says.
         csv::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            FerryError::malformed(e.position().map(csv::Position::line), io.to_string())
+            FerryError::malformed(line, io.to_string())
         }
         csv::ErrorKind::Io(_) => FerryError::SourceUnavailable {
             uri: String::new(),
             reason: e.to_string(),
         },
-        _ => FerryError::malformed(e.position().map(csv::Position::line), e.to_string()),
+        _ => FerryError::malformed(line, e.to_string()),
     }
 }
 
@@ -668,6 +718,81 @@ mod tests {
         assert!(
             message.contains("line 3: 5001 fields, more than 50"),
             "{message}"
+        );
+    }
+
+    /// Validates `input` under the catalog contract with `edit` applied; returns the accepted
+    /// batches and the row errors.
+    fn run_with(
+        edit: impl FnOnce(&mut Contract),
+        input: &[u8],
+    ) -> (Vec<RecordBatch>, Vec<RowError>) {
+        let mut contract = catalog();
+        edit(&mut contract);
+        let validator = CsvValidator::new(
+            &contract,
+            chrono::NaiveDate::from_ymd_opt(2021, 4, 3).expect("date"),
+            Arc::new(ValidationProgress::default()),
+            None,
+        );
+        let mut batches = Vec::new();
+        let summary = validator
+            .run(
+                input,
+                |batch| {
+                    batches.push(batch);
+                    Ok(())
+                },
+                |_| Ok(()),
+            )
+            .expect("runs");
+        (batches, summary.errors)
+    }
+
+    #[test]
+    fn listed_null_values_are_null_and_a_required_column_refuses_them() {
+        let input = format!("{HEADER}HP,1,NULL,EUR,\\N,,1999\nNULL,2,x,EUR,,,2000\n");
+        let (batches, errors) = run_with(
+            |c| c.source.csv.null_values = vec!["NULL".into(), "\\N".into()],
+            input.as_bytes(),
+        );
+        assert_eq!(batches[0].num_rows(), 1);
+        let comment = batches[0].column_by_name("comment").expect("comment");
+        let description = batches[0]
+            .column_by_name("description")
+            .expect("description");
+        assert!(comment.is_null(0) && description.is_null(0));
+        assert_eq!(errors.len(), 1);
+        assert_eq!((errors[0].line, errors[0].column.as_str()), (3, "brand"));
+        assert!(
+            errors[0].reason.contains("required"),
+            "{}",
+            errors[0].reason
+        );
+    }
+
+    #[test]
+    fn skipped_lines_keep_the_file_line_numbers_and_escapes_unquote() {
+        let input = format!(
+            "export of 2021-04-03\n\n{HEADER}HP,1,'it\\'s; fine',EUR,,,1999\nHP,x,,EUR,,,1999\n"
+        );
+        let (batches, errors) = run_with(
+            |c| {
+                c.source.csv.skip_rows = 2;
+                c.source.csv.quote = '\'';
+                c.source.csv.escape = Some('\\');
+            },
+            input.as_bytes(),
+        );
+        let comment = batches[0].column_by_name("comment").expect("comment");
+        let comment = comment
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .expect("strings");
+        assert_eq!(comment.value(0), "it's; fine");
+        assert_eq!(
+            (errors[0].line, errors[0].column.as_str()),
+            (5, "category_id")
         );
     }
 }

@@ -164,6 +164,27 @@ LEGAL_BASIS_PUBLIC_TASK: LegalBasis.ValueType  # 5
 LEGAL_BASIS_LEGITIMATE_INTERESTS: LegalBasis.ValueType  # 6
 Global___LegalBasis: _TypeAlias = LegalBasis  # noqa: Y015
 
+class _TextEncoding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TextEncodingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TextEncoding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TEXT_ENCODING_UNSPECIFIED: _TextEncoding.ValueType  # 0
+    TEXT_ENCODING_UTF_8: _TextEncoding.ValueType  # 1
+    TEXT_ENCODING_LATIN_1: _TextEncoding.ValueType  # 2
+    """ISO-8859-1: each byte is the code point of the same number."""
+    TEXT_ENCODING_WINDOWS_1252: _TextEncoding.ValueType  # 3
+
+class TextEncoding(_TextEncoding, metaclass=_TextEncodingEnumTypeWrapper): ...
+
+TEXT_ENCODING_UNSPECIFIED: TextEncoding.ValueType  # 0
+TEXT_ENCODING_UTF_8: TextEncoding.ValueType  # 1
+TEXT_ENCODING_LATIN_1: TextEncoding.ValueType  # 2
+"""ISO-8859-1: each byte is the code point of the same number."""
+TEXT_ENCODING_WINDOWS_1252: TextEncoding.ValueType  # 3
+Global___TextEncoding: _TypeAlias = TextEncoding  # noqa: Y015
+
 class _Compression:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -283,6 +304,7 @@ class Column(_message.Message):
     LEGAL_BASIS_FIELD_NUMBER: _builtins.int
     PURPOSE_FIELD_NUMBER: _builtins.int
     RETENTION_DAYS_FIELD_NUMBER: _builtins.int
+    SOURCE_NAME_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     type: Global___ColumnType.ValueType
     required: _builtins.bool
@@ -292,6 +314,8 @@ class Column(_message.Message):
     legal_basis: Global___LegalBasis.ValueType
     purpose: _builtins.str
     retention_days: _builtins.int
+    source_name: _builtins.str
+    """The header (or key) naming the column in source files, when it differs from `name`."""
     def __init__(
         self,
         *,
@@ -304,10 +328,11 @@ class Column(_message.Message):
         legal_basis: Global___LegalBasis.ValueType = ...,
         purpose: _builtins.str = ...,
         retention_days: _builtins.int = ...,
+        source_name: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "description", b"description", "legal_basis", b"legal_basis", "name", b"name", "pii_handling", b"pii_handling", "purpose", b"purpose", "required", b"required", "retention_days", b"retention_days", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "description", b"description", "legal_basis", b"legal_basis", "name", b"name", "pii_handling", b"pii_handling", "purpose", b"purpose", "required", b"required", "retention_days", b"retention_days", "source_name", b"source_name", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -345,20 +370,42 @@ class CsvOptions(_message.Message):
     DELIMITER_FIELD_NUMBER: _builtins.int
     HAS_HEADER_FIELD_NUMBER: _builtins.int
     EMPTY_AS_NULL_FIELD_NUMBER: _builtins.int
+    QUOTE_FIELD_NUMBER: _builtins.int
+    ESCAPE_FIELD_NUMBER: _builtins.int
+    NULL_VALUES_FIELD_NUMBER: _builtins.int
+    SKIP_ROWS_FIELD_NUMBER: _builtins.int
+    ENCODING_FIELD_NUMBER: _builtins.int
     delimiter: _builtins.str
     has_header: _builtins.bool
     empty_as_null: _builtins.bool
     """Empty fields load as NULL (the BigQuery default) rather than as empty strings."""
+    quote: _builtins.str
+    """The character that quotes a field; empty means `"`."""
+    escape: _builtins.str
+    """The character that escapes a quote inside a quoted field; empty means a doubled quote."""
+    skip_rows: _builtins.int
+    """Lines before the header (or the first record) that are not data."""
+    encoding: Global___TextEncoding.ValueType
+    """The file's character encoding, transcoded to UTF-8 while streaming."""
+    @_builtins.property
+    def null_values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Field values that mean NULL, compared exactly."""
+
     def __init__(
         self,
         *,
         delimiter: _builtins.str = ...,
         has_header: _builtins.bool = ...,
         empty_as_null: _builtins.bool = ...,
+        quote: _builtins.str = ...,
+        escape: _builtins.str = ...,
+        null_values: _abc.Iterable[_builtins.str] | None = ...,
+        skip_rows: _builtins.int = ...,
+        encoding: Global___TextEncoding.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delimiter", b"delimiter", "empty_as_null", b"empty_as_null", "has_header", b"has_header"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delimiter", b"delimiter", "empty_as_null", b"empty_as_null", "encoding", b"encoding", "escape", b"escape", "has_header", b"has_header", "null_values", b"null_values", "quote", b"quote", "skip_rows", b"skip_rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
