@@ -252,3 +252,92 @@ async fn a_latin1_export_with_spaced_headers_publishes_the_catalog_rows() {
     assert_eq!(error_metadata(&status)["line"], "3");
     server.stop().await;
 }
+
+/// The catalog extract as NDJSON, as a producer's JSON export writes it: numbers as JSON numbers,
+/// an empty field as a missing key.
+fn catalog_as_ndjson(csv_text: &str) -> String {
+    let fields = catalog_fields(csv_text);
+    let (header, rows) = fields.split_first().unwrap();
+    rows.iter()
+        .map(|row| {
+            let object: serde_json::Map<String, serde_json::Value> = header
+                .iter()
+                .zip(row)
+                .filter(|(_, value)| !value.is_empty())
+                .map(|(name, value)| {
+                    let value = match name.as_str() {
+                        "category_id" | "year_release" => {
+                            serde_json::Value::from(value.parse::<i64>().unwrap())
+                        }
+                        _ => serde_json::Value::from(value.as_str()),
+                    };
+                    (name.clone(), value)
+                })
+                .collect();
+            serde_json::Value::Object(object).to_string() + "\n"
+        })
+        .collect()
+}
+
+/// NDJSON publishes exactly the rows of the CSV extract, plain from S3 and gzipped from disk,
+/// under a contract that differs from the catalog's only in `source.format`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_catalog_as_ndjson_publishes_the_same_rows_from_s3_and_gzipped_from_disk() {
+    let ndjson = catalog_as_ndjson(DAY_1);
+    let contract = CONTRACT_YAML.replace("source:\n", "source:\n  format: ndjson\n");
+    assert_ne!(contract, CONTRACT_YAML);
+    let s3 = MotoS3::start();
+    s3.create_bucket("catalog").await;
+    s3.put("catalog", "day1.ndjson", ndjson.clone()).await;
+    let server = TestServer::start(Some(&s3.endpoint)).await;
+    let mut client = server.client().await;
+    let registered = register_yaml(&mut client, &contract).await.unwrap();
+    let format = registered
+        .dataset
+        .unwrap()
+        .contract
+        .unwrap()
+        .source_format
+        .unwrap()
+        .format;
+    assert_eq!(format, ferry_proto::v1::DataFormat::Ndjson as i32);
+
+    let mut expected = expected_rows(DAY_1);
+    expected.sort();
+    let gzipped = write_file(server.scratch(), "day1.ndjson.gz", gzip(ndjson.as_bytes()));
+    for (date, uri) in [
+        (DATE, "s3://catalog/day1.ndjson".to_owned()),
+        ("2021-04-04", gzipped),
+    ] {
+        let published = publish(&mut client, RAW, date, &uri).await.unwrap();
+        assert_eq!(
+            published.publication.unwrap().rows_accepted,
+            expected.len() as u64,
+            "{uri}"
+        );
+        let (_, rows) = read_rows(&mut client, RAW, date, date, &[]).await.unwrap();
+        let rows = sorted_without_partition(&rows);
+        let differing = rows.iter().zip(&expected).position(|(a, b)| a != b);
+        assert_eq!((rows.len(), differing), (expected.len(), None), "{uri}");
+        assert_eq!(
+            count(&mut client, TEAM_A, date).await,
+            team_counts(DAY_1).0,
+            "{uri}"
+        );
+    }
+
+    // A line that is not an object is a row error with its line; nothing changes.
+    let broken = ndjson.replacen('\n', "\n[\"not\", \"an object\"]\n", 1);
+    let uri = write_file(server.scratch(), "broken.ndjson", &broken);
+    let status = publish(&mut client, RAW, DATE, &uri).await.unwrap_err();
+    assert_reason(&status, "PUBLICATION_REJECTED");
+    assert!(
+        status
+            .message()
+            .contains("line 2: the line is not a JSON object"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(count(&mut client, RAW, DATE).await, expected.len());
+    server.stop().await;
+}

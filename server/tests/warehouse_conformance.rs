@@ -18,7 +18,7 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::record_batch::RecordBatch;
 use ferry_server::FerryError;
 use ferry_server::contract::Contract;
-use ferry_server::ingest::{CsvValidator, ValidationProgress};
+use ferry_server::ingest::{RowValidator, ValidationProgress};
 use ferry_server::warehouse::{
     BigQueryWarehouse, GarbageScope, LivePartition, LocalWarehouse, PartitionTarget, ReadPlan,
     StagedPartition, Warehouse,
@@ -80,7 +80,7 @@ async fn stage(
     let contract = contract.clone();
     let day = date(day);
     tokio::task::spawn_blocking(move || {
-        let validator = CsvValidator::new(
+        let validator = RowValidator::new(
             &contract,
             day,
             Arc::new(ValidationProgress::default()),

@@ -164,6 +164,28 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
     if new.source.csv != old.source.csv {
         breaking.push("source CSV options changed".into());
     }
+    if new.source.format != old.source.format {
+        let name = |f: crate::contract::DataFormat| -> &'static str { f.into() };
+        breaking.push(format!(
+            "source format {} -> {} (producers' files must change)",
+            name(old.source.format),
+            name(new.source.format)
+        ));
+    }
+    if new.source.unknown_fields != old.source.unknown_fields {
+        let name = |u: crate::contract::UnknownFields| -> &'static str { u.into() };
+        let change = format!(
+            "unknown_fields {} -> {}",
+            name(old.source.unknown_fields),
+            name(new.source.unknown_fields)
+        );
+        // Ignoring more accepts every file that loaded before; refusing may not.
+        if new.source.unknown_fields == crate::contract::UnknownFields::Refuse {
+            breaking.push(change);
+        } else {
+            compatible.push(change);
+        }
+    }
     if new.owner != old.owner {
         compatible.push(format!("owner {} -> {}", old.owner, new.owner));
     }

@@ -272,11 +272,42 @@ pub enum Compression {
     Zstd,
 }
 
+/// How a source file's records are written.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum DataFormat {
+    #[default]
+    Csv,
+    /// Newline-delimited JSON: one object per line, keys are column (source) names.
+    Ndjson,
+}
+
+/// What a record's keys that no column names mean.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, strum::IntoStaticStr,
+)]
+#[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
+pub enum UnknownFields {
+    /// The record is a row error: a producer sends data the contract does not govern.
+    #[default]
+    Refuse,
+    Ignore,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFormat {
     #[serde(default)]
+    pub format: DataFormat,
+    #[serde(default)]
     pub csv: CsvOptions,
+    /// For NDJSON: keys no column is read from.
+    #[serde(default)]
+    pub unknown_fields: UnknownFields,
     /// How the file is compressed; `auto` tells from its first bytes.
     #[serde(default)]
     pub compression: Compression,

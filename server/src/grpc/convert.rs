@@ -7,8 +7,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use ferry_proto::v1 as pb;
 
 use crate::contract::{
-    Classification, Column, ColumnType, Compression, Contract, CsvOptions, DerivedView, LegalBasis,
-    Materialization, Partitioning, PiiHandling, SourceFormat, TextEncoding,
+    Classification, Column, ColumnType, Compression, Contract, CsvOptions, DataFormat, DerivedView,
+    LegalBasis, Materialization, Partitioning, PiiHandling, SourceFormat, TextEncoding,
+    UnknownFields,
 };
 use crate::error::FerryError;
 use crate::governance::{AuditEvent, Grant, GrantRole, GrantStatus, NewGrant, TokenRecord};
@@ -205,6 +206,12 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
                 .into(),
             }),
             max_rejected_rows: c.source.max_rejected_rows,
+            format: match c.source.format {
+                DataFormat::Csv => pb::DataFormat::Csv,
+                DataFormat::Ndjson => pb::DataFormat::Ndjson,
+            }
+            .into(),
+            ignore_unknown_fields: c.source.unknown_fields == UnknownFields::Ignore,
             compression: match c.source.compression {
                 Compression::Auto => pb::Compression::Unspecified,
                 Compression::None => pb::Compression::None,
@@ -338,6 +345,16 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
                 },
             };
             SourceFormat {
+                format: match pb::DataFormat::try_from(f.format) {
+                    Ok(pb::DataFormat::Unspecified | pb::DataFormat::Csv) => DataFormat::Csv,
+                    Ok(pb::DataFormat::Ndjson) => DataFormat::Ndjson,
+                    Err(_) => return Err(invalid(format!("unknown source format {}", f.format))),
+                },
+                unknown_fields: if f.ignore_unknown_fields {
+                    UnknownFields::Ignore
+                } else {
+                    UnknownFields::Refuse
+                },
                 csv,
                 max_rejected_rows: f.max_rejected_rows,
                 compression: match pb::Compression::try_from(f.compression) {

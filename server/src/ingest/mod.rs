@@ -7,6 +7,7 @@
 
 mod decompress;
 mod http_guard;
+mod ndjson;
 mod quarantine;
 pub mod source;
 mod text;
@@ -32,7 +33,7 @@ pub use crate::warehouse::{arrow_type, table_schema};
 pub use quarantine::CsvQuarantine;
 pub use source::{Source, SourceBody, SourcesConfig};
 pub use validate::{
-    BATCH_ROWS, CsvValidator, RecordLimits, RejectedRecord, ValidationProgress, ValidationSummary,
+    BATCH_ROWS, RecordLimits, RejectedRecord, RowValidator, ValidationProgress, ValidationSummary,
 };
 
 /// Source bytes are regrouped into chunks of this size before crossing to the parser thread.
@@ -216,7 +217,7 @@ fn validate_into_sink(
     progress: Arc<ValidationProgress>,
     validation: ValidationSettings,
 ) -> Result<(ValidationSummary, Option<StagedPartition>), FerryError> {
-    let validator = CsvValidator::new(contract, partition_date, progress, validation.pseudonymizer)
+    let validator = RowValidator::new(contract, partition_date, progress, validation.pseudonymizer)
         .with_limits(validation.limits);
     let (input, _compression) =
         decompress::decoded(input, contract.source.compression).map_err(|e| {

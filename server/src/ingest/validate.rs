@@ -14,7 +14,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::contract::{Classification, ColumnType, Contract, PiiHandling};
+use crate::contract::{Classification, ColumnType, Contract, DataFormat, PiiHandling};
 use crate::error::{FerryError, RowError};
 use crate::governance::Pseudonymizer;
 use crate::warehouse::table_schema;
@@ -27,7 +27,7 @@ pub const BATCH_ROWS: usize = 4096;
 /// A batch is also cut once its text reaches this size, so unusually wide rows stay bounded.
 const BATCH_BYTES: usize = 8 << 20;
 /// Row errors kept for the report; the count of rejected rows is always exact.
-const KEPT_ROW_ERRORS: usize = 1000;
+pub(super) const KEPT_ROW_ERRORS: usize = 1000;
 
 /// Bounds on one record, so a file with no record break (or a million delimiters) cannot take
 /// the server's memory: the parser is never handed more than `max_record_bytes` past the end of
@@ -95,7 +95,7 @@ pub struct ValidationSummary {
     pub errors: Vec<RowError>,
 }
 
-enum ColumnBuilder {
+pub(super) enum ColumnBuilder {
     String(StringBuilder),
     Int64(Int64Builder),
     Float64(Float64Builder),
@@ -106,7 +106,7 @@ enum ColumnBuilder {
 /// A parsed, valid field, held until the whole record is known to be valid. Text is held as the
 /// field's index so the buffer can be reused across records.
 #[derive(Clone, Copy)]
-enum Parsed {
+pub(super) enum Parsed {
     Null,
     Text(usize),
     Int(i64),
@@ -116,23 +116,42 @@ enum Parsed {
 }
 
 /// One contract column and where it sits in the source.
-struct Slot {
-    name: String,
-    column_type: ColumnType,
-    required: bool,
-    stored: bool,
-    pseudonymize: bool,
+pub(super) struct Slot {
+    pub(super) name: String,
+    pub(super) column_type: ColumnType,
+    pub(super) required: bool,
+    pub(super) stored: bool,
+    pub(super) pseudonymize: bool,
     /// Personal or sensitive: an error about the field never quotes its value.
-    personal: bool,
-    source_index: usize,
+    pub(super) personal: bool,
+    pub(super) source_index: usize,
+}
+
+impl Slot {
+    /// `column` read from field `source_index` of each record.
+    pub(super) fn new(column: &crate::contract::Column, source_index: usize) -> Self {
+        Self {
+            name: column.name.clone(),
+            column_type: column.column_type,
+            required: column.required,
+            // Dropped columns are still validated, then never stored.
+            stored: column.pii_handling != PiiHandling::Drop,
+            pseudonymize: column.pii_handling == PiiHandling::Pseudonymize,
+            personal: matches!(
+                column.classification,
+                Classification::Personal | Classification::Sensitive
+            ),
+            source_index,
+        }
+    }
 }
 
 const UNIX_EPOCH_CE_DAYS: i32 = 719_163;
 
 /// Which field values load as NULL.
-struct NullValues<'o> {
-    empty: bool,
-    listed: &'o [String],
+pub(super) struct NullValues<'o> {
+    pub(super) empty: bool,
+    pub(super) listed: &'o [String],
 }
 
 impl NullValues<'_> {
@@ -142,7 +161,11 @@ impl NullValues<'_> {
     }
 }
 
-fn parse_field(raw: &[u8], slot: &Slot, nulls: &NullValues<'_>) -> Result<Parsed, String> {
+pub(super) fn parse_field(
+    raw: &[u8],
+    slot: &Slot,
+    nulls: &NullValues<'_>,
+) -> Result<Parsed, String> {
     if nulls.is_null(raw, slot.column_type) {
         return if slot.required {
             Err("a value is required but the field is empty".into())
@@ -192,15 +215,15 @@ pub struct ValidationProgress {
     pub rows: AtomicU64,
 }
 
-/// Validates CSV against a contract and turns valid records into batches that carry the
-/// partition date.
-pub struct CsvValidator<'c> {
-    contract: &'c Contract,
+/// Validates a source's records against a contract (CSV here, NDJSON in `ndjson`) and turns
+/// valid records into batches that carry the partition date.
+pub struct RowValidator<'c> {
+    pub(super) contract: &'c Contract,
     partition_day: i32,
     schema: SchemaRef,
     progress: Arc<ValidationProgress>,
     pseudonymizer: Option<Pseudonymizer>,
-    limits: RecordLimits,
+    pub(super) limits: RecordLimits,
 }
 
 /// A record that failed validation, with its raw fields, for the quarantine.
@@ -209,7 +232,7 @@ pub struct RejectedRecord<'a> {
     pub fields: &'a csv::ByteRecord,
 }
 
-impl<'c> CsvValidator<'c> {
+impl<'c> RowValidator<'c> {
     pub fn new(
         contract: &'c Contract,
         partition_date: chrono::NaiveDate,
@@ -246,6 +269,9 @@ impl<'c> CsvValidator<'c> {
         mut emit: impl FnMut(RecordBatch) -> Result<(), FerryError>,
         mut reject: impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
     ) -> Result<ValidationSummary, FerryError> {
+        if self.contract.source.format == DataFormat::Ndjson {
+            return super::ndjson::run(self, input, &mut emit, &mut reject);
+        }
         let options = &self.contract.source.csv;
         // Skipped lines still count: every line number reported is the file's own.
         let input = text::SkipLines::new(text::utf8(input, options.encoding), options.skip_rows);
@@ -303,13 +329,7 @@ impl<'c> CsvValidator<'c> {
             .buffer_capacity(CSV_BUFFER_BYTES)
             .from_reader(input);
         let slots = self.slots(&mut reader, boundary.first_line)?;
-        if self.pseudonymizer.is_none() && slots.iter().any(|s| s.pseudonymize) {
-            // Storing the clear value instead would break the contract's promise.
-            return Err(FerryError::precondition(
-                crate::error::Precondition::PseudonymizationKeyMissing,
-                "the contract pseudonymizes columns but the server has no pseudonymization key",
-            ));
-        }
+        self.require_pseudonymization_key(&slots)?;
         let expected_fields = if options.has_header {
             reader.byte_headers().map_err(csv_error)?.len()
         } else {
@@ -320,12 +340,10 @@ impl<'c> CsvValidator<'c> {
         boundary.end_of_last_record.set(after_header.byte());
         boundary.next_line.set(after_header.line() + lines_before);
 
-        let mut builders = self.new_builders();
+        let mut batcher = self.batcher();
         let mut summary = ValidationSummary::default();
         let mut record = csv::ByteRecord::new();
         let mut parsed: Vec<Parsed> = Vec::with_capacity(slots.len());
-        let mut rows_in_batch = 0usize;
-        let mut bytes_in_batch = 0usize;
 
         loop {
             parsed.clear();
@@ -371,28 +389,8 @@ impl<'c> CsvValidator<'c> {
             };
             match outcome {
                 Ok(()) => {
-                    let stored = parsed.iter().zip(&slots).filter(|(_, slot)| slot.stored);
-                    for (builder, (value, slot)) in builders.iter_mut().zip(stored) {
-                        match (builder, value, &self.pseudonymizer) {
-                            (ColumnBuilder::String(b), Parsed::Text(index), Some(keyed))
-                                if slot.pseudonymize =>
-                            {
-                                b.append_value(keyed.pseudonym(&record[*index]))
-                            }
-                            (builder, value, _) => append(builder, *value, &record),
-                        }
-                    }
                     summary.rows_accepted += 1;
-                    rows_in_batch += 1;
-                    bytes_in_batch += record.as_slice().len();
-                    if rows_in_batch >= BATCH_ROWS || bytes_in_batch >= BATCH_BYTES {
-                        emit(self.finish_batch(&mut builders, rows_in_batch)?)?;
-                        self.progress
-                            .rows
-                            .fetch_add(rows_in_batch as u64, Ordering::Relaxed);
-                        rows_in_batch = 0;
-                        bytes_in_batch = 0;
-                    }
+                    batcher.push(&parsed, &slots, &record, emit)?;
                 }
                 Err(error) => {
                     summary.rows_rejected += 1;
@@ -407,13 +405,19 @@ impl<'c> CsvValidator<'c> {
                 }
             }
         }
-        if rows_in_batch > 0 {
-            emit(self.finish_batch(&mut builders, rows_in_batch)?)?;
-            self.progress
-                .rows
-                .fetch_add(rows_in_batch as u64, Ordering::Relaxed);
-        }
+        batcher.flush(emit)?;
         Ok(summary)
+    }
+
+    pub(super) fn require_pseudonymization_key(&self, slots: &[Slot]) -> Result<(), FerryError> {
+        if self.pseudonymizer.is_none() && slots.iter().any(|s| s.pseudonymize) {
+            // Storing the clear value instead would break the contract's promise.
+            return Err(FerryError::precondition(
+                crate::error::Precondition::PseudonymizationKeyMissing,
+                "the contract pseudonymizes columns but the server has no pseudonymization key",
+            ));
+        }
+        Ok(())
     }
 
     /// The fields of a rejected record as the quarantine may keep them: the contract's PII
@@ -532,48 +536,79 @@ impl<'c> CsvValidator<'c> {
         } else {
             (0..columns.len()).collect()
         };
-        // Dropped columns are still validated, then never stored.
         Ok(columns
             .iter()
             .zip(positions)
-            .map(|(c, source_index)| Slot {
-                name: c.name.clone(),
-                column_type: c.column_type,
-                required: c.required,
-                stored: c.pii_handling != PiiHandling::Drop,
-                pseudonymize: c.pii_handling == PiiHandling::Pseudonymize,
-                personal: matches!(
-                    c.classification,
-                    Classification::Personal | Classification::Sensitive
-                ),
-                source_index,
-            })
+            .map(|(c, source_index)| Slot::new(c, source_index))
             .collect())
     }
 
-    fn new_builders(&self) -> Vec<ColumnBuilder> {
-        self.contract
-            .stored_columns()
-            .map(|c| match c.column_type {
-                ColumnType::String => {
-                    ColumnBuilder::String(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 64))
+    pub(super) fn batcher(&self) -> Batcher<'_> {
+        Batcher {
+            schema: self.schema.clone(),
+            partition_day: self.partition_day,
+            progress: &self.progress,
+            pseudonymizer: self.pseudonymizer.as_ref(),
+            builders: new_builders(self.contract),
+            rows: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// Valid rows on their way into Arrow batches that carry the partition date, whatever format
+/// they were read from.
+pub(super) struct Batcher<'v> {
+    schema: SchemaRef,
+    partition_day: i32,
+    progress: &'v ValidationProgress,
+    pseudonymizer: Option<&'v Pseudonymizer>,
+    builders: Vec<ColumnBuilder>,
+    rows: usize,
+    bytes: usize,
+}
+
+impl Batcher<'_> {
+    /// Appends a valid row (`parsed` in slot order, its text in `record`) and hands on the batch
+    /// once it is full.
+    pub(super) fn push(
+        &mut self,
+        parsed: &[Parsed],
+        slots: &[Slot],
+        record: &csv::ByteRecord,
+        emit: &mut impl FnMut(RecordBatch) -> Result<(), FerryError>,
+    ) -> Result<(), FerryError> {
+        let stored = parsed.iter().zip(slots).filter(|(_, slot)| slot.stored);
+        for (builder, (value, slot)) in self.builders.iter_mut().zip(stored) {
+            match (builder, value, self.pseudonymizer) {
+                (ColumnBuilder::String(b), Parsed::Text(index), Some(keyed))
+                    if slot.pseudonymize =>
+                {
+                    b.append_value(keyed.pseudonym(&record[*index]))
                 }
-                ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
-                ColumnType::Float64 => {
-                    ColumnBuilder::Float64(Float64Builder::with_capacity(BATCH_ROWS))
-                }
-                ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
-                ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(BATCH_ROWS)),
-            })
-            .collect()
+                (builder, value, _) => append(builder, *value, record),
+            }
+        }
+        self.rows += 1;
+        self.bytes += record.as_slice().len();
+        if self.rows >= BATCH_ROWS || self.bytes >= BATCH_BYTES {
+            self.flush(emit)?;
+        }
+        Ok(())
     }
 
-    fn finish_batch(
-        &self,
-        builders: &mut [ColumnBuilder],
-        rows: usize,
-    ) -> Result<RecordBatch, FerryError> {
-        let mut arrays: Vec<ArrayRef> = builders
+    /// Hands on the rows gathered so far, if any.
+    pub(super) fn flush(
+        &mut self,
+        emit: &mut impl FnMut(RecordBatch) -> Result<(), FerryError>,
+    ) -> Result<(), FerryError> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.rows);
+        self.bytes = 0;
+        let mut arrays: Vec<ArrayRef> = self
+            .builders
             .iter_mut()
             .map(|b| -> ArrayRef {
                 match b {
@@ -588,9 +623,29 @@ impl<'c> CsvValidator<'c> {
         let mut dates = Date32Builder::with_capacity(rows);
         dates.append_value_n(self.partition_day, rows);
         arrays.push(Arc::new(dates.finish()));
-        RecordBatch::try_new(self.schema.clone(), arrays)
-            .map_err(|e| FerryError::Internal(format!("building a batch: {e}")))
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays)
+            .map_err(|e| FerryError::Internal(format!("building a batch: {e}")))?;
+        emit(batch)?;
+        self.progress.rows.fetch_add(rows as u64, Ordering::Relaxed);
+        Ok(())
     }
+}
+
+fn new_builders(contract: &Contract) -> Vec<ColumnBuilder> {
+    contract
+        .stored_columns()
+        .map(|c| match c.column_type {
+            ColumnType::String => {
+                ColumnBuilder::String(StringBuilder::with_capacity(BATCH_ROWS, BATCH_ROWS * 64))
+            }
+            ColumnType::Int64 => ColumnBuilder::Int64(Int64Builder::with_capacity(BATCH_ROWS)),
+            ColumnType::Float64 => {
+                ColumnBuilder::Float64(Float64Builder::with_capacity(BATCH_ROWS))
+            }
+            ColumnType::Bool => ColumnBuilder::Bool(BooleanBuilder::with_capacity(BATCH_ROWS)),
+            ColumnType::Date => ColumnBuilder::Date(Date32Builder::with_capacity(BATCH_ROWS)),
+        })
+        .collect()
 }
 
 fn append(builder: &mut ColumnBuilder, value: Parsed, record: &csv::ByteRecord) {
@@ -653,7 +708,7 @@ mod tests {
         limits: RecordLimits,
     ) -> (Result<ValidationSummary, FerryError>, u64) {
         let contract = catalog();
-        let validator = CsvValidator::new(
+        let validator = RowValidator::new(
             &contract,
             chrono::NaiveDate::from_ymd_opt(2021, 4, 3).expect("date"),
             Arc::new(ValidationProgress::default()),
@@ -729,7 +784,7 @@ mod tests {
     ) -> (Vec<RecordBatch>, Vec<RowError>) {
         let mut contract = catalog();
         edit(&mut contract);
-        let validator = CsvValidator::new(
+        let validator = RowValidator::new(
             &contract,
             chrono::NaiveDate::from_ymd_opt(2021, 4, 3).expect("date"),
             Arc::new(ValidationProgress::default()),

@@ -185,6 +185,25 @@ TEXT_ENCODING_LATIN_1: TextEncoding.ValueType  # 2
 TEXT_ENCODING_WINDOWS_1252: TextEncoding.ValueType  # 3
 Global___TextEncoding: _TypeAlias = TextEncoding  # noqa: Y015
 
+class _DataFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DataFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DATA_FORMAT_UNSPECIFIED: _DataFormat.ValueType  # 0
+    DATA_FORMAT_CSV: _DataFormat.ValueType  # 1
+    DATA_FORMAT_NDJSON: _DataFormat.ValueType  # 2
+    """Newline-delimited JSON: one object per line, its keys the columns' (source) names."""
+
+class DataFormat(_DataFormat, metaclass=_DataFormatEnumTypeWrapper): ...
+
+DATA_FORMAT_UNSPECIFIED: DataFormat.ValueType  # 0
+DATA_FORMAT_CSV: DataFormat.ValueType  # 1
+DATA_FORMAT_NDJSON: DataFormat.ValueType  # 2
+"""Newline-delimited JSON: one object per line, its keys the columns' (source) names."""
+Global___DataFormat: _TypeAlias = DataFormat  # noqa: Y015
+
 class _Compression:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -418,10 +437,16 @@ class SourceFormat(_message.Message):
     CSV_FIELD_NUMBER: _builtins.int
     MAX_REJECTED_ROWS_FIELD_NUMBER: _builtins.int
     COMPRESSION_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    IGNORE_UNKNOWN_FIELDS_FIELD_NUMBER: _builtins.int
     max_rejected_rows: _builtins.int
     """Rows that fail validation are quarantined rather than failing the publish, up to this count."""
     compression: Global___Compression.ValueType
     """How the file is compressed. The checksum is always of the bytes as stored."""
+    format: Global___DataFormat.ValueType
+    """How the file's records are written; unspecified is CSV."""
+    ignore_unknown_fields: _builtins.bool
+    """For NDJSON: a key that no column is read from is ignored instead of refusing the row."""
     @_builtins.property
     def csv(self) -> Global___CsvOptions: ...
     def __init__(
@@ -430,10 +455,12 @@ class SourceFormat(_message.Message):
         csv: Global___CsvOptions | None = ...,
         max_rejected_rows: _builtins.int = ...,
         compression: Global___Compression.ValueType = ...,
+        format: Global___DataFormat.ValueType = ...,
+        ignore_unknown_fields: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["csv", b"csv"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["compression", b"compression", "csv", b"csv", "max_rejected_rows", b"max_rejected_rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compression", b"compression", "csv", b"csv", "format", b"format", "ignore_unknown_fields", b"ignore_unknown_fields", "max_rejected_rows", b"max_rejected_rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

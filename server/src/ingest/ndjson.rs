@@ -1,0 +1,470 @@
+//! NDJSON to validated rows: one JSON object per line, its keys the columns' source names.
+//!
+//! Each line is read with a bound, parsed on its own, and checked whole before any value is
+//! appended, as CSV records are. A missing key or `null` is NULL. An int64 is taken from a JSON
+//! integer as it is written, never through a float: `1.0` and `1e3` are not int64 values. Errors
+//! name the line and the column, and quote no key of the file (keys are data too).
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read};
+
+use datafusion::arrow::record_batch::RecordBatch;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::Value;
+
+use super::text;
+use super::validate::{
+    KEPT_ROW_ERRORS, NullValues, Parsed, RejectedRecord, RowValidator, Slot, ValidationSummary,
+    parse_field,
+};
+use crate::contract::{ColumnType, PiiHandling, TextEncoding, UnknownFields};
+use crate::error::{FerryError, RowError};
+
+/// The reader's buffer; a line may be longer (up to `limits.max_record_bytes`).
+const BUFFER_BYTES: usize = 1 << 20;
+
+pub(super) fn run(
+    validator: &RowValidator<'_>,
+    input: impl Read,
+    emit: &mut impl FnMut(RecordBatch) -> Result<(), FerryError>,
+    reject: &mut impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
+) -> Result<ValidationSummary, FerryError> {
+    let contract = validator.contract;
+    let slots: Vec<Slot> = contract
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| Slot::new(column, i))
+        .collect();
+    validator.require_pseudonymization_key(&slots)?;
+    let keys: Vec<&str> = contract.columns.iter().map(|c| c.source_key()).collect();
+    // JSON is UTF-8 (RFC 8259); the pass-through drops a byte-order mark.
+    let mut reader = BufReader::with_capacity(BUFFER_BYTES, text::utf8(input, TextEncoding::Utf8));
+    let limits = validator.limits;
+    let hides_columns = contract
+        .columns
+        .iter()
+        .any(|c| c.pii_handling != PiiHandling::Keep);
+    let lines = LineReader {
+        ignore_unknown: contract.source.unknown_fields == UnknownFields::Ignore,
+        max_keys: limits.max_fields,
+    };
+
+    let mut batcher = validator.batcher();
+    let mut summary = ValidationSummary::default();
+    let mut line = Vec::new();
+    let mut record = csv::ByteRecord::new();
+    let mut parsed: Vec<Parsed> = Vec::with_capacity(slots.len());
+    let mut number = 0u64;
+    loop {
+        line.clear();
+        number += 1;
+        let read = (&mut reader)
+            .take(limits.max_record_bytes + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| read_error(e, number))?;
+        if read == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') && read as u64 > limits.max_record_bytes {
+            return Err(FerryError::malformed(
+                Some(number),
+                format!(
+                    "line {number}: a record is longer than {} bytes, the limit \
+                     (limits.max_record_bytes)",
+                    limits.max_record_bytes
+                ),
+            ));
+        }
+        let content = line.trim_ascii();
+        // A blank line (the file's last newline, a separator) holds no record.
+        if content.is_empty() {
+            continue;
+        }
+        parsed.clear();
+        record.clear();
+        match lines.parse(content, &slots, &keys, &mut record, &mut parsed) {
+            Ok(()) => {
+                summary.rows_accepted += 1;
+                batcher.push(&parsed, &slots, &record, emit)?;
+            }
+            Err(reason) => {
+                let error = RowError {
+                    line: number,
+                    column: reason
+                        .column
+                        .map(|i| slots[i].name.clone())
+                        .unwrap_or_default(),
+                    reason: reason.text,
+                };
+                summary.rows_rejected += 1;
+                // The line as it is, unless the contract hides columns: a rejected line cannot
+                // be trusted to say which of its parts are which.
+                let kept = if hides_columns {
+                    csv::ByteRecord::from(vec![
+                        "<line withheld: the contract drops or pseudonymizes columns>",
+                    ])
+                } else {
+                    let mut kept = csv::ByteRecord::new();
+                    kept.push_field(content);
+                    kept
+                };
+                reject(RejectedRecord {
+                    error: &error,
+                    fields: &kept,
+                })?;
+                if summary.errors.len() < KEPT_ROW_ERRORS {
+                    summary.errors.push(error);
+                }
+            }
+        }
+    }
+    batcher.flush(emit)?;
+    Ok(summary)
+}
+
+fn read_error(e: std::io::Error, line: u64) -> FerryError {
+    if e.kind() == std::io::ErrorKind::InvalidData {
+        // A decoder's complaint: the bytes are not what their compression says.
+        FerryError::malformed(Some(line), e.to_string())
+    } else {
+        FerryError::SourceUnavailable {
+            uri: String::new(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+/// Why a line is not a valid row, and which column (slot) it is about, if one.
+struct Rejection {
+    column: Option<usize>,
+    text: String,
+}
+
+impl Rejection {
+    fn line(text: impl Into<String>) -> Self {
+        Self {
+            column: None,
+            text: text.into(),
+        }
+    }
+}
+
+struct LineReader {
+    ignore_unknown: bool,
+    max_keys: usize,
+}
+
+impl LineReader {
+    /// Fills `record` with each column's text (field `i` for slot `i`) and `parsed` with its
+    /// value.
+    fn parse(
+        &self,
+        line: &[u8],
+        slots: &[Slot],
+        keys: &[&str],
+        record: &mut csv::ByteRecord,
+        parsed: &mut Vec<Parsed>,
+    ) -> Result<(), Rejection> {
+        let Object(pairs) = serde_json::from_slice::<Object>(line).map_err(|e| {
+            Rejection::line(match e.classify() {
+                serde_json::error::Category::Data => {
+                    "the line is not a JSON object (one object per line)".to_owned()
+                }
+                _ => format!("not valid JSON at column {}", e.column()),
+            })
+        })?;
+        if pairs.len() > self.max_keys {
+            return Err(Rejection::line(format!(
+                "the object has {} keys, more than {}, the limit (limits.max_fields)",
+                pairs.len(),
+                self.max_keys
+            )));
+        }
+        let mut values: Vec<Option<&Value>> = vec![None; slots.len()];
+        let mut unknown = 0usize;
+        for (key, value) in &pairs {
+            match keys.iter().position(|k| k == key) {
+                Some(i) if values[i].is_some() => {
+                    return Err(Rejection {
+                        column: Some(i),
+                        text: "the key appears twice in the object".into(),
+                    });
+                }
+                Some(i) => values[i] = Some(value),
+                None => unknown += 1,
+            }
+        }
+        if unknown > 0 && !self.ignore_unknown {
+            return Err(Rejection::line(format!(
+                "the object has {unknown} key(s) that no column is read from; add them to the \
+                 contract as nullable columns, or set source.unknown_fields: ignore"
+            )));
+        }
+        // Only what the contract lists counts as NULL in JSON: `null` and a missing key.
+        let nulls = NullValues {
+            empty: false,
+            listed: &[],
+        };
+        for (i, (slot, value)) in slots.iter().zip(values).enumerate() {
+            let rejected = |text: String| Rejection {
+                column: Some(i),
+                text,
+            };
+            let value = match value {
+                None | Some(Value::Null) => {
+                    record.push_field(b"");
+                    if slot.required {
+                        return Err(rejected(
+                            "a value is required but the key is missing or null".into(),
+                        ));
+                    }
+                    parsed.push(Parsed::Null);
+                    continue;
+                }
+                Some(value) => value,
+            };
+            let text: std::borrow::Cow<'_, str> = match (value, slot.column_type) {
+                (Value::String(text), _) => text.as_str().into(),
+                (Value::Number(number), ColumnType::Int64 | ColumnType::Float64) => {
+                    number.to_string().into()
+                }
+                (Value::Bool(true), ColumnType::Bool) => "true".into(),
+                (Value::Bool(false), ColumnType::Bool) => "false".into(),
+                (value, column_type) => {
+                    return Err(rejected(format!(
+                        "{}, not a value of type {column_type}",
+                        JsonKind::of(value)
+                    )));
+                }
+            };
+            record.push_field(text.as_bytes());
+            // Strings parse from their text as CSV fields do ("12" into an int64 is 12, as
+            // BigQuery loads it); an empty string is NULL only in a non-string column.
+            let value = parse_field(text.as_bytes(), slot, &nulls).map_err(rejected)?;
+            parsed.push(value);
+        }
+        Ok(())
+    }
+}
+
+/// What a JSON value is, for messages.
+#[derive(Clone, Copy)]
+enum JsonKind {
+    String,
+    Number,
+    Bool,
+    Object,
+    Array,
+    Null,
+}
+
+impl JsonKind {
+    fn of(value: &Value) -> Self {
+        match value {
+            Value::String(_) => Self::String,
+            Value::Number(_) => Self::Number,
+            Value::Bool(_) => Self::Bool,
+            Value::Object(_) => Self::Object,
+            Value::Array(_) => Self::Array,
+            Value::Null => Self::Null,
+        }
+    }
+}
+
+impl fmt::Display for JsonKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::String => "a JSON string",
+            Self::Number => "a JSON number",
+            Self::Bool => "a JSON boolean",
+            Self::Object => "a JSON object",
+            Self::Array => "a JSON array",
+            Self::Null => "null",
+        })
+    }
+}
+
+/// A JSON object's keys and values in order, duplicates kept (a map would keep the last
+/// silently).
+struct Object(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Object {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Pairs;
+        impl<'de> Visitor<'de> for Pairs {
+            type Value = Object;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(pair) = map.next_entry::<String, Value>()? {
+                    pairs.push(pair);
+                }
+                Ok(Object(pairs))
+            }
+        }
+        deserializer.deserialize_map(Pairs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Int64Type;
+
+    use super::*;
+    use crate::contract::tests::catalog;
+    use crate::contract::{Contract, DataFormat};
+    use crate::ingest::validate::{RecordLimits, ValidationProgress};
+
+    fn ndjson_catalog() -> Contract {
+        let mut contract = catalog();
+        contract.source.format = DataFormat::Ndjson;
+        contract
+    }
+
+    /// Validates `input`; returns the accepted rows' `category_id`s and the row errors.
+    fn validate(
+        contract: &Contract,
+        input: &str,
+    ) -> Result<(Vec<Option<i64>>, Vec<RowError>), FerryError> {
+        let validator = RowValidator::new(
+            contract,
+            chrono::NaiveDate::from_ymd_opt(2021, 4, 3).expect("date"),
+            Arc::new(ValidationProgress::default()),
+            None,
+        )
+        .with_limits(RecordLimits {
+            max_record_bytes: 4096,
+            max_fields: 20,
+        });
+        let mut ids = Vec::new();
+        let summary = validator.run(
+            input.as_bytes(),
+            |batch| {
+                let column = batch.column_by_name("category_id").expect("column");
+                let column = column.as_primitive::<Int64Type>();
+                ids.extend((0..column.len()).map(|i| column.is_valid(i).then(|| column.value(i))));
+                Ok(())
+            },
+            |_| Ok(()),
+        )?;
+        Ok((ids, summary.errors))
+    }
+
+    const ROW: &str =
+        r#"{"brand": "HP", "category_id": 5, "currency": "EUR", "year_release": 1999}"#;
+
+    #[test]
+    fn objects_load_with_missing_keys_and_nulls_as_null() {
+        let input = format!(
+            "{ROW}\n\n{{\"brand\": \"Dell\", \"category_id\": \"12\", \"comment\": null, \
+             \"currency\": \"USD\", \"image\": \"\", \"year_release\": 2001}}\r\n"
+        );
+        let (ids, errors) = validate(&ndjson_catalog(), &input).expect("runs");
+        assert_eq!(ids, [Some(5), Some(12)]);
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn values_of_the_wrong_kind_are_row_errors_on_their_line_and_column() {
+        let lines = [
+            ROW.replace("5,", "1.5,"),
+            ROW.replace("5,", "1e3,"),
+            ROW.replace("5,", "9223372036854775808,"),
+            ROW.replace("5,", r#"{"id": 5},"#),
+            ROW.replace(r#""HP""#, "7"),
+            ROW.replace(r#""HP""#, "null"),
+            ROW.replace("5,", "5, \"category_id\": 6,"),
+        ];
+        let (ids, errors) = validate(&ndjson_catalog(), &lines.join("\n")).expect("runs");
+        assert!(ids.is_empty());
+        let seen: Vec<(u64, &str, &str)> = errors
+            .iter()
+            .map(|e| (e.line, e.column.as_str(), e.reason.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "category_id", "\"1.5\" is not an int64"),
+                (2, "category_id", "\"1000.0\" is not an int64"),
+                (3, "category_id", "\"9223372036854775808\" is not an int64"),
+                (4, "category_id", "a JSON object, not a value of type int64"),
+                (5, "brand", "a JSON number, not a value of type string"),
+                (
+                    6,
+                    "brand",
+                    "a value is required but the key is missing or null"
+                ),
+                (7, "category_id", "the key appears twice in the object"),
+            ]
+        );
+    }
+
+    #[test]
+    fn lines_that_are_not_objects_say_so_without_quoting_the_line() {
+        let input = format!("[1, 2]\n{{\"brand\": \"secret-value\n{ROW}\n\"just text\"\n");
+        let (ids, errors) = validate(&ndjson_catalog(), &input).expect("runs");
+        assert_eq!(ids, [Some(5)]);
+        let reasons: Vec<(u64, &str)> =
+            errors.iter().map(|e| (e.line, e.reason.as_str())).collect();
+        assert_eq!(
+            reasons[0],
+            (1, "the line is not a JSON object (one object per line)")
+        );
+        assert_eq!(reasons[1].0, 2);
+        assert!(
+            reasons[1].1.starts_with("not valid JSON at column"),
+            "{}",
+            reasons[1].1
+        );
+        assert_eq!(
+            reasons[2],
+            (4, "the line is not a JSON object (one object per line)")
+        );
+        assert!(errors.iter().all(|e| !e.reason.contains("secret")));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_unless_the_contract_ignores_them() {
+        let input = ROW.replace("}", r#", "Internal Note": "do not load"}"#);
+        let (ids, errors) = validate(&ndjson_catalog(), &input).expect("runs");
+        assert!(ids.is_empty());
+        assert!(
+            errors[0]
+                .reason
+                .contains("1 key(s) that no column is read from")
+        );
+        assert!(!errors[0].reason.contains("Internal Note"));
+
+        let mut ignoring = ndjson_catalog();
+        ignoring.source.unknown_fields = UnknownFields::Ignore;
+        let (ids, errors) = validate(&ignoring, &input).expect("runs");
+        assert_eq!((ids, errors.len()), (vec![Some(5)], 0));
+    }
+
+    #[test]
+    fn keys_are_source_names() {
+        let mut contract = ndjson_catalog();
+        contract.columns[1].source_name = Some("Category ID".into());
+        let input = ROW.replace(r#""category_id""#, r#""Category ID""#);
+        let (ids, errors) = validate(&contract, &input).expect("runs");
+        assert_eq!((ids, errors.len()), (vec![Some(5)], 0));
+    }
+
+    #[test]
+    fn a_line_past_the_limit_fails_the_publish_with_its_number() {
+        let long = ROW.replace("\"HP\"", &format!("\"{}\"", "x".repeat(5000)));
+        let err = validate(&ndjson_catalog(), &format!("{ROW}\n{long}\n")).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.contains("line 2: a record is longer than 4096 bytes"),
+            "{message}"
+        );
+        assert!(!message.contains("xxxx"), "{message}");
+    }
+}
