@@ -1,4 +1,4 @@
-//! Realistic product-catalog CSV extracts of any size.
+//! Realistic product-catalog extracts of any size, as CSV or NDJSON.
 //!
 //! The shape follows the real daily extracts: seven columns with a header, a wide base64 PNG
 //! `image` column (about a quarter of rows have none), free-text comments that are often quoted
@@ -44,10 +44,21 @@ const PNG_SUFFIX: &str = "AAAAAElFTkSuQmCC";
 const BASE64_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const POOL_LEN: usize = 1 << 16;
 
+/// How rows are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RowFormat {
+    /// A header, then RFC 4180 records.
+    #[default]
+    Csv,
+    /// One JSON object per line; an empty field is a missing key, numbers are JSON numbers.
+    Ndjson,
+}
+
 /// What the generated rows look like.
 #[derive(Debug, Clone)]
 pub struct CatalogOptions {
     pub seed: u64,
+    pub format: RowFormat,
     /// Share of rows with an empty `image`.
     pub no_image_ratio: f64,
     /// Share of rows with an empty `comment`.
@@ -62,6 +73,7 @@ impl Default for CatalogOptions {
     fn default() -> Self {
         Self {
             seed: 20210403,
+            format: RowFormat::Csv,
             no_image_ratio: 0.25,
             no_comment_ratio: 0.07,
             multiline_comment_ratio: 0.0,
@@ -108,8 +120,11 @@ impl CatalogGenerator {
         if self.options.crlf { b"\r\n" } else { b"\n" }
     }
 
-    /// Writes the header row.
+    /// Writes the header row (none for NDJSON).
     pub fn write_header(&mut self, out: &mut impl Write) -> io::Result<u64> {
+        if self.options.format == RowFormat::Ndjson {
+            return Ok(0);
+        }
         out.write_all(HEADER.as_bytes())?;
         out.write_all(self.newline())?;
         Ok((HEADER.len() + self.newline().len()) as u64)
@@ -117,64 +132,117 @@ impl CatalogGenerator {
 
     /// Writes one data row and accounts for it in `stats`.
     pub fn write_row(&mut self, out: &mut impl Write, stats: &mut CatalogStats) -> io::Result<()> {
-        let newline = self.newline();
         let brand = BRANDS[self.rng.random_range(0..BRANDS.len())];
         let category_id: u32 = self.rng.random_range(1..=100);
         let year_release: u32 = self.rng.random_range(1955..=2020);
         let has_image = !self.rng.random_bool(self.options.no_image_ratio);
-        let line = &mut self.line;
-        line.clear();
-        line.extend_from_slice(brand.as_bytes());
-        line.push(b',');
-        line.extend_from_slice(category_id.to_string().as_bytes());
-        line.push(b',');
+        let mut comment = String::new();
         if !self.rng.random_bool(self.options.no_comment_ratio) {
             let sentences = self.rng.random_range(1..=10);
             let multiline = self.rng.random_bool(self.options.multiline_comment_ratio);
-            let mut comment = String::new();
             for i in 0..sentences {
                 if i > 0 {
                     comment.push_str(if multiline && i == 1 { "\n" } else { " " });
                 }
                 comment.push_str(SENTENCES[self.rng.random_range(0..SENTENCES.len())]);
             }
-            if comment.contains([',', '"', '\n']) {
-                line.push(b'"');
-                line.extend_from_slice(comment.replace('"', "\"\"").as_bytes());
-                line.push(b'"');
-            } else {
-                line.extend_from_slice(comment.as_bytes());
-            }
         }
-        line.push(b',');
-        line.extend_from_slice(CURRENCIES[self.rng.random_range(0..CURRENCIES.len())].as_bytes());
-        line.push(b',');
-        line.extend_from_slice(
-            DESCRIPTIONS[self.rng.random_range(0..DESCRIPTIONS.len())].as_bytes(),
-        );
-        line.push(b',');
+        let currency = CURRENCIES[self.rng.random_range(0..CURRENCIES.len())];
+        let description = DESCRIPTIONS[self.rng.random_range(0..DESCRIPTIONS.len())];
+        let mut image = Vec::new();
         if has_image {
             let len = self.rng.random_range(200..=1200);
             let start = self.rng.random_range(0..POOL_LEN - len);
-            line.push(b'"');
-            line.extend_from_slice(PNG_PREFIX.as_bytes());
-            line.extend_from_slice(&self.base64_pool[start..start + len]);
-            line.extend_from_slice(PNG_SUFFIX.as_bytes());
-            line.push(b'"');
+            image.extend_from_slice(PNG_PREFIX.as_bytes());
+            image.extend_from_slice(&self.base64_pool[start..start + len]);
+            image.extend_from_slice(PNG_SUFFIX.as_bytes());
         }
-        line.push(b',');
-        line.extend_from_slice(year_release.to_string().as_bytes());
-        line.extend_from_slice(newline);
-        out.write_all(line)?;
+        let row = Row {
+            brand,
+            category_id,
+            comment: &comment,
+            currency,
+            description,
+            image: &image,
+            year_release,
+        };
+        let newline = self.newline();
+        self.line.clear();
+        match self.options.format {
+            RowFormat::Csv => row.csv(&mut self.line),
+            RowFormat::Ndjson => row.ndjson(&mut self.line),
+        }
+        self.line.extend_from_slice(newline);
+        out.write_all(&self.line)?;
 
         stats.rows += 1;
-        stats.bytes += line.len() as u64;
+        stats.bytes += self.line.len() as u64;
         if has_image {
             stats.with_image += 1;
         } else if brand == "Samsung" && year_release > 2000 {
             stats.samsung_after_2000_without_image += 1;
         }
         Ok(())
+    }
+}
+
+/// One generated row's values, rendered in either format.
+struct Row<'a> {
+    brand: &'a str,
+    category_id: u32,
+    comment: &'a str,
+    currency: &'a str,
+    description: &'a str,
+    /// base64 text, or empty.
+    image: &'a [u8],
+    year_release: u32,
+}
+
+impl Row<'_> {
+    fn csv(&self, line: &mut Vec<u8>) {
+        line.extend_from_slice(self.brand.as_bytes());
+        line.push(b',');
+        line.extend_from_slice(self.category_id.to_string().as_bytes());
+        line.push(b',');
+        if self.comment.contains([',', '"', '\n']) {
+            line.push(b'"');
+            line.extend_from_slice(self.comment.replace('"', "\"\"").as_bytes());
+            line.push(b'"');
+        } else {
+            line.extend_from_slice(self.comment.as_bytes());
+        }
+        line.push(b',');
+        line.extend_from_slice(self.currency.as_bytes());
+        line.push(b',');
+        line.extend_from_slice(self.description.as_bytes());
+        line.push(b',');
+        if !self.image.is_empty() {
+            line.push(b'"');
+            line.extend_from_slice(self.image);
+            line.push(b'"');
+        }
+        line.push(b',');
+        line.extend_from_slice(self.year_release.to_string().as_bytes());
+    }
+
+    fn ndjson(&self, line: &mut Vec<u8>) {
+        let text = |value: &str| serde_json::Value::from(value);
+        let mut object = serde_json::Map::new();
+        object.insert("brand".into(), text(self.brand));
+        object.insert("category_id".into(), self.category_id.into());
+        if !self.comment.is_empty() {
+            object.insert("comment".into(), text(self.comment));
+        }
+        object.insert("currency".into(), text(self.currency));
+        if !self.description.is_empty() {
+            object.insert("description".into(), text(self.description));
+        }
+        if !self.image.is_empty() {
+            // base64 is ASCII.
+            object.insert("image".into(), text(&String::from_utf8_lossy(self.image)));
+        }
+        object.insert("year_release".into(), self.year_release.into());
+        line.extend_from_slice(serde_json::Value::Object(object).to_string().as_bytes());
     }
 }
 
@@ -268,5 +336,38 @@ mod tests {
         let stats = write_bytes(&mut data, CatalogOptions::default(), 100_000).expect("write");
         assert!(data.len() >= 100_000);
         assert_eq!(stats.bytes, data.len() as u64);
+    }
+
+    #[test]
+    fn ndjson_rows_hold_the_same_values_as_csv_rows() {
+        let mut csv_data = Vec::new();
+        let csv_stats = write_rows(&mut csv_data, CatalogOptions::default(), 200).expect("write");
+        let options = CatalogOptions {
+            format: RowFormat::Ndjson,
+            ..CatalogOptions::default()
+        };
+        let mut ndjson = Vec::new();
+        let stats = write_rows(&mut ndjson, options, 200).expect("write");
+        assert_eq!(stats.bytes, ndjson.len() as u64);
+        assert_eq!(
+            (stats.with_image, stats.samsung_after_2000_without_image),
+            (
+                csv_stats.with_image,
+                csv_stats.samsung_after_2000_without_image
+            )
+        );
+        let names: Vec<&str> = HEADER.split(',').collect();
+        for (record, line) in parse(&csv_data).iter().zip(ndjson.split(|b| *b == b'\n')) {
+            let object: serde_json::Value = serde_json::from_slice(line).expect("a JSON line");
+            for (name, value) in names.iter().zip(record.iter()) {
+                let json = &object[*name];
+                let shown = match json {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                assert_eq!(shown, value, "{name}");
+            }
+        }
     }
 }

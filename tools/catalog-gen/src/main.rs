@@ -1,4 +1,5 @@
-//! `catalog-gen`: writes a realistic product-catalog CSV extract.
+//! `catalog-gen`: writes a realistic product-catalog extract, as CSV or NDJSON, compressed or
+//! not.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -6,16 +7,23 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use ferry_catalog_gen::{CatalogOptions, write_bytes, write_rows};
+use ferry_catalog_gen::{CatalogOptions, RowFormat, write_bytes, write_rows};
 
-/// Generate a realistic product-catalog CSV (wide base64 images, quoted comments, ~25% without
-/// image). The same seed always gives the same file.
+/// Generate a realistic product-catalog extract (wide base64 images, quoted comments, ~25%
+/// without image). The same seed always gives the same file.
 #[derive(Parser)]
 #[command(
     version,
-    after_help = "Examples:\n  catalog-gen --rows 100 -o day1.csv\n  catalog-gen --size 1GiB -o big.csv --seed 7"
+    after_help = "Examples:\n  catalog-gen --rows 100 -o day1.csv\n  catalog-gen --size 1GiB -o big.csv --seed 7\n  \
+                  catalog-gen --rows 100 --format ndjson --compression gzip -o day1.ndjson.gz"
 )]
 struct Args {
+    /// How rows are written.
+    #[arg(long, value_enum, default_value_t = Format::Csv)]
+    format: Format,
+    /// How the output is compressed. `--size` counts the bytes before compression.
+    #[arg(long, value_enum, default_value_t = Compression::None)]
+    compression: Compression,
     /// Number of data rows to write.
     #[arg(long, conflicts_with = "size")]
     rows: Option<u64>,
@@ -36,6 +44,54 @@ struct Args {
     /// Use CRLF line endings.
     #[arg(long)]
     crlf: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Csv,
+    Ndjson,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// The output file, through its compressor.
+enum Output {
+    Plain(Box<dyn Write>),
+    Gzip(flate2::write::GzEncoder<Box<dyn Write>>),
+    Zstd(zstd::stream::write::Encoder<'static, Box<dyn Write>>),
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Plain(out) => out.write(buf),
+            Self::Gzip(out) => out.write(buf),
+            Self::Zstd(out) => out.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(out) => out.flush(),
+            Self::Gzip(out) => out.flush(),
+            Self::Zstd(out) => out.flush(),
+        }
+    }
+}
+
+impl Output {
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Self::Plain(mut out) => out.flush(),
+            Self::Gzip(out) => out.finish()?.flush(),
+            Self::Zstd(out) => out.finish()?.flush(),
+        }
+    }
 }
 
 fn parse_size(text: &str) -> anyhow::Result<u64> {
@@ -64,24 +120,37 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let options = CatalogOptions {
         seed: args.seed,
+        format: match args.format {
+            Format::Csv => RowFormat::Csv,
+            Format::Ndjson => RowFormat::Ndjson,
+        },
         no_image_ratio: args.no_image_ratio,
         multiline_comment_ratio: args.multiline_ratio,
         crlf: args.crlf,
         ..CatalogOptions::default()
     };
-    let mut out: Box<dyn Write> = if args.output.as_os_str() == "-" {
+    let sink: Box<dyn Write> = if args.output.as_os_str() == "-" {
         Box::new(BufWriter::new(std::io::stdout().lock()))
     } else {
         let file = File::create(&args.output)
             .with_context(|| format!("cannot create {}", args.output.display()))?;
         Box::new(BufWriter::with_capacity(1 << 20, file))
     };
+    let mut out = match args.compression {
+        Compression::None => Output::Plain(sink),
+        Compression::Gzip => Output::Gzip(flate2::write::GzEncoder::new(
+            sink,
+            flate2::Compression::default(),
+        )),
+        Compression::Zstd => Output::Zstd(zstd::stream::write::Encoder::new(sink, 3)?),
+    };
     let stats = match (args.rows, args.size) {
         (Some(rows), _) => write_rows(&mut out, options, rows)?,
         (None, Some(size)) => write_bytes(&mut out, options, parse_size(&size)?)?,
         (None, None) => bail!("give --rows N or --size SIZE"),
     };
-    out.flush()?;
+    // The compressed stream's trailer is written here, and its errors reported, not on drop.
+    out.finish()?;
     eprintln!(
         "wrote {} rows, {} bytes ({} with image, {} Samsung after 2000 without image)",
         stats.rows, stats.bytes, stats.with_image, stats.samsung_after_2000_without_image
