@@ -341,3 +341,62 @@ async fn the_catalog_as_ndjson_publishes_the_same_rows_from_s3_and_gzipped_from_
     assert_eq!(count(&mut client, RAW, DATE).await, expected.len());
     server.stop().await;
 }
+
+/// Latin-1 bytes under a contract that says UTF-8 (the default) are row errors on their line and
+/// column, and the day stays as it was.
+#[tokio::test(flavor = "multi_thread")]
+async fn latin1_bytes_declared_as_utf8_are_row_errors_with_their_place() {
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+    let plain = write_file(server.scratch(), "day1.csv", DAY_1);
+    publish(&mut client, RAW, DATE, &plain).await.unwrap();
+
+    let mut fields = catalog_fields(DAY_1);
+    fields[2][2] = "Crème brûlée".into();
+    let mut text = csv::Writer::from_writer(Vec::new());
+    for row in &fields {
+        text.write_record(row).unwrap();
+    }
+    let text = String::from_utf8(text.into_inner().unwrap()).unwrap();
+    let uri = write_file(server.scratch(), "latin1.csv", latin1_bytes(&text));
+    let status = publish(&mut client, RAW, DATE, &uri).await.unwrap_err();
+    assert_reason(&status, "PUBLICATION_REJECTED");
+    // The header is line 1 and the sample's records are one line each.
+    assert!(
+        status
+            .message()
+            .contains("line 3, column comment: not valid UTF-8"),
+        "{}",
+        status.message()
+    );
+    assert!(!status.message().contains("Cr"), "{}", status.message());
+    assert_eq!(count(&mut client, RAW, DATE).await, fields.len() - 1);
+    server.stop().await;
+}
+
+/// The shipped gzipped extract is the plain 2021-04-03 extract, and publishes as it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shipped_gzipped_extract_publishes_day_one() {
+    const SHIPPED: &[u8] =
+        include_bytes!("../../examples/product_catalog/data/product_catalog_20210403.csv.gz");
+    let mut unzipped = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(SHIPPED), &mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, DAY_1);
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+    let uri = write_file(server.scratch(), "day1.csv.gz", SHIPPED);
+    let publication = publish(&mut client, RAW, DATE, &uri)
+        .await
+        .unwrap()
+        .publication
+        .unwrap();
+    assert_eq!(publication.sha256, hex::encode(Sha256::digest(SHIPPED)));
+    assert_eq!(
+        count(&mut client, RAW, DATE).await,
+        expected_rows(DAY_1).len()
+    );
+    server.stop().await;
+}

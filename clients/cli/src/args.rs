@@ -90,7 +90,7 @@ pub(crate) enum Command {
         /// The partition day, YYYY-MM-DD.
         #[arg(long)]
         date: String,
-        /// file://, s3://, gs:// or https:// URI of the CSV extract.
+        /// file://, s3://, gs:// or https:// URI of the extract (as the contract says: CSV or NDJSON, plain, gzip or zstd).
         #[arg(long)]
         source: String,
         /// Fail unless the source has this SHA-256 (hex).
