@@ -398,3 +398,52 @@ async fn the_shipped_gzipped_extract_publishes_day_one() {
     );
     server.stop().await;
 }
+
+/// With `partitioning.from_column`, a row of another day than the published one is refused with
+/// its line, in NDJSON as in CSV, and a day whose rows all belong to it publishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn rows_of_another_day_are_refused_when_the_contract_partitions_from_a_column() {
+    let contract = CONTRACT_YAML
+        .replace("source:\n", "source:\n  format: ndjson\n")
+        .replace(
+            "  column: partition_date\n",
+            "  column: partition_date\n  from_column: updated_at\n",
+        )
+        .replace(
+            "columns:\n",
+            "columns:\n  - name: updated_at\n    type: date\n    required: true\n",
+        );
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    let registered = register_yaml(&mut client, &contract).await.unwrap();
+    let partitioning = registered
+        .dataset
+        .unwrap()
+        .contract
+        .unwrap()
+        .partitioning
+        .unwrap();
+    assert_eq!(partitioning.from_column, "updated_at");
+
+    let row = |day: &str| {
+        format!(
+            r#"{{"updated_at": "{day}", "brand": "HP", "category_id": 5, "currency": "EUR", "year_release": 1999}}"#
+        ) + "\n"
+    };
+    let good = write_file(server.scratch(), "good.ndjson", row(DATE).repeat(3));
+    publish(&mut client, RAW, DATE, &good).await.unwrap();
+    let late = [row(DATE), row(DATE), row("2021-04-02")].concat();
+    let uri = write_file(server.scratch(), "late.ndjson", late);
+    let status = publish(&mut client, RAW, DATE, &uri).await.unwrap_err();
+    assert_reason(&status, "PUBLICATION_REJECTED");
+    assert!(
+        status.message().contains(
+            "line 3, column updated_at: the row is of 2021-04-02, not of the published day \
+             2021-04-03"
+        ),
+        "{}",
+        status.message()
+    );
+    assert_eq!(count(&mut client, RAW, DATE).await, 3);
+    server.stop().await;
+}

@@ -157,6 +157,10 @@ pub struct Partitioning {
     /// The column each row's partition date is stored in.
     #[serde(default = "Partitioning::default_column")]
     pub column: String,
+    /// A date column of the data whose value must be the published day in every row (for
+    /// extracts taken by `updated_at`); a row of another day is a row error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_column: Option<String>,
 }
 
 impl Partitioning {
@@ -173,6 +177,7 @@ impl Default for Partitioning {
         Self {
             granularity: Self::day(),
             column: Self::default_column(),
+            from_column: None,
         }
     }
 }
@@ -478,6 +483,22 @@ impl Contract {
                     "column {:?}: pseudonymize applies to string columns only",
                     column.name
                 ));
+            }
+        }
+        if let Some(name) = &self.partitioning.from_column {
+            match self.column(name) {
+                Some(c) if c.column_type == ColumnType::Date && c.required => {}
+                Some(_) => {
+                    return invalid(format!(
+                        "partitioning.from_column {name:?} must be a required date column"
+                    ));
+                }
+                None => {
+                    return invalid(format!(
+                        "partitioning.from_column {name:?} is not a column of dataset {}",
+                        self.name
+                    ));
+                }
             }
         }
         self.validate_source_names()?;

@@ -188,6 +188,7 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
         partitioning: Some(pb::Partitioning {
             granularity: c.partitioning.granularity.clone(),
             partition_column: c.partitioning.column.clone(),
+            from_column: c.partitioning.from_column.clone().unwrap_or_default(),
         }),
         source_format: Some(pb::SourceFormat {
             csv: Some(pb::CsvOptions {
@@ -317,6 +318,7 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
             } else {
                 p.partition_column
             },
+            from_column: (!p.from_column.is_empty()).then_some(p.from_column),
         }
     });
     let source = match c.source_format {

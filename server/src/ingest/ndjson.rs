@@ -83,7 +83,16 @@ pub(super) fn run(
         }
         parsed.clear();
         record.clear();
-        match lines.parse(content, &slots, &keys, &mut record, &mut parsed) {
+        let outcome = lines
+            .parse(content, &slots, &keys, &mut record, &mut parsed)
+            .and_then(|()| match validator.outside_the_day(&parsed) {
+                None => Ok(()),
+                Some((index, text)) => Err(Rejection {
+                    column: Some(index),
+                    text,
+                }),
+            });
+        match outcome {
             Ok(()) => {
                 summary.rows_accepted += 1;
                 batcher.push(&parsed, &slots, &record, emit)?;

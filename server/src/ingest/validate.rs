@@ -372,20 +372,30 @@ impl<'c> RowValidator<'c> {
                     reason: format!("expected {expected_fields} fields, found {}", record.len()),
                 })
             } else {
-                slots.iter().try_for_each(|slot| {
-                    let raw = &record[slot.source_index];
-                    match parse_field(raw, slot, &nulls) {
-                        Ok(value) => {
-                            parsed.push(value);
-                            Ok(())
+                slots
+                    .iter()
+                    .try_for_each(|slot| {
+                        let raw = &record[slot.source_index];
+                        match parse_field(raw, slot, &nulls) {
+                            Ok(value) => {
+                                parsed.push(value);
+                                Ok(())
+                            }
+                            Err(reason) => Err(RowError {
+                                line,
+                                column: slot.name.clone(),
+                                reason,
+                            }),
                         }
-                        Err(reason) => Err(RowError {
+                    })
+                    .and_then(|()| match self.outside_the_day(&parsed) {
+                        None => Ok(()),
+                        Some((index, reason)) => Err(RowError {
                             line,
-                            column: slot.name.clone(),
+                            column: slots[index].name.clone(),
                             reason,
                         }),
-                    }
-                })
+                    })
             };
             match outcome {
                 Ok(()) => {
@@ -407,6 +417,45 @@ impl<'c> RowValidator<'c> {
         }
         batcher.flush(emit)?;
         Ok(summary)
+    }
+
+    /// With `partitioning.from_column`, the slot and the reason when the row's day is not the
+    /// published one (`parsed` is in column order, as slots are).
+    pub(super) fn outside_the_day(&self, parsed: &[Parsed]) -> Option<(usize, String)> {
+        let name = self.contract.partitioning.from_column.as_deref()?;
+        let index = self.contract.columns.iter().position(|c| c.name == name)?;
+        let shown = |days: i32| {
+            chrono::NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_CE_DAYS)
+                .map_or_else(|| days.to_string(), |d| d.to_string())
+        };
+        let published = shown(self.partition_day);
+        match parsed.get(index) {
+            Some(Parsed::Date(day)) if *day == self.partition_day => None,
+            // A personal date (a birth date, say) is not quoted, as no personal value is.
+            Some(Parsed::Date(_))
+                if self.contract.columns[index].classification >= Classification::Personal =>
+            {
+                Some((
+                    index,
+                    format!(
+                        "the row is not of the published day {published} \
+                         (partitioning.from_column)"
+                    ),
+                ))
+            }
+            Some(Parsed::Date(day)) => Some((
+                index,
+                format!(
+                    "the row is of {}, not of the published day {published} \
+                     (partitioning.from_column)",
+                    shown(*day)
+                ),
+            )),
+            _ => Some((
+                index,
+                "the row has no day (partitioning.from_column)".into(),
+            )),
+        }
     }
 
     pub(super) fn require_pseudonymization_key(&self, slots: &[Slot]) -> Result<(), FerryError> {
@@ -848,6 +897,69 @@ mod tests {
         assert_eq!(
             (errors[0].line, errors[0].column.as_str()),
             (5, "category_id")
+        );
+    }
+
+    #[test]
+    fn rows_of_another_day_than_the_published_one_are_row_errors() {
+        let with_updated_at = |c: &mut Contract| {
+            let mut updated_at = c.columns[0].clone();
+            updated_at.name = "updated_at".into();
+            updated_at.column_type = ColumnType::Date;
+            c.columns.push(updated_at);
+            c.partitioning.from_column = Some("updated_at".into());
+            c.validate().expect("valid");
+        };
+        let input = format!(
+            "{},updated_at\nHP,1,,EUR,,,1999,2021-04-03\nHP,2,,EUR,,,1999,2021-04-02\n",
+            HEADER.trim_end()
+        );
+        let (batches, errors) = run_with(with_updated_at, input.as_bytes());
+        assert_eq!(batches[0].num_rows(), 1);
+        assert_eq!(
+            (errors[0].line, errors[0].column.as_str()),
+            (3, "updated_at")
+        );
+        assert_eq!(
+            errors[0].reason,
+            "the row is of 2021-04-02, not of the published day 2021-04-03 \
+             (partitioning.from_column)"
+        );
+
+        // ... and the date of a personal column is not quoted.
+        let personal = |c: &mut Contract| {
+            with_updated_at(c);
+            let column = c.columns.last_mut().expect("column");
+            column.classification = Classification::Personal;
+            column.legal_basis = Some(crate::contract::LegalBasis::Contract);
+            column.purpose = "test".into();
+        };
+        let (_, errors) = run_with(personal, input.as_bytes());
+        assert!(
+            !errors[0].reason.contains("2021-04-02"),
+            "{}",
+            errors[0].reason
+        );
+    }
+
+    #[test]
+    fn from_column_must_name_a_required_date_column() {
+        let mut contract = catalog();
+        contract.partitioning.from_column = Some("brand".into());
+        assert!(
+            contract
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("required date column")
+        );
+        contract.partitioning.from_column = Some("nope".into());
+        assert!(
+            contract
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("not a column")
         );
     }
 }

@@ -363,20 +363,26 @@ class Partitioning(_message.Message):
 
     GRANULARITY_FIELD_NUMBER: _builtins.int
     PARTITION_COLUMN_FIELD_NUMBER: _builtins.int
+    FROM_COLUMN_FIELD_NUMBER: _builtins.int
     granularity: _builtins.str
     """Only day partitions exist today; the partition date is stored with each row in
     `partition_column`.
     """
     partition_column: _builtins.str
+    from_column: _builtins.str
+    """A required date column whose value must be the published day in every row; a row of
+    another day is a row error. Empty: not checked.
+    """
     def __init__(
         self,
         *,
         granularity: _builtins.str = ...,
         partition_column: _builtins.str = ...,
+        from_column: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["granularity", b"granularity", "partition_column", b"partition_column"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_column", b"from_column", "granularity", b"granularity", "partition_column", b"partition_column"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
