@@ -447,3 +447,60 @@ async fn rows_of_another_day_are_refused_when_the_contract_partitions_from_a_col
     assert_eq!(count(&mut client, RAW, DATE).await, 3);
     server.stop().await;
 }
+
+/// On BigQuery too, from GCS: the catalog as gzipped NDJSON publishes the CSV's rows, and
+/// BigQuery's own raw table and team views hold them.
+#[tokio::test(flavor = "multi_thread")]
+async fn ndjson_from_gcs_publishes_the_catalog_rows_on_bigquery() {
+    let gcs = FakeGcs::start();
+    gcs.create_bucket("catalog").await;
+    gcs.put(
+        "catalog",
+        "day1.ndjson.gz",
+        gzip(catalog_as_ndjson(DAY_1).as_bytes()),
+    )
+    .await;
+    let bigquery = LocalBigQuery::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let service_account = gcs.service_account(scratch.path());
+    let (gcs_url, bigquery_config) = (gcs.base_url.clone(), bigquery.config());
+    let server = TestServer::start_configured(None, |config| {
+        config.sources.gcs.base_url = Some(gcs_url);
+        config.sources.gcs.service_account_path = Some(service_account.display().to_string());
+        config.warehouse.backend = ferry_server::config::WarehouseBackend::Bigquery;
+        config.warehouse.bigquery = bigquery_config;
+    })
+    .await;
+    let mut client = server.client().await;
+    let contract = CONTRACT_YAML.replace("source:\n", "source:\n  format: ndjson\n");
+    register_yaml(&mut client, &contract).await.unwrap();
+    publish(&mut client, RAW, DATE, "gs://catalog/day1.ndjson.gz")
+        .await
+        .unwrap();
+
+    let mut expected = expected_rows(DAY_1);
+    expected.sort();
+    let (_, rows) = read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap();
+    let rows = sorted_without_partition(&rows);
+    let differing = rows.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!((rows.len(), differing), (expected.len(), None));
+    let (team_a, team_b) = team_counts(DAY_1);
+    for (table, expected) in [
+        ("catalog.product_catalog", expected.len()),
+        ("catalog.with_image", team_a),
+        ("catalog.samsung_after_2000_without_image", team_b),
+    ] {
+        let counted = bigquery
+            .query(&format!(
+                "SELECT COUNT(*) FROM `test-project.{table}` WHERE partition_date = DATE '{DATE}'"
+            ))
+            .await;
+        assert_eq!(
+            counted[0][0].as_deref(),
+            Some(expected.to_string().as_str()),
+            "{table}"
+        );
+    }
+    server.stop().await;
+    drop(scratch);
+}
