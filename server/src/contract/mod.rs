@@ -195,8 +195,8 @@ pub struct CsvOptions {
     /// The character that quotes a field.
     #[serde(default = "CsvOptions::double_quote")]
     pub quote: char,
-    /// The character that escapes a quote inside a quoted field (`\` for `\"`). Without one, a
-    /// quote inside a quoted field is written twice (`""`), as RFC 4180 says.
+    /// The character that escapes a quote inside a quoted field (`\` for `\"`). A quote written
+    /// twice (`""`, as RFC 4180 says) is read as one quote whether or not there is an escape.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escape: Option<char>,
     /// Field values that mean NULL, compared exactly (`["NULL", "\\N"]`); an empty field is NULL
@@ -582,6 +582,25 @@ impl Contract {
         if csv.delimiter == csv.quote || csv.escape == Some(csv.delimiter) {
             return invalid("source.csv.delimiter must differ from quote and escape");
         }
+        if csv.escape == Some(csv.quote) {
+            return invalid(
+                "source.csv.escape must differ from quote; a doubled quote is always read as one",
+            );
+        }
+        // Options a format would ignore are refused, so a contract never promises what is not
+        // done (`null_values: [NULL]` on NDJSON would load the text "NULL").
+        match self.source.format {
+            DataFormat::Ndjson if *csv != CsvOptions::default() => {
+                return invalid("source.csv options apply to CSV sources only (format: ndjson)");
+            }
+            DataFormat::Csv if self.source.unknown_fields == UnknownFields::Ignore => {
+                return invalid(
+                    "source.unknown_fields applies to NDJSON sources only; a CSV header with \
+                     columns the contract lacks is refused",
+                );
+            }
+            _ => {}
+        }
         if csv.null_values.len() > 32 || csv.null_values.iter().any(|v| v.len() > 64) {
             return invalid("source.csv.null_values: at most 32 values of at most 64 bytes");
         }
@@ -842,6 +861,7 @@ pub(crate) mod tests {
         assert!(refused(|o| o.delimiter = '\n').contains("line break"));
         assert!(refused(|o| o.delimiter = '§').contains("ASCII"));
         assert!(refused(|o| o.skip_rows = 5000).contains("skip_rows"));
+        assert!(refused(|o| o.escape = Some('"')).contains("escape must differ from quote"));
         assert!(refused(|o| o.null_values = vec!["x".repeat(65)]).contains("null_values"));
     }
 
@@ -864,6 +884,29 @@ pub(crate) mod tests {
         assert_eq!(
             Contract::from_yaml(&contract.to_yaml()).expect("valid"),
             contract
+        );
+    }
+
+    #[test]
+    fn options_of_another_format_are_refused_rather_than_ignored() {
+        let mut ndjson = catalog();
+        ndjson.source.format = DataFormat::Ndjson;
+        ndjson.validate().expect("CSV defaults are fine");
+        ndjson.source.csv.null_values = vec!["NULL".into()];
+        assert!(
+            ndjson
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("CSV sources only")
+        );
+        let mut csv = catalog();
+        csv.source.unknown_fields = UnknownFields::Ignore;
+        assert!(
+            csv.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("NDJSON sources only")
         );
     }
 }

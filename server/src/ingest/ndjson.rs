@@ -3,13 +3,14 @@
 //! Each line is read with a bound, parsed on its own, and checked whole before any value is
 //! appended, as CSV records are. A missing key or `null` is NULL. An int64 is taken from a JSON
 //! integer as it is written, never through a float: `1.0` and `1e3` are not int64 values. Errors
-//! name the line and the column, and quote no key of the file (keys are data too).
+//! name the line and the column, and quote no key of the file (keys are data too). Arrays and
+//! objects inside a line are skipped, never stored, so memory stays bounded by the line limit.
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 
 use datafusion::arrow::record_batch::RecordBatch;
-use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use super::text;
@@ -41,10 +42,13 @@ pub(super) fn run(
     // JSON is UTF-8 (RFC 8259); the pass-through drops a byte-order mark.
     let mut reader = BufReader::with_capacity(BUFFER_BYTES, text::utf8(input, TextEncoding::Utf8));
     let limits = validator.limits;
-    let hides_columns = contract
-        .columns
-        .iter()
-        .any(|c| c.pii_handling != PiiHandling::Keep);
+    // A rejected line is kept as it is only when nothing in it may be hidden: no column is
+    // dropped or pseudonymized, and no key the contract never classified was let through.
+    let withhold_rejected = contract.source.unknown_fields == UnknownFields::Ignore
+        || contract
+            .columns
+            .iter()
+            .any(|c| c.pii_handling != PiiHandling::Keep);
     let lines = LineReader {
         ignore_unknown: contract.source.unknown_fields == UnknownFields::Ignore,
         max_keys: limits.max_fields,
@@ -107,11 +111,10 @@ pub(super) fn run(
                     reason: reason.text,
                 };
                 summary.rows_rejected += 1;
-                // The line as it is, unless the contract hides columns: a rejected line cannot
-                // be trusted to say which of its parts are which.
-                let kept = if hides_columns {
+                // A rejected line cannot be trusted to say which of its parts are which.
+                let kept = if withhold_rejected {
                     csv::ByteRecord::from(vec![
-                        "<line withheld: the contract drops or pseudonymizes columns>",
+                        "<line withheld: the contract hides columns or ignores unknown keys>",
                     ])
                 } else {
                     let mut kept = csv::ByteRecord::new();
@@ -308,13 +311,60 @@ impl<'de> serde::Deserialize<'de> for Object {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(pair) = map.next_entry::<String, Value>()? {
-                    pairs.push(pair);
+                while let Some((key, Scalar(value))) = map.next_entry::<String, Scalar>()? {
+                    pairs.push((key, value));
                 }
                 Ok(Object(pairs))
             }
         }
         deserializer.deserialize_map(Pairs)
+    }
+}
+
+/// One value of the object, kept only as far as a column can use it: an array or an object is
+/// skipped without being stored (as `Value::Array`/`Value::Object` with nothing inside), so a line
+/// of a million nested values costs no more memory than its length.
+struct Scalar(Value);
+
+impl<'de> serde::Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Kept;
+        impl<'de> Visitor<'de> for Kept {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar(Value::Null))
+            }
+            fn visit_bool<E>(self, value: bool) -> Result<Scalar, E> {
+                Ok(Scalar(Value::Bool(value)))
+            }
+            fn visit_i64<E>(self, value: i64) -> Result<Scalar, E> {
+                Ok(Scalar(value.into()))
+            }
+            fn visit_u64<E>(self, value: u64) -> Result<Scalar, E> {
+                Ok(Scalar(value.into()))
+            }
+            fn visit_f64<E>(self, value: f64) -> Result<Scalar, E> {
+                Ok(Scalar(value.into()))
+            }
+            fn visit_str<E>(self, value: &str) -> Result<Scalar, E> {
+                Ok(Scalar(value.into()))
+            }
+            fn visit_string<E>(self, value: String) -> Result<Scalar, E> {
+                Ok(Scalar(value.into()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar(Value::Array(Vec::new())))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Scalar, M::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar(Value::Object(serde_json::Map::new())))
+            }
+        }
+        deserializer.deserialize_any(Kept)
     }
 }
 
@@ -475,5 +525,27 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("xxxx"), "{message}");
+    }
+
+    #[test]
+    fn nested_values_are_skipped_not_stored() {
+        let wide = format!("[{}0]", "0,".repeat(1000));
+        let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        let lines = [
+            ROW.replace(r#""HP""#, &wide),
+            ROW.replace(r#""HP""#, &deep),
+            ROW.replace(r#""HP""#, &format!("{{\"a\": {wide}}}")),
+        ];
+        let (ids, errors) = validate(&ndjson_catalog(), &lines.join("\n")).expect("runs");
+        assert!(ids.is_empty());
+        let reasons: Vec<&str> = errors.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "a JSON array, not a value of type string",
+                "a JSON array, not a value of type string",
+                "a JSON object, not a value of type string",
+            ]
+        );
     }
 }

@@ -1,8 +1,9 @@
 //! Text sources as the parser wants them: UTF-8, with the lines before the data skipped.
 //!
-//! Transcoding streams: a Latin-1 or Windows-1252 file is never held whole. A byte-order mark at
-//! the start is dropped, since spreadsheet exports add one and it would otherwise become part of
-//! the first header name.
+//! Transcoding streams: a Latin-1 or Windows-1252 file is never held whole. For UTF-8 and
+//! Windows-1252, a byte-order mark at the start is dropped (spreadsheet exports add one, and it
+//! would otherwise become part of the first header name) and decides the encoding, as
+//! encoding_rs_io sniffs it. In Latin-1 those bytes are characters like any other.
 
 use std::io::{self, Read};
 

@@ -224,6 +224,8 @@ pub struct RowValidator<'c> {
     progress: Arc<ValidationProgress>,
     pseudonymizer: Option<Pseudonymizer>,
     pub(super) limits: RecordLimits,
+    /// The column `partitioning.from_column` names, by index.
+    day_column: Option<usize>,
 }
 
 /// A record that failed validation, with its raw fields, for the quarantine.
@@ -248,6 +250,11 @@ impl<'c> RowValidator<'c> {
             progress,
             pseudonymizer,
             limits: RecordLimits::default(),
+            day_column: contract
+                .partitioning
+                .from_column
+                .as_deref()
+                .and_then(|name| contract.columns.iter().position(|c| c.name == name)),
         }
     }
 
@@ -323,7 +330,8 @@ impl<'c> RowValidator<'c> {
             .delimiter(options.delimiter as u8)
             .quote(options.quote as u8)
             .escape(options.escape.map(|c| c as u8))
-            .double_quote(options.escape.is_none())
+            // A doubled quote stays a quote with an escape too: exports mix both.
+            .double_quote(true)
             .has_headers(options.has_header)
             .flexible(true)
             .buffer_capacity(CSV_BUFFER_BYTES)
@@ -422,15 +430,18 @@ impl<'c> RowValidator<'c> {
     /// With `partitioning.from_column`, the slot and the reason when the row's day is not the
     /// published one (`parsed` is in column order, as slots are).
     pub(super) fn outside_the_day(&self, parsed: &[Parsed]) -> Option<(usize, String)> {
-        let name = self.contract.partitioning.from_column.as_deref()?;
-        let index = self.contract.columns.iter().position(|c| c.name == name)?;
+        let index = self.day_column?;
         let shown = |days: i32| {
             chrono::NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_CE_DAYS)
                 .map_or_else(|| days.to_string(), |d| d.to_string())
         };
+        if let Some(Parsed::Date(day)) = parsed.get(index)
+            && *day == self.partition_day
+        {
+            return None;
+        }
         let published = shown(self.partition_day);
         match parsed.get(index) {
-            Some(Parsed::Date(day)) if *day == self.partition_day => None,
             // A personal date (a birth date, say) is not quoted, as no personal value is.
             Some(Parsed::Date(_))
                 if self.contract.columns[index].classification >= Classification::Personal =>
@@ -898,6 +909,22 @@ mod tests {
             (errors[0].line, errors[0].column.as_str()),
             (5, "category_id")
         );
+        // A doubled quote is a quote as well, as exports that escape also write them.
+        let input = format!("{HEADER}HP,1,'it\\'s ''both''',EUR,,,1999\n");
+        let (batches, errors) = run_with(
+            |c| {
+                c.source.csv.quote = '\'';
+                c.source.csv.escape = Some('\\');
+            },
+            input.as_bytes(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let comment = batches[0].column_by_name("comment").expect("comment");
+        let comment = comment
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .expect("strings");
+        assert_eq!(comment.value(0), "it's 'both'");
     }
 
     #[test]
