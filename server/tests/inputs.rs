@@ -30,7 +30,6 @@ async fn catalog_with_day_one() -> (TestServer, Client) {
 #[tokio::test(flavor = "multi_thread")]
 async fn gzip_and_zstd_sources_publish_the_same_rows_and_are_checksummed_as_stored() {
     let (server, mut client) = catalog_with_day_one().await;
-    let expected = read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap();
 
     let gzipped = gzip(DAY_1.as_bytes());
     let zstded = zstd::stream::encode_all(DAY_1.as_bytes(), 3).unwrap();
@@ -45,15 +44,10 @@ async fn gzip_and_zstd_sources_publish_the_same_rows_and_are_checksummed_as_stor
             "{name}: the checksum is of the file as stored"
         );
         assert_eq!(publication.bytes, bytes.len() as u64, "{name}");
-        let rows = read_rows(&mut client, RAW, "2021-04-04", "2021-04-04", &[])
+        let (_, rows) = read_rows(&mut client, RAW, "2021-04-04", "2021-04-04", &[])
             .await
             .unwrap();
-        let day = |rows: &(Vec<String>, Vec<Vec<Option<String>>>)| {
-            let mut rows: Vec<_> = rows.1.iter().map(|r| r[..r.len() - 1].to_vec()).collect();
-            rows.sort();
-            rows
-        };
-        assert_eq!(day(&rows), day(&expected), "{name}");
+        assert_rows_of(&rows, DAY_1, name);
         assert_eq!(
             count(&mut client, TEAM_A, "2021-04-04").await,
             team_counts(DAY_1).0
@@ -145,6 +139,27 @@ fn sorted_without_partition(rows: &[Vec<Option<String>>]) -> Vec<Vec<Option<Stri
     rows
 }
 
+/// Asserts that `rows` (as read back, the partition column last) are the rows of `csv_text`, in
+/// any order. Reported briefly: the rows hold long base64 images.
+fn assert_rows_of(rows: &[Vec<Option<String>>], csv_text: &str, context: &str) {
+    let mut expected = expected_rows(csv_text);
+    expected.sort();
+    let published = sorted_without_partition(rows);
+    let differing = published.iter().zip(&expected).position(|(a, b)| a != b);
+    assert_eq!(
+        (published.len(), differing),
+        (expected.len(), None),
+        "{context}: the row count, and the first differing row (sorted)"
+    );
+}
+
+/// The contract as the server registered it.
+fn registered_contract(
+    response: ferry_proto::v1::RegisterDatasetResponse,
+) -> ferry_proto::v1::DatasetContract {
+    response.dataset.unwrap().contract.unwrap()
+}
+
 /// A spreadsheet-style export: two title lines, headers with spaces and capitals, semicolons,
 /// `NULL` markers and backslash-escaped quotes, in Latin-1, gzipped. Under a contract that says
 /// so, it publishes exactly the rows of the plain extract.
@@ -205,11 +220,7 @@ async fn a_latin1_export_with_spaced_headers_publishes_the_catalog_rows() {
     let server = TestServer::start(None).await;
     let mut client = server.client().await;
     let registered = register_yaml(&mut client, &contract).await.unwrap();
-    let csv_options = registered
-        .dataset
-        .unwrap()
-        .contract
-        .unwrap()
+    let csv_options = registered_contract(registered)
         .source_format
         .unwrap()
         .csv
@@ -221,16 +232,9 @@ async fn a_latin1_export_with_spaced_headers_publishes_the_catalog_rows() {
     publish(&mut client, RAW, DATE, &uri).await.unwrap();
     let (columns, rows) = read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap();
     assert_eq!(columns[..7], fields[0][..]);
-    let mut expected = expected_rows(&plain);
-    expected.sort();
-    let published = sorted_without_partition(&rows);
-    // Compared whole, reported briefly: the rows hold long base64 images.
-    assert_eq!(published.len(), expected.len());
-    let differing = published.iter().zip(&expected).position(|(a, b)| a != b);
-    assert_eq!(differing, None, "the first differing row (sorted)");
+    assert_rows_of(&rows, &plain, "the Latin-1 export");
     assert!(
-        published
-            .iter()
+        rows.iter()
             .any(|row| row[2].as_deref() == Some("Crème \"brûlée\"; déjà vu")),
         "the Latin-1 text and the escaped quotes arrive intact"
     );
@@ -294,18 +298,13 @@ async fn the_catalog_as_ndjson_publishes_the_same_rows_from_s3_and_gzipped_from_
     let server = TestServer::start(Some(&s3.endpoint)).await;
     let mut client = server.client().await;
     let registered = register_yaml(&mut client, &contract).await.unwrap();
-    let format = registered
-        .dataset
-        .unwrap()
-        .contract
-        .unwrap()
+    let format = registered_contract(registered)
         .source_format
         .unwrap()
         .format;
     assert_eq!(format, ferry_proto::v1::DataFormat::Ndjson as i32);
 
-    let mut expected = expected_rows(DAY_1);
-    expected.sort();
+    let day_one_rows = expected_rows(DAY_1).len();
     let gzipped = write_file(server.scratch(), "day1.ndjson.gz", gzip(ndjson.as_bytes()));
     for (date, uri) in [
         (DATE, "s3://catalog/day1.ndjson".to_owned()),
@@ -314,13 +313,11 @@ async fn the_catalog_as_ndjson_publishes_the_same_rows_from_s3_and_gzipped_from_
         let published = publish(&mut client, RAW, date, &uri).await.unwrap();
         assert_eq!(
             published.publication.unwrap().rows_accepted,
-            expected.len() as u64,
+            day_one_rows as u64,
             "{uri}"
         );
         let (_, rows) = read_rows(&mut client, RAW, date, date, &[]).await.unwrap();
-        let rows = sorted_without_partition(&rows);
-        let differing = rows.iter().zip(&expected).position(|(a, b)| a != b);
-        assert_eq!((rows.len(), differing), (expected.len(), None), "{uri}");
+        assert_rows_of(&rows, DAY_1, &uri);
         assert_eq!(
             count(&mut client, TEAM_A, date).await,
             team_counts(DAY_1).0,
@@ -340,7 +337,7 @@ async fn the_catalog_as_ndjson_publishes_the_same_rows_from_s3_and_gzipped_from_
         "{}",
         status.message()
     );
-    assert_eq!(count(&mut client, RAW, DATE).await, expected.len());
+    assert_eq!(count(&mut client, RAW, DATE).await, day_one_rows);
     server.stop().await;
 }
 
@@ -416,13 +413,7 @@ async fn rows_of_another_day_are_refused_when_the_contract_partitions_from_a_col
     let server = TestServer::start(None).await;
     let mut client = server.client().await;
     let registered = register_yaml(&mut client, &contract).await.unwrap();
-    let partitioning = registered
-        .dataset
-        .unwrap()
-        .contract
-        .unwrap()
-        .partitioning
-        .unwrap();
+    let partitioning = registered_contract(registered).partitioning.unwrap();
     assert_eq!(partitioning.from_column, "updated_at");
 
     let row = |day: &str| {
@@ -478,15 +469,11 @@ async fn ndjson_from_gcs_publishes_the_catalog_rows_on_bigquery() {
         .await
         .unwrap();
 
-    let mut expected = expected_rows(DAY_1);
-    expected.sort();
     let (_, rows) = read_rows(&mut client, RAW, DATE, DATE, &[]).await.unwrap();
-    let rows = sorted_without_partition(&rows);
-    let differing = rows.iter().zip(&expected).position(|(a, b)| a != b);
-    assert_eq!((rows.len(), differing), (expected.len(), None));
+    assert_rows_of(&rows, DAY_1, "BigQuery");
     let (team_a, team_b) = team_counts(DAY_1);
     for (table, expected) in [
-        ("catalog.product_catalog", expected.len()),
+        ("catalog.product_catalog", expected_rows(DAY_1).len()),
         ("catalog.with_image", team_a),
         ("catalog.samsung_after_2000_without_image", team_b),
     ] {
