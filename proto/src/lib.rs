@@ -10,12 +10,21 @@ pub mod v1 {
 }
 
 impl v1::Value {
-    /// The value as display text; `None` for NULL. Dates are `YYYY-MM-DD`.
+    /// The value as display text; `None` for NULL. Dates are `YYYY-MM-DD`, timestamps RFC 3339
+    /// in UTC, decimals exact, bytes base64.
     pub fn to_text(&self) -> Option<String> {
         use v1::value::Kind;
         match self.kind.as_ref()? {
             Kind::NullValue(_) => None,
-            Kind::StringValue(s) | Kind::DateValue(s) => Some(s.clone()),
+            Kind::StringValue(s)
+            | Kind::DateValue(s)
+            | Kind::TimestampValue(s)
+            | Kind::DatetimeValue(s)
+            | Kind::NumericValue(s) => Some(s.clone()),
+            Kind::BytesValue(b) => {
+                use base64::Engine as _;
+                Some(base64::engine::general_purpose::STANDARD.encode(b))
+            }
             Kind::Int64Value(v) => Some(v.to_string()),
             Kind::Float64Value(v) => Some(v.to_string()),
             Kind::BoolValue(v) => Some(v.to_string()),

@@ -366,23 +366,37 @@ pub type Result<T, E = FerryError> = std::result::Result<T, E>;
 /// A row that does not satisfy the contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
-    /// 1-based physical line where the record starts.
+    /// Text sources: the 1-based physical line where the record starts. Parquet: the 1-based
+    /// row in the file.
     pub line: u64,
     pub column: String,
     pub reason: String,
+    /// Parquet: the 0-based row group that holds the row.
+    pub row_group: Option<u64>,
+}
+
+impl RowError {
+    /// An error about the record that starts on `line` of a text source.
+    pub fn at_line(line: u64, column: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            line,
+            column: column.into(),
+            reason: reason.into(),
+            row_group: None,
+        }
+    }
 }
 
 impl fmt::Display for RowError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.column.is_empty() {
-            write!(f, "line {}: {}", self.line, self.reason)
-        } else {
-            write!(
-                f,
-                "line {}, column {}: {}",
-                self.line, self.column, self.reason
-            )
+        match self.row_group {
+            None => write!(f, "line {}", self.line)?,
+            Some(group) => write!(f, "row {} (row group {group})", self.line)?,
         }
+        if !self.column.is_empty() {
+            write!(f, ", column {}", self.column)?;
+        }
+        write!(f, ": {}", self.reason)
     }
 }
 

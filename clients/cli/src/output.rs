@@ -19,10 +19,11 @@ fn value_json(value: &pb::Value) -> serde_json::Value {
     use pb::value::Kind;
     match value.kind.as_ref() {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::StringValue(s) | Kind::DateValue(s)) => s.clone().into(),
         Some(Kind::Int64Value(v)) => (*v).into(),
         Some(Kind::Float64Value(v)) => (*v).into(),
         Some(Kind::BoolValue(v)) => (*v).into(),
+        // Decimals stay text, so no reader takes them through a float; bytes are base64.
+        Some(_) => value.to_text().unwrap_or_default().into(),
     }
 }
 

@@ -105,6 +105,21 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
                         old_col.name, old_col.column_type, new_col.column_type
                     ));
                 }
+                if new_col.decimal() != old_col.decimal()
+                    && new_col.column_type == old_col.column_type
+                {
+                    // Stored values have the old scale; BigQuery may even need another type.
+                    breaking.push(format!(
+                        "column {} changed precision or scale",
+                        old_col.name
+                    ));
+                }
+                if new_col.format != old_col.format {
+                    breaking.push(format!(
+                        "column {} is read with another format (files that loaded before may not)",
+                        old_col.name
+                    ));
+                }
                 if new_col.source_key() != old_col.source_key() {
                     // Files that loaded yesterday would be refused today.
                     breaking.push(format!(

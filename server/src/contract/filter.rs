@@ -8,11 +8,13 @@
 
 use std::fmt;
 
-use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value};
+use datafusion::arrow::datatypes::i256;
+use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, TypedString, UnaryOperator, Value};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
 
+use super::values::{self, DecimalSpec};
 use super::{ColumnType, Contract, PiiHandling};
 
 /// Why a filter was refused.
@@ -39,6 +41,104 @@ enum Kind {
     Boolean,
     Null,
     Date,
+    Timestamp,
+    Datetime,
+    Bytes,
+}
+
+/// A typed literal (`TIMESTAMP '2021-04-03T00:00:00Z'`, `NUMERIC '12.50'`) as the value it
+/// denotes, read by the same rules as loaded values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TypedLiteral {
+    Date(i32),
+    /// Microseconds since the epoch, UTC.
+    Timestamp(i64),
+    /// Microseconds since 1970-01-01T00:00:00, no zone.
+    Datetime(i64),
+    /// The unscaled value and its scale: the digits the literal wrote after the point.
+    Numeric {
+        unscaled: i256,
+        scale: u8,
+    },
+}
+
+/// The widest decimal a literal may write: BIGNUMERIC's.
+const LITERAL_DECIMAL: DecimalSpec = DecimalSpec {
+    precision: DecimalSpec::MAX_PRECISION,
+    scale: DecimalSpec::MAX_SCALE,
+};
+
+impl TypedLiteral {
+    /// Reads `TYPE 'text'`; the error says why the text is not a value of the type.
+    pub fn parse(typed: &TypedString) -> Result<Self, FilterError> {
+        let type_name = typed.data_type.to_string().to_ascii_uppercase();
+        let Value::SingleQuotedString(text) = &typed.value.value else {
+            return Err(reject(format!("the literal {typed}")));
+        };
+        let refused = |e: String| FilterError(format!("has {type_name} {text:?}, which {e}"));
+        Ok(match type_name.as_str() {
+            "DATE" => Self::Date(values::parse_date(text, None).map_err(refused)?),
+            "TIMESTAMP" => Self::Timestamp(values::parse_timestamp(text, None).map_err(refused)?),
+            "DATETIME" => Self::Datetime(values::parse_datetime(text, None).map_err(refused)?),
+            "NUMERIC" | "BIGNUMERIC" | "DECIMAL" => {
+                let unscaled = values::parse_decimal(text, LITERAL_DECIMAL).map_err(refused)?;
+                // Keep only the digits the literal has after the point.
+                let mut scale = LITERAL_DECIMAL.scale;
+                let mut value = unscaled;
+                let ten = i256::from_i128(10);
+                while scale > 0 && value.wrapping_rem(ten) == i256::ZERO {
+                    value = value.wrapping_div(ten);
+                    scale -= 1;
+                }
+                Self::Numeric {
+                    unscaled: value,
+                    scale,
+                }
+            }
+            _ => {
+                return Err(reject(format!(
+                    "a {type_name} literal (typed literals are DATE, TIMESTAMP, DATETIME and NUMERIC)"
+                )));
+            }
+        })
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Self::Date(_) => Kind::Date,
+            Self::Timestamp(_) => Kind::Timestamp,
+            Self::Datetime(_) => Kind::Datetime,
+            Self::Numeric { .. } => Kind::Number,
+        }
+    }
+
+    /// The literal in GoogleSQL, written from the value (never from the user's text).
+    fn googlesql(self) -> String {
+        match self {
+            Self::Date(days) => format!(
+                "DATE '{}'",
+                values::days_to_date(days).map_or_else(String::new, |d| d.to_string())
+            ),
+            Self::Timestamp(micros) => {
+                format!("TIMESTAMP '{}'", values::format_timestamp(micros))
+            }
+            Self::Datetime(micros) => format!("DATETIME '{}'", values::format_datetime(micros)),
+            Self::Numeric { unscaled, scale } => {
+                let text = values::format_decimal(unscaled, scale);
+                let integer_digits = text
+                    .trim_start_matches('-')
+                    .split('.')
+                    .next()
+                    .map_or(0, str::len);
+                let fits = scale <= 9 && integer_digits <= 29;
+                if fits {
+                    format!("NUMERIC '{text}'")
+                } else {
+                    format!("BIGNUMERIC '{text}'")
+                }
+            }
+        }
+    }
 }
 
 impl ViewFilter {
@@ -170,9 +270,12 @@ fn check(expr: &Expr, contract: &Contract) -> Result<Kind, FilterError> {
             }
             Ok(match column.column_type {
                 ColumnType::String => Kind::Text,
-                ColumnType::Int64 | ColumnType::Float64 => Kind::Number,
+                ColumnType::Int64 | ColumnType::Float64 | ColumnType::Numeric => Kind::Number,
                 ColumnType::Bool => Kind::Boolean,
                 ColumnType::Date => Kind::Date,
+                ColumnType::Timestamp => Kind::Timestamp,
+                ColumnType::Datetime => Kind::Datetime,
+                ColumnType::Bytes => Kind::Bytes,
             })
         }
         Expr::Value(value) => match &value.value {
@@ -182,6 +285,7 @@ fn check(expr: &Expr, contract: &Contract) -> Result<Kind, FilterError> {
             Value::Null => Ok(Kind::Null),
             other => Err(reject(format!("the literal {other}"))),
         },
+        Expr::TypedString(typed) => TypedLiteral::parse(typed).map(TypedLiteral::kind),
         Expr::Nested(inner) => check(inner, contract),
         Expr::UnaryOp {
             op: UnaryOperator::Not,
@@ -223,7 +327,10 @@ fn check(expr: &Expr, contract: &Contract) -> Result<Kind, FilterError> {
         } => {
             let subject_kind = check(subject, contract)?;
             for item in list {
-                if !matches!(item, Expr::Value(_) | Expr::UnaryOp { .. }) {
+                if !matches!(
+                    item,
+                    Expr::Value(_) | Expr::UnaryOp { .. } | Expr::TypedString(_)
+                ) {
                     return Err(reject(format!(
                         "{item} inside IN (only literals are allowed)"
                     )));
@@ -287,6 +394,11 @@ fn expect_boolean(expr: &Expr, contract: &Contract) -> Result<(), FilterError> {
 }
 
 fn comparable(left: Kind, right: Kind, whole: &Expr) -> Result<(), FilterError> {
+    if left == Kind::Bytes || right == Kind::Bytes {
+        return Err(FilterError(format!(
+            "compares bytes in {whole}: bytes columns take only IS [NOT] NULL"
+        )));
+    }
     let ok = left == right
         || left == Kind::Null
         || right == Kind::Null
@@ -335,6 +447,10 @@ fn googlesql(expr: &Expr) -> String {
             Value::Null => "NULL".into(),
             other => other.to_string(),
         },
+        // `check` parsed it; a literal that does not parse cannot reach here.
+        Expr::TypedString(typed) => {
+            TypedLiteral::parse(typed).map_or_else(|_| "NULL".to_owned(), TypedLiteral::googlesql)
+        }
         Expr::Nested(inner) => format!("({})", googlesql(inner)),
         Expr::UnaryOp { op, expr } => match op {
             UnaryOperator::Not => format!("NOT ({})", googlesql(expr)),
@@ -467,5 +583,55 @@ mod tests {
         assert!(err.contains("LIKE"), "{err}");
         let err = parse("brand").unwrap_err().to_string();
         assert!(err.contains("not a boolean"), "{err}");
+    }
+
+    fn orders() -> Contract {
+        Contract::from_yaml(
+            "name: shop.orders\nowner: team:shop\ncolumns:\n  \
+             - {name: price, type: numeric, precision: 12, scale: 2}\n  \
+             - {name: sold_at, type: timestamp}\n  \
+             - {name: seen, type: datetime}\n  \
+             - {name: day, type: date}\n  \
+             - {name: blob, type: bytes}\n",
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn typed_literals_compare_with_columns_of_their_type_and_render_from_the_value() {
+        let contract = orders();
+        let filter = ViewFilter::parse(
+            "sold_at >= TIMESTAMP '2021-04-03 12:00:00+02:00' AND seen < DATETIME '2021-04-04T00:00:00' \
+             AND price > NUMERIC '10.50' AND day = DATE '2021-04-03' AND blob IS NOT NULL",
+            &contract,
+        )
+        .expect("valid");
+        assert_eq!(
+            filter.to_bigquery_sql().as_deref(),
+            Some(
+                "(((((`sold_at`) >= (TIMESTAMP '2021-04-03T10:00:00.000000Z')) AND ((`seen`) < \
+                 (DATETIME '2021-04-04T00:00:00.000000'))) AND ((`price`) > (NUMERIC '10.5'))) AND \
+                 ((`day`) = (DATE '2021-04-03'))) AND ((`blob`) IS NOT NULL)"
+            )
+        );
+        for (text, expected) in [
+            ("sold_at > TIMESTAMP '2021-04-03T10:00:00'", "no UTC offset"),
+            ("sold_at > TIMESTAMP 'tomorrow'", "RFC 3339"),
+            (
+                "sold_at > '2021-04-03T10:00:00Z'",
+                "compares Timestamp with Text",
+            ),
+            (
+                "sold_at > DATETIME '2021-04-03T10:00:00'",
+                "compares Timestamp with Datetime",
+            ),
+            ("price > NUMERIC '1x'", "not a decimal"),
+            ("blob = 'aGk='", "bytes columns take only IS"),
+            ("day > INTERVAL '1' DAY", "not allowed"),
+            ("sold_at > TIME '10:00:00'", "typed literals are"),
+        ] {
+            let err = ViewFilter::parse(text, &contract).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 }

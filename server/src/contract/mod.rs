@@ -4,6 +4,7 @@
 
 mod evolution;
 mod filter;
+pub mod values;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -13,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::FerryError;
 
 pub use evolution::{ContractVersion, Evolution, plan_evolution};
-pub use filter::ViewFilter;
+pub use filter::{TypedLiteral, ViewFilter};
+pub use values::DecimalSpec;
 
 /// A column's logical type. Every warehouse maps these to its own types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +26,21 @@ pub enum ColumnType {
     Float64,
     Bool,
     Date,
+    /// An instant, UTC, in microseconds.
+    Timestamp,
+    /// A civil date and time with no zone, in microseconds.
+    Datetime,
+    /// An exact decimal with a precision and a scale.
+    Numeric,
+    /// Bytes; base64 in text formats.
+    Bytes,
+}
+
+impl ColumnType {
+    /// Whether a column of this type may give a `format` for reading its text.
+    pub fn takes_format(self) -> bool {
+        matches!(self, Self::Date | Self::Timestamp | Self::Datetime)
+    }
 }
 
 impl fmt::Display for ColumnType {
@@ -34,6 +51,10 @@ impl fmt::Display for ColumnType {
             Self::Float64 => "float64",
             Self::Bool => "bool",
             Self::Date => "date",
+            Self::Timestamp => "timestamp",
+            Self::Datetime => "datetime",
+            Self::Numeric => "numeric",
+            Self::Bytes => "bytes",
         };
         f.write_str(name)
     }
@@ -125,6 +146,15 @@ pub struct Column {
     pub source_name: Option<String>,
     #[serde(rename = "type")]
     pub column_type: ColumnType,
+    /// How a date, timestamp or datetime is written in text sources when not in ISO 8601
+    /// (strftime: `%d/%m/%Y %H:%M`). A timestamp format without an offset reads UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// A numeric column's significant digits (default 38) and digits after the point (default 9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u8>,
     #[serde(default)]
     pub required: bool,
     #[serde(default)]
@@ -145,6 +175,47 @@ impl Column {
     /// The name this column has in source files.
     pub fn source_key(&self) -> &str {
         self.source_name.as_deref().unwrap_or(&self.name)
+    }
+
+    /// A numeric column's bounds; NUMERIC's (38, 9) unless the contract says otherwise.
+    pub fn decimal(&self) -> Option<DecimalSpec> {
+        (self.column_type == ColumnType::Numeric).then(|| DecimalSpec {
+            precision: self.precision.unwrap_or(DecimalSpec::NUMERIC.precision),
+            scale: self.scale.unwrap_or(DecimalSpec::NUMERIC.scale),
+        })
+    }
+
+    /// Type parameters that only some types take, each checked.
+    fn validate_type_parameters(&self) -> Result<(), FerryError> {
+        let invalid = |msg: String| {
+            Err(FerryError::InvalidContract(format!(
+                "column {:?}: {msg}",
+                self.name
+            )))
+        };
+        if let Some(format) = &self.format {
+            if !self.column_type.takes_format() {
+                return invalid(format!(
+                    "format applies to date, timestamp and datetime columns, not {}",
+                    self.column_type
+                ));
+            }
+            if let Err(e) = values::check_format(format) {
+                return invalid(format!("format {e}"));
+            }
+        }
+        match self.decimal() {
+            Some(spec) => {
+                if let Err(e) = spec.check() {
+                    return invalid(e);
+                }
+            }
+            None if self.precision.is_some() || self.scale.is_some() => {
+                return invalid("precision and scale apply to numeric columns only".into());
+            }
+            None => {}
+        }
+        Ok(())
     }
 }
 
@@ -288,6 +359,8 @@ pub enum DataFormat {
     Csv,
     /// Newline-delimited JSON: one object per line, keys are column (source) names.
     Ndjson,
+    /// Apache Parquet: columns matched by (source) name, read row group by row group.
+    Parquet,
 }
 
 /// What a record's keys that no column names mean.
@@ -476,6 +549,7 @@ impl Contract {
                 ));
             }
             self.validate_personal_data(column)?;
+            column.validate_type_parameters()?;
             if column.pii_handling == PiiHandling::Pseudonymize
                 && column.column_type != ColumnType::String
             {
@@ -590,13 +664,18 @@ impl Contract {
         // Options a format would ignore are refused, so a contract never promises what is not
         // done (`null_values: [NULL]` on NDJSON would load the text "NULL").
         match self.source.format {
-            DataFormat::Ndjson if *csv != CsvOptions::default() => {
-                return invalid("source.csv options apply to CSV sources only (format: ndjson)");
+            DataFormat::Ndjson | DataFormat::Parquet if *csv != CsvOptions::default() => {
+                return invalid("source.csv options apply to CSV sources only");
+            }
+            DataFormat::Parquet if self.columns.iter().any(|c| c.format.is_some()) => {
+                return invalid(
+                    "a column format applies to text sources only; Parquet values are typed",
+                );
             }
             DataFormat::Csv if self.source.unknown_fields == UnknownFields::Ignore => {
                 return invalid(
-                    "source.unknown_fields applies to NDJSON sources only; a CSV header with \
-                     columns the contract lacks is refused",
+                    "source.unknown_fields applies to NDJSON and Parquet sources only; a CSV \
+                     header with columns the contract lacks is refused",
                 );
             }
             _ => {}
@@ -906,7 +985,58 @@ pub(crate) mod tests {
             csv.validate()
                 .unwrap_err()
                 .to_string()
-                .contains("NDJSON sources only")
+                .contains("NDJSON and Parquet sources only")
+        );
+        let mut parquet = catalog();
+        parquet.source.format = DataFormat::Parquet;
+        parquet.validate().expect("CSV defaults are fine");
+        parquet.columns[0].column_type = ColumnType::Date;
+        parquet.columns[0].format = Some("%d/%m/%Y".into());
+        assert!(
+            parquet
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("text sources only")
+        );
+    }
+
+    #[test]
+    fn type_parameters_belong_to_their_types() {
+        let mut contract = catalog();
+        contract.columns[2].format = Some("%d/%m/%Y".into());
+        let err = contract.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("format applies to date, timestamp and datetime"),
+            "{err}"
+        );
+        contract.columns[2].column_type = ColumnType::Timestamp;
+        contract.validate().expect("a timestamp takes a format");
+        contract.columns[2].format = Some("%Q".into());
+        let err = contract.validate().unwrap_err().to_string();
+        assert!(err.contains("not a strftime pattern"), "{err}");
+        let mut contract = catalog();
+        contract.columns[2].precision = Some(10);
+        let err = contract.validate().unwrap_err().to_string();
+        assert!(err.contains("numeric columns only"), "{err}");
+        contract.columns[2].column_type = ColumnType::Numeric;
+        contract.columns[2].scale = Some(2);
+        contract.validate().expect("numeric(10, 2)");
+        contract.columns[2].scale = Some(11);
+        let err = contract.validate().unwrap_err().to_string();
+        assert!(err.contains("scale 11"), "{err}");
+        let yaml = "name: shop.prices\nowner: team:shop\ncolumns:\n  - {name: price, type: numeric, precision: 12, scale: 2}\n  - {name: sold_at, type: timestamp, format: '%d/%m/%Y %H:%M'}\n  - {name: seen, type: datetime}\n  - {name: blob, type: bytes}\n";
+        let parsed = Contract::from_yaml(yaml).expect("parses");
+        assert_eq!(
+            parsed.columns[0].decimal(),
+            Some(DecimalSpec {
+                precision: 12,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            Contract::from_yaml(&parsed.to_yaml()).expect("round trip"),
+            parsed
         );
     }
 }

@@ -2,10 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type, SchemaRef};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Decimal256Type, Float64Type, Int64Type, SchemaRef,
+    TimeUnit, TimestampMicrosecondType, i256,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use ferry_proto::v1 as pb;
 
+use crate::contract::values;
 use crate::contract::{
     Classification, Column, ColumnType, Compression, Contract, CsvOptions, DataFormat, DerivedView,
     LegalBasis, Materialization, Partitioning, PiiHandling, SourceFormat, TextEncoding,
@@ -30,6 +34,10 @@ fn column_type_to_pb(t: ColumnType) -> pb::ColumnType {
         ColumnType::Float64 => pb::ColumnType::Float64,
         ColumnType::Bool => pb::ColumnType::Bool,
         ColumnType::Date => pb::ColumnType::Date,
+        ColumnType::Timestamp => pb::ColumnType::Timestamp,
+        ColumnType::Datetime => pb::ColumnType::Datetime,
+        ColumnType::Numeric => pb::ColumnType::Numeric,
+        ColumnType::Bytes => pb::ColumnType::Bytes,
     }
 }
 
@@ -183,6 +191,9 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
                 purpose: col.purpose.clone(),
                 retention_days: col.retention_days.unwrap_or_default(),
                 source_name: col.source_name.clone().unwrap_or_default(),
+                format: col.format.clone().unwrap_or_default(),
+                precision: col.precision.map(u32::from).unwrap_or_default(),
+                scale: col.scale.map(u32::from),
             })
             .collect(),
         partitioning: Some(pb::Partitioning {
@@ -210,6 +221,7 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
             format: match c.source.format {
                 DataFormat::Csv => pb::DataFormat::Csv,
                 DataFormat::Ndjson => pb::DataFormat::Ndjson,
+                DataFormat::Parquet => pb::DataFormat::Parquet,
             }
             .into(),
             ignore_unknown_fields: c.source.unknown_fields == UnknownFields::Ignore,
@@ -266,10 +278,31 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
                 Ok(pb::ColumnType::Float64) => ColumnType::Float64,
                 Ok(pb::ColumnType::Bool) => ColumnType::Bool,
                 Ok(pb::ColumnType::Date) => ColumnType::Date,
+                Ok(pb::ColumnType::Timestamp) => ColumnType::Timestamp,
+                Ok(pb::ColumnType::Datetime) => ColumnType::Datetime,
+                Ok(pb::ColumnType::Numeric) => ColumnType::Numeric,
+                Ok(pb::ColumnType::Bytes) => ColumnType::Bytes,
                 _ => return Err(invalid(format!("column {}: a type is required", col.name))),
             };
+            // A number past u8 is refused, not wrapped.
+            let digits = |what: &str, value: u32| -> Result<u8, FerryError> {
+                u8::try_from(value).map_err(|_| {
+                    invalid(format!(
+                        "column {}: {what} {value} is out of range",
+                        col.name
+                    ))
+                })
+            };
+            let precision = match col.precision {
+                0 => None,
+                p => Some(digits("precision", p)?),
+            };
+            let scale = col.scale.map(|s| digits("scale", s)).transpose()?;
             Ok(Column {
                 column_type,
+                format: (!col.format.is_empty()).then_some(col.format),
+                precision,
+                scale,
                 required: col.required,
                 classification: match pb::Classification::try_from(col.classification) {
                     Ok(pb::Classification::Unspecified | pb::Classification::Public) => {
@@ -350,6 +383,7 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
                 format: match pb::DataFormat::try_from(f.format) {
                     Ok(pb::DataFormat::Unspecified | pb::DataFormat::Csv) => DataFormat::Csv,
                     Ok(pb::DataFormat::Ndjson) => DataFormat::Ndjson,
+                    Ok(pb::DataFormat::Parquet) => DataFormat::Parquet,
                     Err(_) => return Err(invalid(format!("unknown source format {}", f.format))),
                 },
                 unknown_fields: if f.ignore_unknown_fields {
@@ -445,6 +479,7 @@ pub fn publication_to_pb(p: &Publication) -> pb::Publication {
                 line: e.line,
                 column: e.column.clone(),
                 reason: e.reason.clone(),
+                row_group: e.row_group,
             })
             .collect(),
         warehouse_job_ids: p.warehouse_job_ids.clone(),
@@ -468,6 +503,10 @@ pub fn schema_to_pb(schema: &SchemaRef, governance: &[ColumnGovernance]) -> Vec<
                 DataType::Float64 => pb::ColumnType::Float64,
                 DataType::Boolean => pb::ColumnType::Bool,
                 DataType::Date32 => pb::ColumnType::Date,
+                DataType::Timestamp(_, Some(_)) => pb::ColumnType::Timestamp,
+                DataType::Timestamp(_, None) => pb::ColumnType::Datetime,
+                DataType::Decimal128(..) | DataType::Decimal256(..) => pb::ColumnType::Numeric,
+                DataType::Binary => pb::ColumnType::Bytes,
                 _ => pb::ColumnType::String,
             }
             .into(),
@@ -505,6 +544,22 @@ pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<pb::Row>, FerryError> {
                         .map(|d| d.to_string())
                         .unwrap_or_default(),
                 ),
+                DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+                    let micros = column.as_primitive::<TimestampMicrosecondType>().value(i);
+                    match zone {
+                        Some(_) => Kind::TimestampValue(values::format_timestamp(micros)),
+                        None => Kind::DatetimeValue(values::format_datetime(micros)),
+                    }
+                }
+                DataType::Decimal128(_, scale) => Kind::NumericValue(values::format_decimal(
+                    i256::from_i128(column.as_primitive::<Decimal128Type>().value(i)),
+                    (*scale).max(0) as u8,
+                )),
+                DataType::Decimal256(_, scale) => Kind::NumericValue(values::format_decimal(
+                    column.as_primitive::<Decimal256Type>().value(i),
+                    (*scale).max(0) as u8,
+                )),
+                DataType::Binary => Kind::BytesValue(column.as_binary::<i32>().value(i).to_vec()),
                 other => {
                     return Err(FerryError::Internal(format!(
                         "cannot send a {other} column"

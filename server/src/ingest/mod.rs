@@ -8,6 +8,7 @@
 mod decompress;
 mod http_guard;
 mod ndjson;
+mod parquet;
 mod quarantine;
 pub mod source;
 mod text;

@@ -10,8 +10,8 @@ use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 
 use datafusion::arrow::record_batch::RecordBatch;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::text;
 use super::validate::{
@@ -102,14 +102,14 @@ pub(super) fn run(
                 batcher.push(&parsed, &slots, &record, emit)?;
             }
             Err(reason) => {
-                let error = RowError {
-                    line: number,
-                    column: reason
+                let error = RowError::at_line(
+                    number,
+                    reason
                         .column
                         .map(|i| slots[i].name.clone())
                         .unwrap_or_default(),
-                    reason: reason.text,
-                };
+                    reason.text,
+                );
                 summary.rows_rejected += 1;
                 // A rejected line cannot be trusted to say which of its parts are which.
                 let kept = if withhold_rejected {
@@ -193,7 +193,7 @@ impl LineReader {
                 self.max_keys
             )));
         }
-        let mut values: Vec<Option<&Value>> = vec![None; slots.len()];
+        let mut values: Vec<Option<&RawValue>> = vec![None; slots.len()];
         let mut unknown = 0usize;
         for (key, value) in &pairs {
             match keys.iter().position(|k| k == key) {
@@ -203,7 +203,7 @@ impl LineReader {
                         text: "the key appears twice in the object".into(),
                     });
                 }
-                Some(i) => values[i] = Some(value),
+                Some(i) => values[i] = Some(*value),
                 None => unknown += 1,
             }
         }
@@ -223,8 +223,12 @@ impl LineReader {
                 column: Some(i),
                 text,
             };
+            let value = value
+                .map(Scalar::of)
+                .transpose()
+                .map_err(|e| rejected(format!("not valid JSON ({e})")))?;
             let value = match value {
-                None | Some(Value::Null) => {
+                None | Some(Scalar::Null) => {
                     record.push_field(b"");
                     if slot.required {
                         return Err(rejected(
@@ -236,17 +240,19 @@ impl LineReader {
                 }
                 Some(value) => value,
             };
-            let text: std::borrow::Cow<'_, str> = match (value, slot.column_type) {
-                (Value::String(text), _) => text.as_str().into(),
-                (Value::Number(number), ColumnType::Int64 | ColumnType::Float64) => {
-                    number.to_string().into()
-                }
-                (Value::Bool(true), ColumnType::Bool) => "true".into(),
-                (Value::Bool(false), ColumnType::Bool) => "false".into(),
+            let text: std::borrow::Cow<'_, str> = match (&value, slot.column_type) {
+                (Scalar::String(text), _) => text.as_str().into(),
+                // The digits as written: exact for numeric, and `1.0` is no int64.
+                (
+                    Scalar::Number(number),
+                    ColumnType::Int64 | ColumnType::Float64 | ColumnType::Numeric,
+                ) => (*number).into(),
+                (Scalar::Bool(true), ColumnType::Bool) => "true".into(),
+                (Scalar::Bool(false), ColumnType::Bool) => "false".into(),
                 (value, column_type) => {
                     return Err(rejected(format!(
                         "{}, not a value of type {column_type}",
-                        JsonKind::of(value)
+                        value.kind()
                     )));
                 }
             };
@@ -271,19 +277,6 @@ enum JsonKind {
     Null,
 }
 
-impl JsonKind {
-    fn of(value: &Value) -> Self {
-        match value {
-            Value::String(_) => Self::String,
-            Value::Number(_) => Self::Number,
-            Value::Bool(_) => Self::Bool,
-            Value::Object(_) => Self::Object,
-            Value::Array(_) => Self::Array,
-            Value::Null => Self::Null,
-        }
-    }
-}
-
 impl fmt::Display for JsonKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -298,73 +291,66 @@ impl fmt::Display for JsonKind {
 }
 
 /// A JSON object's keys and values in order, duplicates kept (a map would keep the last
-/// silently).
-struct Object(Vec<(String, Value)>);
+/// silently). Values stay the text the line holds, so a number is read from its digits (never
+/// through a float) and a nested array or object is checked and skipped, never stored: a line of
+/// a million nested values costs no more memory than its length.
+struct Object<'a>(Vec<(String, &'a RawValue)>);
 
-impl<'de> serde::Deserialize<'de> for Object {
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Object<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Pairs;
-        impl<'de> Visitor<'de> for Pairs {
-            type Value = Object;
+        struct Pairs<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Pairs<'a> {
+            type Value = Object<'a>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a JSON object")
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((key, Scalar(value))) = map.next_entry::<String, Scalar>()? {
-                    pairs.push((key, value));
+                while let Some(pair) = map.next_entry::<String, &'de RawValue>()? {
+                    pairs.push(pair);
                 }
                 Ok(Object(pairs))
             }
         }
-        deserializer.deserialize_map(Pairs)
+        deserializer.deserialize_map(Pairs(std::marker::PhantomData))
     }
 }
 
-/// One value of the object, kept only as far as a column can use it: an array or an object is
-/// skipped without being stored (as `Value::Array`/`Value::Object` with nothing inside), so a line
-/// of a million nested values costs no more memory than its length.
-struct Scalar(Value);
+/// One value of a line, as far as a column can use it.
+enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    /// The number as written: `12.50`, `1e3`.
+    Number(&'a str),
+    String(String),
+    Array,
+    Object,
+}
 
-impl<'de> serde::Deserialize<'de> for Scalar {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Kept;
-        impl<'de> Visitor<'de> for Kept {
-            type Value = Scalar;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<Scalar, E> {
-                Ok(Scalar(Value::Null))
-            }
-            fn visit_bool<E>(self, value: bool) -> Result<Scalar, E> {
-                Ok(Scalar(Value::Bool(value)))
-            }
-            fn visit_i64<E>(self, value: i64) -> Result<Scalar, E> {
-                Ok(Scalar(value.into()))
-            }
-            fn visit_u64<E>(self, value: u64) -> Result<Scalar, E> {
-                Ok(Scalar(value.into()))
-            }
-            fn visit_f64<E>(self, value: f64) -> Result<Scalar, E> {
-                Ok(Scalar(value.into()))
-            }
-            fn visit_str<E>(self, value: &str) -> Result<Scalar, E> {
-                Ok(Scalar(value.into()))
-            }
-            fn visit_string<E>(self, value: String) -> Result<Scalar, E> {
-                Ok(Scalar(value.into()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Scalar(Value::Array(Vec::new())))
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Scalar, M::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Scalar(Value::Object(serde_json::Map::new())))
-            }
+impl<'a> Scalar<'a> {
+    /// Reads a value the parser has already checked as JSON.
+    fn of(raw: &'a RawValue) -> Result<Self, serde_json::Error> {
+        let text = raw.get();
+        Ok(match text.as_bytes().first() {
+            Some(b'"') => Self::String(serde_json::from_str(text)?),
+            Some(b'n') => Self::Null,
+            Some(b't') => Self::Bool(true),
+            Some(b'f') => Self::Bool(false),
+            Some(b'[') => Self::Array,
+            Some(b'{') => Self::Object,
+            _ => Self::Number(text),
+        })
+    }
+
+    fn kind(&self) -> JsonKind {
+        match self {
+            Self::String(_) => JsonKind::String,
+            Self::Number(_) => JsonKind::Number,
+            Self::Bool(_) => JsonKind::Bool,
+            Self::Object => JsonKind::Object,
+            Self::Array => JsonKind::Array,
+            Self::Null => JsonKind::Null,
         }
-        deserializer.deserialize_any(Kept)
     }
 }
 
@@ -450,7 +436,8 @@ mod tests {
             seen,
             [
                 (1, "category_id", "\"1.5\" is not an int64"),
-                (2, "category_id", "\"1000.0\" is not an int64"),
+                // The number as written, not as a float would print it.
+                (2, "category_id", "\"1e3\" is not an int64"),
                 (3, "category_id", "\"9223372036854775808\" is not an int64"),
                 (4, "category_id", "a JSON object, not a value of type int64"),
                 (5, "brand", "a JSON number, not a value of type string"),
@@ -547,5 +534,33 @@ mod tests {
                 "a JSON object, not a value of type string",
             ]
         );
+    }
+
+    #[test]
+    fn numbers_reach_numeric_columns_as_written_never_through_a_float() {
+        use crate::ingest::validate::tests::{run_contract, texts, typed_contract};
+        let contract = typed_contract("ndjson");
+        let input = concat!(
+            r#"{"price": 12.10, "huge": 0.100000000000000000000000000001}"#,
+            "\n",
+            r#"{"price": 9999999999.99, "sold_at": "2021-04-03T10:15:00Z", "blob": "aGk="}"#,
+            "\n",
+            r#"{"price": 0.125}"#,
+            "\n",
+            r#"{"price": 1e2, "seen": "2021-04-03T10:15:00"}"#,
+            "\n",
+        );
+        let (batches, errors) = run_contract(&contract, input.as_bytes());
+        assert_eq!(
+            texts(&batches, "price"),
+            ["12.10", "9999999999.99", "100.00"]
+        );
+        assert_eq!(
+            texts(&batches, "huge")[0],
+            "0.100000000000000000000000000001"
+        );
+        assert_eq!(texts(&batches, "blob"), ["NULL", "6869", "NULL"]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!((errors[0].line, errors[0].column.as_str()), (3, "price"));
     }
 }

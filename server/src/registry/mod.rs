@@ -100,6 +100,8 @@ struct StoredRowError {
     line: u64,
     column: String,
     reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    row_group: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -806,6 +808,7 @@ async fn update_publication(
             line: e.line,
             column: e.column.clone(),
             reason: e.reason.clone(),
+            row_group: e.row_group,
         })
         .collect();
     sqlx::query(
@@ -883,6 +886,7 @@ fn publication_from_row(row: &AnyRow) -> Result<Publication, FerryError> {
                 line: e.line,
                 column: e.column,
                 reason: e.reason,
+                row_group: e.row_group,
             })
             .collect(),
         warehouse_job_ids: serde_json::from_str(&row.get::<String, _>(15)).unwrap_or_default(),

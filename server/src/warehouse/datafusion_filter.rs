@@ -6,7 +6,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Expr, col, lit, not};
 use datafusion::sql::sqlparser::ast::{self, BinaryOperator, UnaryOperator, Value};
 
-use crate::contract::ViewFilter;
+use crate::contract::{TypedLiteral, ViewFilter};
 use crate::error::FerryError;
 
 /// The filter as a DataFusion expression, or `None` when it keeps every row.
@@ -26,6 +26,7 @@ fn compile(expr: &ast::Expr) -> Result<Expr, FerryError> {
             ident.value.clone(),
         )),
         ast::Expr::Value(value) => literal(&value.value, false)?,
+        ast::Expr::TypedString(typed) => typed_literal(typed)?,
         ast::Expr::Nested(inner) => compile(inner)?,
         ast::Expr::UnaryOp {
             op: UnaryOperator::Not,
@@ -91,6 +92,25 @@ fn like(
         (false, true) => subject.ilike(pattern),
         (true, true) => subject.not_ilike(pattern),
     })
+}
+
+/// `TIMESTAMP '...'` and the like as the Arrow value a column of the type holds.
+fn typed_literal(typed: &ast::TypedString) -> Result<Expr, FerryError> {
+    let value = TypedLiteral::parse(typed).map_err(|e| unsupported(e.to_string()))?;
+    Ok(lit(match value {
+        TypedLiteral::Date(days) => ScalarValue::Date32(Some(days)),
+        TypedLiteral::Timestamp(micros) => {
+            ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into()))
+        }
+        TypedLiteral::Datetime(micros) => ScalarValue::TimestampMicrosecond(Some(micros), None),
+        TypedLiteral::Numeric { unscaled, scale } => match unscaled.to_i128() {
+            Some(small) if unscaled.to_string().trim_start_matches('-').len() <= 38 => {
+                // Scale is at most 38, within i8.
+                ScalarValue::Decimal128(Some(small), 38, scale as i8)
+            }
+            _ => ScalarValue::Decimal256(Some(unscaled), 76, scale as i8),
+        },
+    }))
 }
 
 /// A literal as the typed value it denotes. Integers that fit stay exact (`i64`); other numbers
@@ -310,5 +330,61 @@ mod tests {
         let text = expr.to_string();
         assert!(text.contains("Int64(-1)"), "{text}");
         assert!(text.contains("Int64(9007199254740993)"), "{text}");
+    }
+
+    #[test]
+    fn typed_literals_compile_to_values_of_the_column_types() {
+        use datafusion::arrow::array::{Decimal128Array, TimestampMicrosecondArray};
+
+        use crate::contract::Contract;
+        let contract = Contract::from_yaml(
+            "name: shop.orders\nowner: team:shop\ncolumns:\n  \
+             - {name: price, type: numeric, precision: 12, scale: 2}\n  \
+             - {name: sold_at, type: timestamp}\n",
+        )
+        .expect("valid");
+        let filter = ViewFilter::parse(
+            "sold_at >= TIMESTAMP '2021-04-03T12:00:00+02:00' AND price > NUMERIC '10.5'",
+            &contract,
+        )
+        .expect("valid");
+        let schema = crate::warehouse::table_schema(&contract);
+        let hour = 3_600_000_000i64;
+        let at_ten = 1_617_444_000_000_000i64; // 2021-04-03T10:00:00Z
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(
+                    Decimal128Array::from(vec![1051, 1050, 2000])
+                        .with_precision_and_scale(12, 2)
+                        .expect("decimal"),
+                ),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![at_ten, at_ten, at_ten - hour])
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(datafusion::arrow::array::Date32Array::from(vec![18720; 3])),
+            ],
+        )
+        .expect("batch");
+        let expr = datafusion_filter(&filter)
+            .expect("compiles")
+            .expect("a filter");
+        let df_schema = DFSchema::try_from(schema.as_ref().clone()).expect("schema");
+        let result = SessionContext::new()
+            .create_physical_expr(expr, &df_schema)
+            .expect("physical")
+            .evaluate(&batch)
+            .expect("evaluates")
+            .into_array(3)
+            .expect("array");
+        let kept = result
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .expect("booleans");
+        assert_eq!(
+            (0..3).map(|i| kept.value(i)).collect::<Vec<_>>(),
+            [true, false, false]
+        );
     }
 }

@@ -14,11 +14,11 @@ mod parquet_files;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::stream::BoxStream;
 
-use crate::contract::{ColumnType, Contract, ViewFilter};
+use crate::contract::{Column, ColumnType, Contract, ViewFilter};
 use crate::error::FerryError;
 
 pub use bigquery::api::BigQueryApi;
@@ -177,7 +177,7 @@ pub type BoxCommit<'a> = futures::future::BoxFuture<'a, Result<(), FerryError>>;
 pub fn table_schema(contract: &Contract) -> SchemaRef {
     let mut fields: Vec<Field> = contract
         .stored_columns()
-        .map(|c| Field::new(&c.name, arrow_type(c.column_type), !c.required))
+        .map(|c| Field::new(&c.name, arrow_type(c), !c.required))
         .collect();
     fields.push(Field::new(
         contract.partition_column(),
@@ -187,15 +187,32 @@ pub fn table_schema(contract: &Contract) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-pub fn arrow_type(column_type: ColumnType) -> DataType {
-    match column_type {
+/// A column's Arrow type. Decimals that BigQuery NUMERIC holds are 128-bit, wider ones 256-bit.
+pub fn arrow_type(column: &Column) -> DataType {
+    match column.column_type {
         ColumnType::String => DataType::Utf8,
         ColumnType::Int64 => DataType::Int64,
         ColumnType::Float64 => DataType::Float64,
         ColumnType::Bool => DataType::Boolean,
         ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        ColumnType::Datetime => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::Numeric => {
+            let spec = column
+                .decimal()
+                .unwrap_or(crate::contract::DecimalSpec::NUMERIC);
+            // The scale is at most 38, within i8.
+            let scale = spec.scale as i8;
+            if spec.fits_numeric() {
+                DataType::Decimal128(spec.precision, scale)
+            } else {
+                DataType::Decimal256(spec.precision, scale)
+            }
+        }
+        ColumnType::Bytes => DataType::Binary,
     }
 }
+
 /// The columns a table stores, in order: the dataset's stored columns or a view's projection,
 /// then the partition column.
 pub(crate) fn table_column_names(contract: &Contract, table: &str) -> Vec<String> {

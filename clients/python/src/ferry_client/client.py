@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,6 +116,14 @@ def _value(value: pb.Value) -> Any:
         return None
     if kind == "date_value":
         return dt.date.fromisoformat(value.date_value)
+    if kind == "timestamp_value":
+        # RFC 3339 in UTC, "Z" suffix: an aware datetime.
+        return dt.datetime.fromisoformat(value.timestamp_value.replace("Z", "+00:00"))
+    if kind == "datetime_value":
+        return dt.datetime.fromisoformat(value.datetime_value)
+    if kind == "numeric_value":
+        # Exact: a Decimal, never a float.
+        return decimal.Decimal(value.numeric_value)
     return getattr(value, kind)
 
 

@@ -2,18 +2,41 @@
 
 use std::sync::Arc;
 
+use base64::Engine as _;
 use datafusion::arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+    ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Decimal256Builder,
+    Float64Builder, Int64Builder, StringBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use gcp_bigquery_client::model::table_row::TableRow;
 use serde_json::Value;
 
+use crate::contract::DecimalSpec;
+use crate::contract::values;
 use crate::error::FerryError;
 
-/// Days from 0001-01-01 (chrono's day 1) to the Unix epoch, for Arrow's Date32.
-const UNIX_EPOCH_FROM_CE: i32 = 719_163;
+/// A TIMESTAMP cell: the REST API writes seconds since the epoch (`1.6174449E9`), exactly to
+/// the microsecond; an RFC 3339 text (`2021-04-03 10:15:00+00`, `... UTC`) is read too.
+fn timestamp_micros(text: &str) -> Option<i64> {
+    const SECONDS_TO_MICROS: DecimalSpec = DecimalSpec {
+        precision: 76,
+        scale: 6,
+    };
+    if let Ok(micros) = values::parse_decimal(text, SECONDS_TO_MICROS) {
+        return micros.to_i128().and_then(|m| i64::try_from(m).ok());
+    }
+    let text = text.trim();
+    let normalized = match text.strip_suffix(" UTC") {
+        Some(civil) => format!("{civil}Z"),
+        // `+00`: an offset of hours only.
+        None if text.len() > 3 && matches!(text.as_bytes()[text.len() - 3], b'+' | b'-') => {
+            format!("{text}:00")
+        }
+        None => text.to_owned(),
+    };
+    values::parse_timestamp(&normalized, None).ok()
+}
 
 fn cell(row: &TableRow, index: usize) -> Option<&str> {
     row.columns
@@ -85,14 +108,70 @@ pub fn to_batch(schema: &SchemaRef, rows: &[TableRow]) -> Result<RecordBatch, Fe
                     builder.append_option(
                         value
                             .map(|v| {
-                                chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
-                                    .map(|d| {
-                                        chrono::Datelike::num_days_from_ce(&d) - UNIX_EPOCH_FROM_CE
-                                    })
-                                    .map_err(|_| bad(name, v, "a DATE"))
+                                values::parse_date(v, None).map_err(|_| bad(name, v, "a DATE"))
                             })
                             .transpose()?,
                     );
+                }
+                Arc::new(builder.finish())
+            }
+            DataType::Timestamp(TimeUnit::Microsecond, zone) => {
+                let mut builder = TimestampMicrosecondBuilder::with_capacity(rows.len())
+                    .with_data_type(field.data_type().clone());
+                for value in values {
+                    let micros = value
+                        .map(|v| match zone {
+                            Some(_) => {
+                                timestamp_micros(v).ok_or_else(|| bad(name, v, "a TIMESTAMP"))
+                            }
+                            None => values::parse_datetime(v, None)
+                                .map_err(|_| bad(name, v, "a DATETIME")),
+                        })
+                        .transpose()?;
+                    builder.append_option(micros);
+                }
+                Arc::new(builder.finish())
+            }
+            DataType::Decimal128(precision, scale) | DataType::Decimal256(precision, scale) => {
+                let spec = DecimalSpec {
+                    precision: *precision,
+                    scale: (*scale).max(0) as u8,
+                };
+                let parsed = values
+                    .map(|value| {
+                        value
+                            .map(|v| {
+                                values::parse_decimal(v, spec)
+                                    .map_err(|_| bad(name, v, "a NUMERIC"))
+                            })
+                            .transpose()
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                if matches!(field.data_type(), DataType::Decimal128(..)) {
+                    let mut builder = Decimal128Builder::with_capacity(rows.len())
+                        .with_data_type(field.data_type().clone());
+                    parsed
+                        .iter()
+                        .for_each(|v| builder.append_option(v.map(|v| v.as_i128())));
+                    Arc::new(builder.finish())
+                } else {
+                    let mut builder = Decimal256Builder::with_capacity(rows.len())
+                        .with_data_type(field.data_type().clone());
+                    parsed.iter().for_each(|v| builder.append_option(*v));
+                    Arc::new(builder.finish())
+                }
+            }
+            DataType::Binary => {
+                let mut builder = BinaryBuilder::new();
+                for value in values {
+                    let bytes = value
+                        .map(|v| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(v)
+                                .map_err(|_| bad(name, v, "a BYTES"))
+                        })
+                        .transpose()?;
+                    builder.append_option(bytes);
                 }
                 Arc::new(builder.finish())
             }

@@ -70,18 +70,27 @@ impl std::fmt::Display for TableAddress {
     }
 }
 
-pub fn field_type(column_type: ColumnType) -> FieldType {
-    match column_type {
+/// A column's BigQuery type. Ferry checks a numeric column's own precision and scale while
+/// loading; the table holds NUMERIC, or BIGNUMERIC when NUMERIC's 29.9 digits cannot.
+pub fn field_type(column: &Column) -> FieldType {
+    match column.column_type {
         ColumnType::String => FieldType::String,
         ColumnType::Int64 => FieldType::Int64,
         ColumnType::Float64 => FieldType::Float64,
         ColumnType::Bool => FieldType::Bool,
         ColumnType::Date => FieldType::Date,
+        ColumnType::Timestamp => FieldType::Timestamp,
+        ColumnType::Datetime => FieldType::Datetime,
+        ColumnType::Numeric if column.decimal().is_some_and(|d| d.fits_numeric()) => {
+            FieldType::Numeric
+        }
+        ColumnType::Numeric => FieldType::Bignumeric,
+        ColumnType::Bytes => FieldType::Bytes,
     }
 }
 
 fn field(column: &Column) -> TableFieldSchema {
-    let mut field = TableFieldSchema::new(&column.name, field_type(column.column_type));
+    let mut field = TableFieldSchema::new(&column.name, field_type(column));
     field.mode = Some(
         if column.required {
             "REQUIRED"
@@ -324,7 +333,7 @@ pub fn consumer_view_query(
                 (true, ColumnType::String) => {
                     format!("IF(`{name}` IS NULL, NULL, '{MASKED_TEXT}') AS `{name}`")
                 }
-                (true, other) => format!("CAST(NULL AS {}) AS `{name}`", field_type_sql(other)),
+                (true, _) => format!("CAST(NULL AS {}) AS `{name}`", field_type_sql(column)),
             }
         })
         .collect();
@@ -332,13 +341,20 @@ pub fn consumer_view_query(
     format!("SELECT {} FROM {}", expressions.join(", "), source.sql())
 }
 
-fn field_type_sql(column_type: ColumnType) -> &'static str {
-    match column_type {
-        ColumnType::String => "STRING",
-        ColumnType::Int64 => "INT64",
-        ColumnType::Float64 => "FLOAT64",
-        ColumnType::Bool => "BOOL",
-        ColumnType::Date => "DATE",
+fn field_type_sql(column: &Column) -> &'static str {
+    match field_type(column) {
+        FieldType::String => "STRING",
+        FieldType::Int64 => "INT64",
+        FieldType::Float64 => "FLOAT64",
+        FieldType::Bool => "BOOL",
+        FieldType::Date => "DATE",
+        FieldType::Timestamp => "TIMESTAMP",
+        FieldType::Datetime => "DATETIME",
+        FieldType::Numeric => "NUMERIC",
+        FieldType::Bignumeric => "BIGNUMERIC",
+        FieldType::Bytes => "BYTES",
+        // `field_type` gives none of the others.
+        _ => "STRING",
     }
 }
 

@@ -79,6 +79,14 @@ class _ColumnTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ColumnType
     COLUMN_TYPE_FLOAT64: _ColumnType.ValueType  # 3
     COLUMN_TYPE_BOOL: _ColumnType.ValueType  # 4
     COLUMN_TYPE_DATE: _ColumnType.ValueType  # 5
+    COLUMN_TYPE_TIMESTAMP: _ColumnType.ValueType  # 6
+    """An instant, UTC, microseconds."""
+    COLUMN_TYPE_DATETIME: _ColumnType.ValueType  # 7
+    """A civil date and time, no zone, microseconds."""
+    COLUMN_TYPE_NUMERIC: _ColumnType.ValueType  # 8
+    """An exact decimal with `precision` and `scale`."""
+    COLUMN_TYPE_BYTES: _ColumnType.ValueType  # 9
+    """Bytes; base64 in text sources."""
 
 class ColumnType(_ColumnType, metaclass=_ColumnTypeEnumTypeWrapper):
     """---------------------------------------------------------------------------------------------
@@ -91,6 +99,14 @@ COLUMN_TYPE_INT64: ColumnType.ValueType  # 2
 COLUMN_TYPE_FLOAT64: ColumnType.ValueType  # 3
 COLUMN_TYPE_BOOL: ColumnType.ValueType  # 4
 COLUMN_TYPE_DATE: ColumnType.ValueType  # 5
+COLUMN_TYPE_TIMESTAMP: ColumnType.ValueType  # 6
+"""An instant, UTC, microseconds."""
+COLUMN_TYPE_DATETIME: ColumnType.ValueType  # 7
+"""A civil date and time, no zone, microseconds."""
+COLUMN_TYPE_NUMERIC: ColumnType.ValueType  # 8
+"""An exact decimal with `precision` and `scale`."""
+COLUMN_TYPE_BYTES: ColumnType.ValueType  # 9
+"""Bytes; base64 in text sources."""
 Global___ColumnType: _TypeAlias = ColumnType  # noqa: Y015
 
 class _Classification:
@@ -195,6 +211,8 @@ class _DataFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DataFormat
     DATA_FORMAT_CSV: _DataFormat.ValueType  # 1
     DATA_FORMAT_NDJSON: _DataFormat.ValueType  # 2
     """Newline-delimited JSON: one object per line, its keys the columns' (source) names."""
+    DATA_FORMAT_PARQUET: _DataFormat.ValueType  # 3
+    """Apache Parquet: columns matched by name, read row group by row group."""
 
 class DataFormat(_DataFormat, metaclass=_DataFormatEnumTypeWrapper): ...
 
@@ -202,6 +220,8 @@ DATA_FORMAT_UNSPECIFIED: DataFormat.ValueType  # 0
 DATA_FORMAT_CSV: DataFormat.ValueType  # 1
 DATA_FORMAT_NDJSON: DataFormat.ValueType  # 2
 """Newline-delimited JSON: one object per line, its keys the columns' (source) names."""
+DATA_FORMAT_PARQUET: DataFormat.ValueType  # 3
+"""Apache Parquet: columns matched by name, read row group by row group."""
 Global___DataFormat: _TypeAlias = DataFormat  # noqa: Y015
 
 class _Compression:
@@ -324,6 +344,9 @@ class Column(_message.Message):
     PURPOSE_FIELD_NUMBER: _builtins.int
     RETENTION_DAYS_FIELD_NUMBER: _builtins.int
     SOURCE_NAME_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    PRECISION_FIELD_NUMBER: _builtins.int
+    SCALE_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     type: Global___ColumnType.ValueType
     required: _builtins.bool
@@ -335,6 +358,13 @@ class Column(_message.Message):
     retention_days: _builtins.int
     source_name: _builtins.str
     """The header (or key) naming the column in source files, when it differs from `name`."""
+    format: _builtins.str
+    """How a date, timestamp or datetime is written in text sources (strftime), when not ISO 8601."""
+    precision: _builtins.int
+    """A numeric column's digits in all (1-76; 0 means the default, 38) and after the point (0-38;
+    unset means the default, 9): BigQuery NUMERIC unless the bounds need BIGNUMERIC.
+    """
+    scale: _builtins.int
     def __init__(
         self,
         *,
@@ -348,12 +378,17 @@ class Column(_message.Message):
         purpose: _builtins.str = ...,
         retention_days: _builtins.int = ...,
         source_name: _builtins.str = ...,
+        format: _builtins.str = ...,
+        precision: _builtins.int = ...,
+        scale: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_scale", b"_scale", "scale", b"scale"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["classification", b"classification", "description", b"description", "legal_basis", b"legal_basis", "name", b"name", "pii_handling", b"pii_handling", "purpose", b"purpose", "required", b"required", "retention_days", b"retention_days", "source_name", b"source_name", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_scale", b"_scale", "classification", b"classification", "description", b"description", "format", b"format", "legal_basis", b"legal_basis", "name", b"name", "pii_handling", b"pii_handling", "precision", b"precision", "purpose", b"purpose", "required", b"required", "retention_days", b"retention_days", "scale", b"scale", "source_name", b"source_name", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__scale: _TypeAlias = _typing.Literal["scale"]  # noqa: Y015
+    _WhichOneofArgType__scale: _TypeAlias = _typing.Literal["_scale", b"_scale"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__scale) -> _WhichOneofReturnType__scale | None: ...
 
 Global___Column: _TypeAlias = Column  # noqa: Y015
 
@@ -853,22 +888,30 @@ class RowError(_message.Message):
     LINE_FIELD_NUMBER: _builtins.int
     COLUMN_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    ROW_GROUP_FIELD_NUMBER: _builtins.int
     line: _builtins.int
-    """1-based physical line in the source where the record starts."""
+    """Text sources: the 1-based physical line where the record starts. Parquet: the 1-based row
+    in the file.
+    """
     column: _builtins.str
     reason: _builtins.str
+    row_group: _builtins.int
+    """Parquet only: the 0-based row group holding the row."""
     def __init__(
         self,
         *,
         line: _builtins.int = ...,
         column: _builtins.str = ...,
         reason: _builtins.str = ...,
+        row_group: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_row_group", b"_row_group", "row_group", b"row_group"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "line", b"line", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_row_group", b"_row_group", "column", b"column", "line", b"line", "reason", b"reason", "row_group", b"row_group"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__row_group: _TypeAlias = _typing.Literal["row_group"]  # noqa: Y015
+    _WhichOneofArgType__row_group: _TypeAlias = _typing.Literal["_row_group", b"_row_group"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__row_group) -> _WhichOneofReturnType__row_group | None: ...
 
 Global___RowError: _TypeAlias = RowError  # noqa: Y015
 
@@ -1630,6 +1673,10 @@ class Value(_message.Message):
     FLOAT64_VALUE_FIELD_NUMBER: _builtins.int
     BOOL_VALUE_FIELD_NUMBER: _builtins.int
     DATE_VALUE_FIELD_NUMBER: _builtins.int
+    TIMESTAMP_VALUE_FIELD_NUMBER: _builtins.int
+    DATETIME_VALUE_FIELD_NUMBER: _builtins.int
+    NUMERIC_VALUE_FIELD_NUMBER: _builtins.int
+    BYTES_VALUE_FIELD_NUMBER: _builtins.int
     null_value: _builtins.bool
     string_value: _builtins.str
     int64_value: _builtins.int
@@ -1637,6 +1684,13 @@ class Value(_message.Message):
     bool_value: _builtins.bool
     date_value: _builtins.str
     """YYYY-MM-DD."""
+    timestamp_value: _builtins.str
+    """RFC 3339 in UTC with microseconds: 2021-04-03T10:15:00.000000Z."""
+    datetime_value: _builtins.str
+    """ISO 8601 without a zone, microseconds: 2021-04-03T10:15:00.000000."""
+    numeric_value: _builtins.str
+    """The exact decimal with its scale's digits: 12.50."""
+    bytes_value: _builtins.bytes
     def __init__(
         self,
         *,
@@ -1646,12 +1700,16 @@ class Value(_message.Message):
         float64_value: _builtins.float = ...,
         bool_value: _builtins.bool = ...,
         date_value: _builtins.str = ...,
+        timestamp_value: _builtins.str = ...,
+        datetime_value: _builtins.str = ...,
+        numeric_value: _builtins.str = ...,
+        bytes_value: _builtins.bytes = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["bool_value", b"bool_value", "date_value", b"date_value", "float64_value", b"float64_value", "int64_value", b"int64_value", "kind", b"kind", "null_value", b"null_value", "string_value", b"string_value"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bool_value", b"bool_value", "bytes_value", b"bytes_value", "date_value", b"date_value", "datetime_value", b"datetime_value", "float64_value", b"float64_value", "int64_value", b"int64_value", "kind", b"kind", "null_value", b"null_value", "numeric_value", b"numeric_value", "string_value", b"string_value", "timestamp_value", b"timestamp_value"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bool_value", b"bool_value", "date_value", b"date_value", "float64_value", b"float64_value", "int64_value", b"int64_value", "kind", b"kind", "null_value", b"null_value", "string_value", b"string_value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bool_value", b"bool_value", "bytes_value", b"bytes_value", "date_value", b"date_value", "datetime_value", b"datetime_value", "float64_value", b"float64_value", "int64_value", b"int64_value", "kind", b"kind", "null_value", b"null_value", "numeric_value", b"numeric_value", "string_value", b"string_value", "timestamp_value", b"timestamp_value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["null_value", "string_value", "int64_value", "float64_value", "bool_value", "date_value"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["null_value", "string_value", "int64_value", "float64_value", "bool_value", "date_value", "timestamp_value", "datetime_value", "numeric_value", "bytes_value"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
