@@ -1,4 +1,4 @@
-//! Realistic product-catalog extracts of any size, as CSV or NDJSON.
+//! Realistic product-catalog extracts of any size, as CSV, NDJSON or Parquet.
 //!
 //! The shape follows the real daily extracts: seven columns with a header, a wide base64 PNG
 //! `image` column (about a quarter of rows have none), free-text comments that are often quoted
@@ -52,6 +52,9 @@ pub enum RowFormat {
     Csv,
     /// One JSON object per line; an empty field is a missing key, numbers are JSON numbers.
     Ndjson,
+    /// Apache Parquet (snappy), written by `write_parquet_rows`/`write_parquet_bytes`: strings
+    /// are UTF-8, numbers int64, an empty field is null.
+    Parquet,
 }
 
 /// What the generated rows look like.
@@ -132,6 +135,22 @@ impl CatalogGenerator {
 
     /// Writes one data row and accounts for it in `stats`.
     pub fn write_row(&mut self, out: &mut impl Write, stats: &mut CatalogStats) -> io::Result<()> {
+        let row = self.next_row();
+        let newline = self.newline();
+        self.line.clear();
+        match self.options.format {
+            RowFormat::Csv | RowFormat::Parquet => row.as_row().csv(&mut self.line),
+            RowFormat::Ndjson => row.as_row().ndjson(&mut self.line),
+        }
+        self.line.extend_from_slice(newline);
+        out.write_all(&self.line)?;
+        stats.count(&row, self.line.len() as u64);
+        Ok(())
+    }
+
+    /// Draws the next row's values. Every format draws the same values in the same order, so a
+    /// seed gives the same rows as CSV, NDJSON or Parquet.
+    fn next_row(&mut self) -> OwnedRow {
         let brand = BRANDS[self.rng.random_range(0..BRANDS.len())];
         let category_id: u32 = self.rng.random_range(1..=100);
         let year_release: u32 = self.rng.random_range(1955..=2020);
@@ -157,32 +176,53 @@ impl CatalogGenerator {
             image.extend_from_slice(&self.base64_pool[start..start + len]);
             image.extend_from_slice(PNG_SUFFIX.as_bytes());
         }
-        let row = Row {
+        OwnedRow {
             brand,
             category_id,
-            comment: &comment,
+            comment,
             currency,
             description,
-            image: &image,
+            image,
             year_release,
-        };
-        let newline = self.newline();
-        self.line.clear();
-        match self.options.format {
-            RowFormat::Csv => row.csv(&mut self.line),
-            RowFormat::Ndjson => row.ndjson(&mut self.line),
         }
-        self.line.extend_from_slice(newline);
-        out.write_all(&self.line)?;
+    }
+}
 
-        stats.rows += 1;
-        stats.bytes += self.line.len() as u64;
-        if has_image {
-            stats.with_image += 1;
-        } else if brand == "Samsung" && year_release > 2000 {
-            stats.samsung_after_2000_without_image += 1;
+impl CatalogStats {
+    /// Accounts for `row`, written in `bytes` bytes.
+    fn count(&mut self, row: &OwnedRow, bytes: u64) {
+        self.rows += 1;
+        self.bytes += bytes;
+        if !row.image.is_empty() {
+            self.with_image += 1;
+        } else if row.brand == "Samsung" && row.year_release > 2000 {
+            self.samsung_after_2000_without_image += 1;
         }
-        Ok(())
+    }
+}
+
+/// A drawn row that owns its text.
+struct OwnedRow {
+    brand: &'static str,
+    category_id: u32,
+    comment: String,
+    currency: &'static str,
+    description: &'static str,
+    image: Vec<u8>,
+    year_release: u32,
+}
+
+impl OwnedRow {
+    fn as_row(&self) -> Row<'_> {
+        Row {
+            brand: self.brand,
+            category_id: self.category_id,
+            comment: &self.comment,
+            currency: self.currency,
+            description: self.description,
+            image: &self.image,
+            year_release: self.year_release,
+        }
     }
 }
 
@@ -280,6 +320,106 @@ fn write_while(
     Ok(stats)
 }
 
+/// Rows per Parquet row group's write: the generator's batch.
+const PARQUET_BATCH_ROWS: usize = 8192;
+
+/// Writes exactly `rows` rows as Parquet.
+pub fn write_parquet_rows(
+    out: impl Write + Send,
+    options: CatalogOptions,
+    rows: u64,
+) -> io::Result<CatalogStats> {
+    write_parquet_while(out, options, |stats| stats.rows < rows)
+}
+
+/// Writes Parquet rows until their CSV rendering would hold at least `bytes` bytes (so one
+/// `--size` gives the same rows in every format).
+pub fn write_parquet_bytes(
+    out: impl Write + Send,
+    options: CatalogOptions,
+    bytes: u64,
+) -> io::Result<CatalogStats> {
+    write_parquet_while(out, options, |stats| stats.bytes < bytes)
+}
+
+fn write_parquet_while(
+    out: impl Write + Send,
+    options: CatalogOptions,
+    more: impl Fn(&CatalogStats) -> bool,
+) -> io::Result<CatalogStats> {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{Int64Builder, StringBuilder};
+    use arrow_array::{ArrayRef, RecordBatch};
+    use arrow_schema::{DataType, Field, Schema};
+
+    let schema = Arc::new(Schema::new(
+        HEADER
+            .split(',')
+            .map(|name| {
+                let data_type = match name {
+                    "category_id" | "year_release" => DataType::Int64,
+                    _ => DataType::Utf8,
+                };
+                Field::new(name, data_type, true)
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(properties))
+        .map_err(io::Error::other)?;
+    let mut generator = CatalogGenerator::new(options);
+    let mut stats = CatalogStats {
+        bytes: (HEADER.len() + 1) as u64,
+        ..CatalogStats::default()
+    };
+    let text = |value: &str| (!value.is_empty()).then_some(value.to_owned());
+    let mut line = Vec::new();
+    while more(&stats) {
+        let mut strings: Vec<StringBuilder> = (0..5).map(|_| StringBuilder::new()).collect();
+        let mut numbers: Vec<Int64Builder> = (0..2).map(|_| Int64Builder::new()).collect();
+        let mut rows = 0;
+        while rows < PARQUET_BATCH_ROWS && more(&stats) {
+            let row = generator.next_row();
+            line.clear();
+            row.as_row().csv(&mut line);
+            stats.count(&row, line.len() as u64 + 1);
+            strings[0].append_option(text(row.brand));
+            numbers[0].append_value(i64::from(row.category_id));
+            strings[1].append_option(text(&row.comment));
+            strings[2].append_option(text(row.currency));
+            strings[3].append_option(text(row.description));
+            strings[4].append_option(text(&String::from_utf8_lossy(&row.image)));
+            numbers[1].append_value(i64::from(row.year_release));
+            rows += 1;
+        }
+        let mut strings = strings
+            .into_iter()
+            .map(|mut b| Arc::new(b.finish()) as ArrayRef);
+        let mut numbers = numbers
+            .into_iter()
+            .map(|mut b| Arc::new(b.finish()) as ArrayRef);
+        let mut next_string = || strings.next().expect("five string columns");
+        let mut next_number = || numbers.next().expect("two number columns");
+        // HEADER's order: brand, category_id, comment, currency, description, image, year_release.
+        let columns = vec![
+            next_string(),
+            next_number(),
+            next_string(),
+            next_string(),
+            next_string(),
+            next_string(),
+            next_number(),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(io::Error::other)?;
+        writer.write(&batch).map_err(io::Error::other)?;
+    }
+    writer.close().map_err(io::Error::other)?;
+    Ok(stats)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +509,62 @@ mod tests {
                 assert_eq!(shown, value, "{name}");
             }
         }
+    }
+
+    #[test]
+    fn parquet_rows_hold_the_same_values_as_csv_rows() {
+        use arrow_array::Array;
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::Int64Type;
+        let mut csv_out = Vec::new();
+        let csv_stats = write_rows(&mut csv_out, CatalogOptions::default(), 300).expect("csv");
+        let mut parquet_out = Vec::new();
+        let options = CatalogOptions {
+            format: RowFormat::Parquet,
+            ..CatalogOptions::default()
+        };
+        let stats = write_parquet_rows(&mut parquet_out, options, 300).expect("parquet");
+        assert_eq!(stats, csv_stats);
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(parquet_out),
+        )
+        .expect("parquet file")
+        .build()
+        .expect("reader");
+        let mut rows = Vec::new();
+        for batch in reader {
+            let batch = batch.expect("batch");
+            for i in 0..batch.num_rows() {
+                let text = |c: usize| {
+                    let column = batch.column(c).as_string::<i32>();
+                    if column.is_valid(i) {
+                        column.value(i).to_owned()
+                    } else {
+                        String::new()
+                    }
+                };
+                let number = |c: usize| {
+                    batch
+                        .column(c)
+                        .as_primitive::<Int64Type>()
+                        .value(i)
+                        .to_string()
+                };
+                rows.push(vec![
+                    text(0),
+                    number(1),
+                    text(2),
+                    text(3),
+                    text(4),
+                    text(5),
+                    number(6),
+                ]);
+            }
+        }
+        let expected: Vec<Vec<String>> = parse(&csv_out)
+            .iter()
+            .map(|r| r.iter().map(str::to_owned).collect())
+            .collect();
+        assert_eq!(rows, expected);
     }
 }

@@ -1,5 +1,5 @@
-//! `catalog-gen`: writes a realistic product-catalog extract, as CSV or NDJSON, compressed or
-//! not.
+//! `catalog-gen`: writes a realistic product-catalog extract, as CSV, NDJSON or Parquet,
+//! compressed or not.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -7,7 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use ferry_catalog_gen::{CatalogOptions, RowFormat, write_bytes, write_rows};
+use ferry_catalog_gen::{
+    CatalogOptions, RowFormat, write_bytes, write_parquet_bytes, write_parquet_rows, write_rows,
+};
 
 /// Generate a realistic product-catalog extract (wide base64 images, quoted comments, ~25%
 /// without image). The same seed always gives the same file.
@@ -15,13 +17,15 @@ use ferry_catalog_gen::{CatalogOptions, RowFormat, write_bytes, write_rows};
 #[command(
     version,
     after_help = "Examples:\n  catalog-gen --rows 100 -o day1.csv\n  catalog-gen --size 1GiB -o big.csv --seed 7\n  \
-                  catalog-gen --rows 100 --format ndjson --compression gzip -o day1.ndjson.gz"
+                  catalog-gen --rows 100 --format ndjson --compression gzip -o day1.ndjson.gz\n  \
+                  catalog-gen --rows 100 --format parquet -o day1.parquet"
 )]
 struct Args {
     /// How rows are written.
     #[arg(long, value_enum, default_value_t = Format::Csv)]
     format: Format,
-    /// How the output is compressed. `--size` counts the bytes before compression.
+    /// How the output is compressed. `--size` counts the bytes before compression (for Parquet,
+    /// the bytes of the same rows as CSV).
     #[arg(long, value_enum, default_value_t = Compression::None)]
     compression: Compression,
     /// Number of data rows to write.
@@ -50,6 +54,7 @@ struct Args {
 enum Format {
     Csv,
     Ndjson,
+    Parquet,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -61,9 +66,9 @@ enum Compression {
 
 /// The output file, through its compressor.
 enum Output {
-    Plain(Box<dyn Write>),
-    Gzip(flate2::write::GzEncoder<Box<dyn Write>>),
-    Zstd(zstd::stream::write::Encoder<'static, Box<dyn Write>>),
+    Plain(Box<dyn Write + Send>),
+    Gzip(flate2::write::GzEncoder<Box<dyn Write + Send>>),
+    Zstd(zstd::stream::write::Encoder<'static, Box<dyn Write + Send>>),
 }
 
 impl Write for Output {
@@ -123,14 +128,15 @@ fn main() -> anyhow::Result<()> {
         format: match args.format {
             Format::Csv => RowFormat::Csv,
             Format::Ndjson => RowFormat::Ndjson,
+            Format::Parquet => RowFormat::Parquet,
         },
         no_image_ratio: args.no_image_ratio,
         multiline_comment_ratio: args.multiline_ratio,
         crlf: args.crlf,
         ..CatalogOptions::default()
     };
-    let sink: Box<dyn Write> = if args.output.as_os_str() == "-" {
-        Box::new(BufWriter::new(std::io::stdout().lock()))
+    let sink: Box<dyn Write + Send> = if args.output.as_os_str() == "-" {
+        Box::new(BufWriter::new(std::io::stdout()))
     } else {
         let file = File::create(&args.output)
             .with_context(|| format!("cannot create {}", args.output.display()))?;
@@ -144,10 +150,13 @@ fn main() -> anyhow::Result<()> {
         )),
         Compression::Zstd => Output::Zstd(zstd::stream::write::Encoder::new(sink, 3)?),
     };
-    let stats = match (args.rows, args.size) {
-        (Some(rows), _) => write_rows(&mut out, options, rows)?,
-        (None, Some(size)) => write_bytes(&mut out, options, parse_size(&size)?)?,
-        (None, None) => bail!("give --rows N or --size SIZE"),
+    let parquet = options.format == RowFormat::Parquet;
+    let stats = match (args.rows, args.size, parquet) {
+        (Some(rows), _, false) => write_rows(&mut out, options, rows)?,
+        (None, Some(size), false) => write_bytes(&mut out, options, parse_size(&size)?)?,
+        (Some(rows), _, true) => write_parquet_rows(&mut out, options, rows)?,
+        (None, Some(size), true) => write_parquet_bytes(&mut out, options, parse_size(&size)?)?,
+        (None, None, _) => bail!("give --rows N or --size SIZE"),
     };
     // The compressed stream's trailer is written here, and its errors reported, not on drop.
     out.finish()?;
