@@ -491,3 +491,481 @@ async fn ndjson_from_gcs_publishes_the_catalog_rows_on_bigquery() {
     server.stop().await;
     drop(scratch);
 }
+
+/// The catalog extract as Parquet, as a producer's Arrow writer would write it: `brand`
+/// dictionary-encoded, `category_id` as int32 (widened to the contract's int64), an empty field
+/// as null, two row groups.
+fn catalog_as_parquet(csv_text: &str) -> Vec<u8> {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        ArrayRef, DictionaryArray, Int32Array, Int64Array, StringArray,
+    };
+    use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Schema};
+    use datafusion::arrow::record_batch::RecordBatch;
+
+    let fields = catalog_fields(csv_text);
+    let (header, rows) = fields.split_first().unwrap();
+    let text = |i: usize| -> Vec<Option<&str>> {
+        rows.iter()
+            .map(|r| (!r[i].is_empty()).then_some(r[i].as_str()))
+            .collect()
+    };
+    let columns: Vec<ArrayRef> = header
+        .iter()
+        .enumerate()
+        .map(|(i, name)| -> ArrayRef {
+            match name.as_str() {
+                "brand" => Arc::new(text(i).into_iter().collect::<DictionaryArray<Int32Type>>()),
+                "category_id" => Arc::new(Int32Array::from(
+                    rows.iter()
+                        .map(|r| r[i].parse::<i32>().unwrap())
+                        .collect::<Vec<_>>(),
+                )),
+                "year_release" => Arc::new(Int64Array::from(
+                    rows.iter()
+                        .map(|r| r[i].parse::<i64>().unwrap())
+                        .collect::<Vec<_>>(),
+                )),
+                _ => Arc::new(StringArray::from(text(i))),
+            }
+        })
+        .collect();
+    let schema = Schema::new(
+        header
+            .iter()
+            .zip(&columns)
+            .map(|(name, array)| Field::new(name, array.data_type().clone(), true))
+            .collect::<Vec<_>>(),
+    );
+    assert!(matches!(
+        schema.field(0).data_type(),
+        DataType::Dictionary(..)
+    ));
+    let batch = RecordBatch::try_new(Arc::new(schema), columns).unwrap();
+    let mut out = Vec::new();
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_max_row_group_row_count(Some(rows.len().div_ceil(2)))
+        .build();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(properties)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    out
+}
+
+/// The catalog contract under another name for `format`, its views renamed alike, so one server
+/// holds the catalog in every format.
+fn catalog_contract_for(format: &str) -> (String, [String; 3]) {
+    let names = [RAW, TEAM_A, TEAM_B].map(|name| format!("{name}_{format}"));
+    let mut yaml = CONTRACT_YAML.replace("source:\n", &format!("source:\n  format: {format}\n"));
+    if format != "csv" {
+        // The CSV options are the defaults written out; other formats take none.
+        let start = yaml.find("  csv:\n").unwrap();
+        let end = yaml[start..].find("  max_rejected_rows").unwrap() + start;
+        yaml.replace_range(start..end, "");
+    }
+    for (name, renamed) in [RAW, TEAM_A, TEAM_B].iter().zip(&names) {
+        yaml = yaml.replace(&format!("name: {name}\n"), &format!("name: {renamed}\n"));
+    }
+    assert_eq!(yaml.matches(&format!("_{format}\n")).count(), 3, "{yaml}");
+    (yaml, names)
+}
+
+/// Day one in every format and compression, written to every store, publishes the rows of the
+/// plain CSV and the same team A and team B rows: `stores` maps a file name to its URI.
+async fn publish_every_format_and_compression(
+    client: &mut Client,
+    put: &mut impl FnMut(&str, Vec<u8>) -> futures::future::BoxFuture<'static, Vec<String>>,
+) {
+    let plain = [
+        ("csv", DAY_1.as_bytes().to_vec()),
+        ("ndjson", catalog_as_ndjson(DAY_1).into_bytes()),
+        ("parquet", catalog_as_parquet(DAY_1)),
+    ];
+    let (team_a, team_b) = team_counts(DAY_1);
+    let mut day = chrono::NaiveDate::from_ymd_opt(2021, 4, 1).unwrap();
+    for (format, bytes) in plain {
+        let (yaml, [raw, view_a, view_b]) = catalog_contract_for(format);
+        register_yaml(client, &yaml).await.unwrap();
+        let compressed = [
+            ("", bytes.clone()),
+            (".gz", gzip(&bytes)),
+            (
+                ".zst",
+                zstd::stream::encode_all(bytes.as_slice(), 3).unwrap(),
+            ),
+        ];
+        for (suffix, content) in compressed {
+            for uri in put(&format!("day1.{format}{suffix}"), content).await {
+                day = day.succ_opt().unwrap();
+                let date = day.to_string();
+                let context = format!("{format}{suffix} from {uri}");
+                let published = publish(client, &raw, &date, &uri).await;
+                let publication = published.unwrap_or_else(|e| panic!("{context}: {e}"));
+                assert_eq!(
+                    publication.publication.unwrap().rows_accepted,
+                    expected_rows(DAY_1).len() as u64,
+                    "{context}"
+                );
+                let (_, rows) = read_rows(client, &raw, &date, &date, &[]).await.unwrap();
+                assert_rows_of(&rows, DAY_1, &context);
+                assert_eq!(count(client, &view_a, &date).await, team_a, "{context}");
+                assert_eq!(count(client, &view_b, &date).await, team_b, "{context}");
+            }
+        }
+    }
+}
+
+/// Every format × compression, from disk, S3 and GCS, on the embedded warehouse.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_format_and_compression_from_every_store_publishes_the_catalog_rows() {
+    let s3 = MotoS3::start();
+    s3.create_bucket("catalog").await;
+    let gcs = FakeGcs::start();
+    gcs.create_bucket("catalog").await;
+    let scratch = tempfile::tempdir().unwrap();
+    let service_account = gcs.service_account(scratch.path());
+    let gcs_url = gcs.base_url.clone();
+    let server = TestServer::start_configured(Some(&s3.endpoint), |config| {
+        config.sources.gcs.base_url = Some(gcs_url);
+        config.sources.gcs.service_account_path = Some(service_account.display().to_string());
+    })
+    .await;
+    let mut client = server.client().await;
+    let (s3, gcs) = (std::sync::Arc::new(s3), std::sync::Arc::new(gcs));
+    let files = server.scratch().to_path_buf();
+    let mut put =
+        |name: &str, content: Vec<u8>| -> futures::future::BoxFuture<'static, Vec<String>> {
+            let (s3, gcs, files, name) = (s3.clone(), gcs.clone(), files.clone(), name.to_owned());
+            Box::pin(async move {
+                s3.put("catalog", &name, content.clone()).await;
+                gcs.put("catalog", &name, content.clone()).await;
+                vec![
+                    write_file(&files, &name, &content),
+                    format!("s3://catalog/{name}"),
+                    format!("gs://catalog/{name}"),
+                ]
+            })
+        };
+    publish_every_format_and_compression(&mut client, &mut put).await;
+    server.stop().await;
+    drop(scratch);
+}
+
+/// Every format × compression on BigQuery, from disk, S3 and GCS: BigQuery loads Ferry's own
+/// validated Parquet, whatever the producer wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_format_and_compression_publishes_the_catalog_rows_on_bigquery() {
+    let s3 = MotoS3::start();
+    s3.create_bucket("catalog").await;
+    let gcs = FakeGcs::start();
+    gcs.create_bucket("catalog").await;
+    let bigquery = LocalBigQuery::start();
+    let scratch = tempfile::tempdir().unwrap();
+    let service_account = gcs.service_account(scratch.path());
+    let (gcs_url, bigquery_config) = (gcs.base_url.clone(), bigquery.config());
+    let server = TestServer::start_configured(Some(&s3.endpoint), |config| {
+        config.sources.gcs.base_url = Some(gcs_url);
+        config.sources.gcs.service_account_path = Some(service_account.display().to_string());
+        config.warehouse.backend = ferry_server::config::WarehouseBackend::Bigquery;
+        config.warehouse.bigquery = bigquery_config;
+    })
+    .await;
+    let mut client = server.client().await;
+    let (s3, gcs) = (std::sync::Arc::new(s3), std::sync::Arc::new(gcs));
+    let files = server.scratch().to_path_buf();
+    let mut put =
+        |name: &str, content: Vec<u8>| -> futures::future::BoxFuture<'static, Vec<String>> {
+            let (s3, gcs, files, name) = (s3.clone(), gcs.clone(), files.clone(), name.to_owned());
+            Box::pin(async move {
+                s3.put("catalog", &name, content.clone()).await;
+                gcs.put("catalog", &name, content.clone()).await;
+                vec![
+                    write_file(&files, &name, &content),
+                    format!("s3://catalog/{name}"),
+                    format!("gs://catalog/{name}"),
+                ]
+            })
+        };
+    publish_every_format_and_compression(&mut client, &mut put).await;
+    server.stop().await;
+    drop(scratch);
+}
+
+/// A dataset of the richer types, with a view that filters on typed literals.
+const ORDERS_YAML: &str = r#"
+name: catalog.orders
+owner: team:catalog
+columns:
+  - {name: order_id, type: int64, required: true}
+  - {name: price, type: numeric, precision: 12, scale: 2, required: true}
+  - {name: sold_at, type: timestamp, required: true}
+  - {name: shop_time, type: datetime}
+  - {name: billed_on, type: date, format: "%d/%m/%Y", source_name: Billed On}
+  - {name: receipt, type: bytes}
+  - {name: exact, type: numeric, precision: 50, scale: 20}
+views:
+  - name: catalog.big_afternoon_orders
+    filter: "price >= NUMERIC '100.00' AND sold_at >= TIMESTAMP '2021-04-03T12:00:00Z' AND shop_time < DATETIME '2021-04-03T23:00:00'"
+"#;
+
+const ORDERS_CSV: &str = "order_id,price,sold_at,shop_time,Billed On,receipt,exact\n\
+    1,12.5,2021-04-03T10:15:00Z,2021-04-03T12:15:00,03/04/2021,aGVsbG8=,0.12345678901234567890\n\
+    2,100,2021-04-03 14:30:00.5+02:00,2021-04-03T14:30:00,04/04/2021,,-123456789012345678901234567890.5\n\
+    3,999999.99,2021-04-03T13:00:00Z,2021-04-03T15:00:00.000001,,,\n";
+
+/// The orders' contract and extract, with the BIGNUMERIC column `exact` or without it (the
+/// BigQuery emulator stores decimals in DuckDB, whose DECIMAL stops at 38 digits).
+fn orders(wide_decimal: bool) -> (String, String) {
+    if wide_decimal {
+        return (ORDERS_YAML.to_owned(), ORDERS_CSV.to_owned());
+    }
+    let yaml = ORDERS_YAML
+        .lines()
+        .filter(|line| !line.contains("name: exact"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let csv = ORDERS_CSV
+        .lines()
+        .map(|line| format!("{}\n", line.rsplit_once(',').unwrap().0))
+        .collect();
+    (yaml, csv)
+}
+
+/// The orders as read back, in order: exact decimals, timestamps in UTC, bytes as base64.
+fn expected_orders(wide_decimal: bool) -> Vec<Vec<Option<String>>> {
+    let mut rows = expected_orders_with_exact();
+    if !wide_decimal {
+        rows.iter_mut().for_each(|row| {
+            row.remove(6);
+        });
+    }
+    rows
+}
+
+fn expected_orders_with_exact() -> Vec<Vec<Option<String>>> {
+    let row = |values: [Option<&str>; 7]| -> Vec<Option<String>> {
+        values
+            .into_iter()
+            .map(|v| v.map(str::to_owned))
+            .chain([Some(DATE.to_owned())])
+            .collect()
+    };
+    vec![
+        row([
+            Some("1"),
+            Some("12.50"),
+            Some("2021-04-03T10:15:00.000000Z"),
+            Some("2021-04-03T12:15:00.000000"),
+            Some("2021-04-03"),
+            Some("aGVsbG8="),
+            Some("0.12345678901234567890"),
+        ]),
+        row([
+            Some("2"),
+            Some("100.00"),
+            Some("2021-04-03T12:30:00.500000Z"),
+            Some("2021-04-03T14:30:00.000000"),
+            Some("2021-04-04"),
+            None,
+            Some("-123456789012345678901234567890.50000000000000000000"),
+        ]),
+        row([
+            Some("3"),
+            Some("999999.99"),
+            Some("2021-04-03T13:00:00.000000Z"),
+            Some("2021-04-03T15:00:00.000001"),
+            None,
+            None,
+            None,
+        ]),
+    ]
+}
+
+/// Publishes the orders and checks every value and the typed-literal view; then refuses a
+/// decimal out of range and a timestamp without an offset with their line and column, leaving
+/// the day as it was.
+async fn typed_values_round_trip(
+    client: &mut Client,
+    scratch: &std::path::Path,
+    wide_decimal: bool,
+) {
+    let (yaml, csv) = orders(wide_decimal);
+    register_yaml(client, &yaml).await.unwrap();
+    let uri = write_file(scratch, "orders.csv", csv);
+    publish(client, "catalog.orders", DATE, &uri).await.unwrap();
+    let (columns, mut rows) = read_rows(client, "catalog.orders", DATE, DATE, &[])
+        .await
+        .unwrap();
+    assert_eq!(columns[..2], ["order_id", "price"]);
+    rows.sort_by_key(|r| r[0].clone());
+    assert_eq!(rows, expected_orders(wide_decimal));
+    let (_, mut big) = read_rows(
+        client,
+        "catalog.big_afternoon_orders",
+        DATE,
+        DATE,
+        &["order_id"],
+    )
+    .await
+    .unwrap();
+    big.sort();
+    assert_eq!(
+        big,
+        [vec![Some("2".to_owned())], vec![Some("3".to_owned())]],
+        "orders 2 and 3 are big, in the afternoon and before 23:00"
+    );
+
+    for (bad, expected) in [
+        (
+            "4,1234567890.123,2021-04-03T10:00:00Z,,,,",
+            "line 2, column price: \"1234567890.123\" has 3 digits after the point",
+        ),
+        (
+            "4,12345678901,2021-04-03T10:00:00Z,,,,",
+            "line 2, column price: \"12345678901\" is out of range",
+        ),
+        (
+            "4,1,2021-04-03T10:00:00,,,,",
+            "line 2, column sold_at: \"2021-04-03T10:00:00\" has no UTC offset",
+        ),
+        (
+            "4,1,2021-04-03T10:00:00Z,,2021-04-03,,",
+            "line 2, column billed_on: \"2021-04-03\" does not match the format \"%d/%m/%Y\"",
+        ),
+    ] {
+        let (_, header) = orders(wide_decimal);
+        let header = header.lines().next().unwrap();
+        let bad = if wide_decimal {
+            bad
+        } else {
+            bad.rsplit_once(',').unwrap().0
+        };
+        let text = format!("{header}\n{bad}\n");
+        let uri = write_file(scratch, "bad.csv", text);
+        let status = publish(client, "catalog.orders", DATE, &uri)
+            .await
+            .unwrap_err();
+        assert_reason(&status, "PUBLICATION_REJECTED");
+        assert!(status.message().contains(expected), "{}", status.message());
+        assert_eq!(count(client, "catalog.orders", DATE).await, 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_decimals_datetimes_and_bytes_publish_exactly() {
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    typed_values_round_trip(&mut client, server.scratch(), true).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn timestamps_decimals_datetimes_and_bytes_publish_exactly_on_bigquery() {
+    let bigquery = LocalBigQuery::start();
+    let bigquery_config = bigquery.config();
+    let server = TestServer::start_configured(None, |config| {
+        config.warehouse.backend = ferry_server::config::WarehouseBackend::Bigquery;
+        config.warehouse.bigquery = bigquery_config;
+    })
+    .await;
+    let mut client = server.client().await;
+    typed_values_round_trip(&mut client, server.scratch(), false).await;
+    // BigQuery's own table holds the types, not text.
+    let typed = bigquery
+        .query(&format!(
+            "SELECT SUM(price), MIN(sold_at) < TIMESTAMP '2021-04-03T11:00:00Z' FROM \
+             `test-project.catalog.orders` WHERE partition_date = DATE '{DATE}'"
+        ))
+        .await;
+    assert_eq!(typed[0][0].as_deref(), Some("1000112.49"), "{typed:?}");
+    assert_eq!(typed[0][1].as_deref(), Some("true"), "{typed:?}");
+    server.stop().await;
+}
+
+/// Bad bytes of the columnar and compressed kinds: a Parquet column of a lossy type and a corrupt
+/// zstd frame are refused with a precise message before anything changes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lossy_parquet_type_and_a_corrupt_zstd_frame_change_nothing() {
+    let (parquet_yaml, [raw, _, _]) = catalog_contract_for("parquet");
+    let server = TestServer::start(None).await;
+    let mut client = server.client().await;
+    register_catalog(&mut client).await;
+    register_yaml(&mut client, &parquet_yaml).await.unwrap();
+    let good = write_file(server.scratch(), "day1.parquet", catalog_as_parquet(DAY_1));
+    publish(&mut client, &raw, DATE, &good).await.unwrap();
+    let before = read_rows(&mut client, &raw, DATE, DATE, &[]).await.unwrap();
+
+    // year_release as a float: 2001.5 has no int64.
+    let lossy = {
+        use std::sync::Arc;
+
+        use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, StringArray};
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("brand", Arc::new(StringArray::from(vec!["HP"]))),
+            ("category_id", Arc::new(Int32Array::from(vec![5]))),
+            ("comment", Arc::new(StringArray::from(vec![None::<&str>]))),
+            ("currency", Arc::new(StringArray::from(vec!["EUR"]))),
+            (
+                "description",
+                Arc::new(StringArray::from(vec![None::<&str>])),
+            ),
+            ("image", Arc::new(StringArray::from(vec![None::<&str>]))),
+            ("year_release", Arc::new(Float64Array::from(vec![2001.5]))),
+        ];
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+                .collect::<Vec<_>>(),
+        );
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            Arc::new(schema),
+            columns.into_iter().map(|(_, array)| array).collect(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        out
+    };
+    let uri = write_file(server.scratch(), "lossy.parquet", lossy);
+    let status = publish(&mut client, &raw, DATE, &uri).await.unwrap_err();
+    assert_reason(&status, "SOURCE_MALFORMED");
+    assert!(
+        status
+            .message()
+            .contains("lacks the contract's comment, description, image")
+            || status
+                .message()
+                .contains("column year_release is Float64 in the file"),
+        "{}",
+        status.message()
+    );
+
+    // As the zstd command writes it, with the frame's checksum: bytes changed inside a frame
+    // without one can decode to other valid text, which no reader could notice.
+    let mut encoder = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+    encoder.include_checksum(true).unwrap();
+    encoder.write_all(DAY_1.as_bytes()).unwrap();
+    let mut zstd_frame = encoder.finish().unwrap();
+    let middle = zstd_frame.len() / 2;
+    zstd_frame[middle..middle + 32].fill(0x5a);
+    let uri = write_file(server.scratch(), "garbled.csv.zst", zstd_frame);
+    let status = publish(&mut client, RAW, DATE, &uri).await.unwrap_err();
+    assert_reason(&status, "SOURCE_MALFORMED");
+    assert!(
+        status.message().contains("not valid zstd"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(
+        read_rows(&mut client, &raw, DATE, DATE, &[]).await.unwrap(),
+        before
+    );
+    server.stop().await;
+}

@@ -269,8 +269,10 @@ impl<'c> ColumnReader<'c> {
             FerryError::malformed(
                 None,
                 format!(
-                    "column {} is {source} in the file, which a {} column cannot take {why}",
-                    column.name, column.column_type
+                    "column {} is {source} in the file, which {} {} column cannot take {why}",
+                    column.name,
+                    article(column.column_type),
+                    column.column_type
                 ),
             )
         };
@@ -372,6 +374,18 @@ impl<'c> ColumnReader<'c> {
             )));
         }
         Ok(widened)
+    }
+}
+
+/// "a" or "an", for a type's name in a sentence.
+fn article(column_type: ColumnType) -> &'static str {
+    if column_type
+        .to_string()
+        .starts_with(['a', 'e', 'i', 'o', 'u'])
+    {
+        "an"
+    } else {
+        "a"
     }
 }
 

@@ -148,7 +148,12 @@ fn main() -> anyhow::Result<()> {
             sink,
             flate2::Compression::default(),
         )),
-        Compression::Zstd => Output::Zstd(zstd::stream::write::Encoder::new(sink, 3)?),
+        Compression::Zstd => {
+            let mut encoder = zstd::stream::write::Encoder::new(sink, 3)?;
+            // As the zstd command does: a reader can then tell a corrupted frame.
+            encoder.include_checksum(true)?;
+            Output::Zstd(encoder)
+        }
     };
     let parquet = options.format == RowFormat::Parquet;
     let stats = match (args.rows, args.size, parquet) {
