@@ -252,6 +252,34 @@ pub(crate) enum DatasetCommand {
         #[command(flatten)]
         listing: ListingArgs,
     },
+    /// Print a contract inferred from a source (a path, file://, s3://, gs:// or https://):
+    /// format, compression, names, types, required and personal-looking columns. Read here,
+    /// not by the server; S3 and GCS settings come from AWS_* and GOOGLE_* variables.
+    #[command(
+        after_help = "Examples:\n  ferry dataset infer data/product_catalog_20210403.csv.gz --owner team:catalog\n  \
+                            ferry dataset infer s3://drops/orders.parquet --name shop.orders --owner team:shop -o orders.yaml"
+    )]
+    Infer(InferArgs),
+}
+
+#[derive(Args)]
+pub(crate) struct InferArgs {
+    /// A local path or a source URI.
+    pub(crate) source: String,
+    /// The dataset's `namespace.name`; from the file's name by default.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// The owning team, e.g. team:catalog.
+    #[arg(long)]
+    pub(crate) owner: Option<String>,
+    /// Records to sample.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) sample_rows: usize,
+    #[arg(long, value_enum, default_value = "yaml")]
+    pub(crate) format: crate::infer::ContractFormat,
+    /// Write the contract here instead of to standard output.
+    #[arg(short, long)]
+    pub(crate) output: Option<PathBuf>,
 }
 
 #[derive(Args)]

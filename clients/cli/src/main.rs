@@ -7,6 +7,7 @@ mod backfill;
 mod commands;
 mod datasets;
 mod exit;
+mod infer;
 mod listing;
 mod output;
 mod platform;
@@ -49,9 +50,12 @@ async fn main() {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let out = &mut out;
-    if let Command::Quickstart { data_dir } = cli.command {
-        return quickstart::run(data_dir, out).await;
-    }
+    let cli = match cli.command {
+        Command::Quickstart { data_dir } => return quickstart::run(data_dir, out).await,
+        // Inference reads the source itself; it needs no server.
+        Command::Dataset(DatasetCommand::Infer(args)) => return infer::run(args, out).await,
+        _ => cli,
+    };
     let client = &mut commands::connect(
         &cli.endpoint,
         cli.token.as_deref(),
@@ -63,7 +67,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )
     .await?;
     match cli.command {
-        Command::Quickstart { .. } => unreachable!("handled above"),
+        Command::Quickstart { .. } | Command::Dataset(DatasetCommand::Infer(_)) => {
+            unreachable!("handled above")
+        }
         Command::Dataset(DatasetCommand::Register { file }) => {
             datasets::register(client, file, out).await
         }

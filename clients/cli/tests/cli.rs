@@ -595,3 +595,102 @@ fn help_keeps_connection_flags_apart_and_says_when_access_ends() {
         "{help}"
     );
 }
+
+/// Every shipped sample, and the catalog as Parquet: the inferred contract registers as it is
+/// printed and the sample publishes under it, with the catalog's own types.
+#[tokio::test(flavor = "multi_thread")]
+async fn inferred_contracts_register_and_their_samples_publish() {
+    let (endpoint, server) = start_server().await;
+    let owner = server.tokens[OWNER].clone();
+    let data = std::fs::canonicalize(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/product_catalog/data"
+    ))
+    .unwrap();
+    let mut samples: Vec<std::path::PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    samples.sort();
+    assert!(samples.len() >= 4, "{samples:?}");
+    let parquet = server.scratch().join("catalog.parquet");
+    let options = ferry_catalog_gen::CatalogOptions {
+        format: ferry_catalog_gen::RowFormat::Parquet,
+        ..Default::default()
+    };
+    let stats = ferry_catalog_gen::write_parquet_rows(
+        std::fs::File::create(&parquet).unwrap(),
+        options,
+        500,
+    )
+    .unwrap();
+    samples.push(parquet);
+
+    for (i, sample) in samples.iter().enumerate() {
+        let path = sample.display().to_string();
+        let name = format!("catalog.inferred_{i}");
+        let contract = server.scratch().join(format!("inferred_{i}.yaml"));
+        let args = [
+            "dataset", "infer", &path, "--name", &name, "--owner", OWNER, "-o",
+        ];
+        let mut args = args.to_vec();
+        let contract_path = contract.display().to_string();
+        args.push(&contract_path);
+        let out = ferry_off_runtime(&endpoint, None, &args).await;
+        assert!(out.status.success(), "{path}: {}", stderr(&out));
+        let yaml = std::fs::read_to_string(&contract).unwrap();
+        let parsed = ferry_server::contract::Contract::from_yaml(&yaml).unwrap();
+        let types: Vec<(String, String, bool)> = parsed
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.column_type.to_string(), c.required))
+            .collect();
+        let expect =
+            |name: &str, t: &str, required: bool| (name.to_owned(), t.to_owned(), required);
+        assert_eq!(types[0], expect("brand", "string", true), "{path}");
+        assert_eq!(types[1], expect("category_id", "int64", true), "{path}");
+        assert_eq!(types[5].0, "image", "{path}");
+        assert!(!types[5].2, "{path}: some rows have no image");
+        assert_eq!(types[6], expect("year_release", "int64", true), "{path}");
+
+        let out = ferry_off_runtime(
+            &endpoint,
+            Some(&owner),
+            &["dataset", "register", &contract_path],
+        )
+        .await;
+        assert!(out.status.success(), "{path}: {}\n{yaml}", stderr(&out));
+        let uri = format!("file://{path}");
+        let out = ferry_off_runtime(
+            &endpoint,
+            Some(&owner),
+            &[
+                "publish",
+                &name,
+                "--date",
+                "2021-04-03",
+                "--source",
+                &uri,
+                "--quiet",
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{path}: {}", stderr(&out));
+    }
+    assert_eq!(stats.rows, 500);
+
+    // For scripts: the same contract as JSON, with the review notes.
+    let sample = samples[0].display().to_string();
+    let out = ferry_off_runtime(
+        &endpoint,
+        None,
+        &["dataset", "infer", &sample, "--format", "json"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(json["contract"]["name"], "product_catalog.product_catalog");
+    assert_eq!(json["contract"]["columns"][6]["type"], "int64");
+    assert_eq!(json["sampled_rows"], 99);
+    server.stop().await;
+}

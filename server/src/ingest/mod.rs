@@ -7,6 +7,7 @@
 
 mod decompress;
 mod http_guard;
+pub mod infer;
 mod ndjson;
 mod parquet;
 mod quarantine;
