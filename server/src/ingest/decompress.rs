@@ -82,6 +82,83 @@ impl<R: Read> Read for Undecodable<R> {
     }
 }
 
+/// Decoded chunks in flight between the decompressing thread and the parser.
+const DECODED_IN_FLIGHT: usize = 4;
+const DECODED_CHUNK_BYTES: usize = 1 << 20;
+
+/// Runs `decoder` on a thread of its own, so decompression and parsing overlap instead of taking
+/// turns on one core. The parser reads what the thread decoded; a decoder error reaches it with
+/// its kind (`InvalidData` for a corrupt stream) once the bytes before it are read. The thread
+/// ends when the input does or when the parser stops reading.
+pub fn on_own_thread(mut decoder: Box<dyn Read + Send>) -> io::Result<impl Read + Send> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(DECODED_IN_FLIGHT);
+    std::thread::Builder::new()
+        .name("ferry-decompress".into())
+        .spawn(move || {
+            loop {
+                let mut chunk = vec![0u8; DECODED_CHUNK_BYTES];
+                let mut filled = 0;
+                let outcome = loop {
+                    match decoder.read(&mut chunk[filled..]) {
+                        Ok(0) => break Ok(()),
+                        Ok(n) => {
+                            filled += n;
+                            if filled == chunk.len() {
+                                break Ok(());
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => break Err(e),
+                    }
+                };
+                let done = filled < chunk.len() || outcome.is_err();
+                chunk.truncate(filled);
+                if !chunk.is_empty() && tx.send(Ok(chunk)).is_err() {
+                    return;
+                }
+                if let Err(e) = outcome {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if done {
+                    return;
+                }
+            }
+        })?;
+    Ok(Decoded {
+        rx,
+        current: Vec::new(),
+        at: 0,
+    })
+}
+
+/// The parser's side of `on_own_thread`.
+struct Decoded {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Decoded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The thread is done: the input ended.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
@@ -127,6 +204,28 @@ mod tests {
         let mut two = gzip(b"brand,year\nHP,1999\n");
         two.extend(gzip(b"Acer,2001\n"));
         assert_eq!(read_all(two, Compression::Gzip).0, TEXT);
+    }
+
+    #[test]
+    fn a_decoder_on_its_own_thread_gives_the_same_bytes_and_errors() {
+        let big: Vec<u8> = (0..400_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let (decoder, _) = decoded(io::Cursor::new(gzip(&big)), Compression::Auto).unwrap();
+        let mut out = Vec::new();
+        on_own_thread(decoder)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == big, "the bytes arrive whole and in order");
+        let mut cut = gzip(&big);
+        cut.truncate(cut.len() / 2);
+        let (decoder, _) = decoded(io::Cursor::new(cut), Compression::Auto).unwrap();
+        let mut out = Vec::new();
+        let err = on_own_thread(decoder)
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(!out.is_empty(), "what decoded before the cut was read");
     }
 
     #[test]

@@ -221,10 +221,15 @@ fn validate_into_sink(
 ) -> Result<(ValidationSummary, Option<StagedPartition>), FerryError> {
     let validator = RowValidator::new(contract, partition_date, progress, validation.pseudonymizer)
         .with_limits(validation.limits);
-    let (input, _compression) =
-        decompress::decoded(input, contract.source.compression).map_err(|e| {
-            FerryError::malformed(None, format!("cannot start reading the source: {e}"))
-        })?;
+    let cannot_start =
+        |e: io::Error| FerryError::malformed(None, format!("cannot start reading the source: {e}"));
+    let (input, compression) =
+        decompress::decoded(input, contract.source.compression).map_err(cannot_start)?;
+    // Decompression is a stage of its own: on two cores it overlaps with parsing.
+    let input: Box<dyn Read + Send> = match compression {
+        crate::contract::Compression::None | crate::contract::Compression::Auto => input,
+        _ => Box::new(decompress::on_own_thread(input).map_err(cannot_start)?),
+    };
     let limit = contract.source.max_rejected_rows;
     let (batch_tx, batch_rx) = std::sync::mpsc::sync_channel(BATCHES_IN_FLIGHT);
     let parent = tracing::Span::current();
