@@ -73,7 +73,7 @@ mkdir -p "$DATA/policies"
 cp policies/model.conf "$DATA/policies/"
 { cat policies/policy.csv; echo; echo "p, team:catalog, source:file://$SOURCES/*, read_source, never"; } >"$DATA/policies/policy.csv"
 # The server refuses FERRY_* variables it does not know, such as this script's own.
-env -u FERRY_BENCH_DIR -u FERRY_BENCH_WAREHOUSE -u FERRY_TOKEN -u FERRY_ENDPOINT \
+env -u FERRY_BENCH_DIR -u FERRY_BENCH_WAREHOUSE -u FERRY_BENCH_FORMAT -u FERRY_TOKEN -u FERRY_ENDPOINT \
   FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN=$ADMIN_TOKEN FERRY_SOURCES__FILE_ROOTS="[\"$SOURCES\"]" FERRY_POLICY_DIR="$DATA/policies" \
   "$BIN/ferry-server" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" --log-format pretty 2>"$OUT/server.log" &
 SERVER=$!

@@ -6,6 +6,7 @@
 //! name the line and the column, and quote no key of the file (keys are data too). Arrays and
 //! objects inside a line are skipped, never stored, so memory stays bounded by the line limit.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
 
@@ -195,8 +196,8 @@ impl LineReader {
         }
         let mut values: Vec<Option<&RawValue>> = vec![None; slots.len()];
         let mut unknown = 0usize;
-        for (key, value) in &pairs {
-            match keys.iter().position(|k| k == key) {
+        for (Key(key), value) in &pairs {
+            match keys.iter().position(|k| *k == key.as_ref()) {
                 Some(i) if values[i].is_some() => {
                     return Err(Rejection {
                         column: Some(i),
@@ -241,7 +242,7 @@ impl LineReader {
                 Some(value) => value,
             };
             let text: std::borrow::Cow<'_, str> = match (&value, slot.column_type) {
-                (Scalar::String(text), _) => text.as_str().into(),
+                (Scalar::String(text), _) => text.as_ref().into(),
                 // The digits as written: exact for numeric, and `1.0` is no int64.
                 (
                     Scalar::Number(number),
@@ -294,7 +295,29 @@ impl fmt::Display for JsonKind {
 /// silently). Values stay the text the line holds, so a number is read from its digits (never
 /// through a float) and a nested array or object is checked and skipped, never stored: a line of
 /// a million nested values costs no more memory than its length.
-struct Object<'a>(Vec<(String, &'a RawValue)>);
+struct Object<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+/// A key as the line writes it: borrowed from the line unless it holds escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Key<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for Text<'a> {
+            type Value = Key<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+            fn visit_str<E>(self, key: &str) -> Result<Key<'a>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Text(std::marker::PhantomData))
+    }
+}
 
 impl<'de: 'a, 'a> serde::Deserialize<'de> for Object<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -306,7 +329,7 @@ impl<'de: 'a, 'a> serde::Deserialize<'de> for Object<'a> {
             }
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(pair) = map.next_entry::<String, &'de RawValue>()? {
+                while let Some(pair) = map.next_entry::<Key<'de>, &'de RawValue>()? {
                     pairs.push(pair);
                 }
                 Ok(Object(pairs))
@@ -322,7 +345,8 @@ enum Scalar<'a> {
     Bool(bool),
     /// The number as written: `12.50`, `1e3`.
     Number(&'a str),
-    String(String),
+    /// Borrowed from the line unless it holds escapes.
+    String(Cow<'a, str>),
     Array,
     Object,
 }
@@ -332,7 +356,11 @@ impl<'a> Scalar<'a> {
     fn of(raw: &'a RawValue) -> Result<Self, serde_json::Error> {
         let text = raw.get();
         Ok(match text.as_bytes().first() {
-            Some(b'"') => Self::String(serde_json::from_str(text)?),
+            // The parser has checked the string; without a backslash its text is its value.
+            Some(b'"') if !text.contains('\\') => {
+                Self::String(Cow::Borrowed(&text[1..text.len() - 1]))
+            }
+            Some(b'"') => Self::String(Cow::Owned(serde_json::from_str(text)?)),
             Some(b'n') => Self::Null,
             Some(b't') => Self::Bool(true),
             Some(b'f') => Self::Bool(false),
