@@ -60,6 +60,9 @@ pub struct LimitsConfig {
     pub max_concurrent_publishes: usize,
     /// Publishes running at once for one owner team.
     pub max_concurrent_publishes_per_team: usize,
+    /// Distinct keys a `unique` quality rule holds for one publish (about 32 bytes each); a day
+    /// with more fails the publish with RESOURCE_EXHAUSTED instead of taking the memory.
+    pub max_unique_keys: usize,
 }
 
 impl Default for LimitsConfig {
@@ -70,6 +73,7 @@ impl Default for LimitsConfig {
             max_fields: records.max_fields,
             max_concurrent_publishes: 8,
             max_concurrent_publishes_per_team: 4,
+            max_unique_keys: crate::ingest::DEFAULT_MAX_UNIQUE_KEYS,
         }
     }
 }
@@ -83,6 +87,7 @@ impl LimitsConfig {
             },
             max_concurrent_publishes: self.max_concurrent_publishes,
             max_concurrent_publishes_per_team: self.max_concurrent_publishes_per_team,
+            max_unique_keys: self.max_unique_keys,
         }
     }
 }

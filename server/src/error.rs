@@ -43,6 +43,12 @@ pub enum FerryError {
         rejected: u64,
         errors: Vec<RowError>,
     },
+    /// The rows satisfy the contract's types, but an `error` quality rule failed.
+    #[error("{}", quality_summary(.publication_id, .failed))]
+    QualityRulesFailed {
+        publication_id: String,
+        failed: Vec<FailedRule>,
+    },
     /// The source is not a readable CSV at all (bad header, bad encoding).
     #[error("malformed source: {message}")]
     MalformedSource {
@@ -168,6 +174,7 @@ pub enum Reason {
     SourceUnavailable,
     ChecksumMismatch,
     PublicationRejected,
+    QualityRuleFailed,
     SourceMalformed,
     PartitionRepairNeeded,
     WarehouseUnavailable,
@@ -251,6 +258,7 @@ impl FerryError {
             Self::SourceUnavailable { .. } => Reason::SourceUnavailable,
             Self::ChecksumMismatch { .. } => Reason::ChecksumMismatch,
             Self::RowsRejected { .. } => Reason::PublicationRejected,
+            Self::QualityRulesFailed { .. } => Reason::QualityRuleFailed,
             Self::MalformedSource { .. } => Reason::SourceMalformed,
             Self::RepairNeeded(_) => Reason::PartitionRepairNeeded,
             Self::WarehouseUnavailable(_) => Reason::WarehouseUnavailable,
@@ -290,6 +298,17 @@ impl FerryError {
             Self::ChecksumMismatch { expected, actual } => vec![
                 ("expected_sha256", expected.clone()),
                 ("actual_sha256", actual.clone()),
+            ],
+            Self::QualityRulesFailed {
+                publication_id,
+                failed,
+            } => vec![
+                ("publication_id", publication_id.clone()),
+                ("rules_failed", failed.len().to_string()),
+                (
+                    "first_rule",
+                    failed.first().map(|r| r.rule.clone()).unwrap_or_default(),
+                ),
             ],
             Self::RowsRejected {
                 publication_id,
@@ -344,6 +363,25 @@ impl FerryError {
 
 /// How many row errors a message lists before summarizing the rest.
 pub const LISTED_ROW_ERRORS: usize = 20;
+
+fn quality_summary(publication_id: &str, failed: &[FailedRule]) -> String {
+    let mut text = format!(
+        "publication {publication_id}: {} quality rule(s) failed; nothing changed",
+        failed.len()
+    );
+    for rule in failed {
+        text.push_str(&format!("\n  {}", rule.outcome));
+    }
+    text
+}
+
+/// An `error` quality rule that failed: its name, and its outcome as people read it (counts and
+/// lines, never values).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRule {
+    pub rule: String,
+    pub outcome: String,
+}
 
 fn rejected_summary(publication_id: &str, rejected: &u64, errors: &[RowError]) -> String {
     let mut text = format!(

@@ -454,12 +454,11 @@ async fn ndjson_from_gcs_publishes_the_catalog_rows_on_bigquery() {
     let bigquery = LocalBigQuery::start();
     let scratch = tempfile::tempdir().unwrap();
     let service_account = gcs.service_account(scratch.path());
-    let (gcs_url, bigquery_config) = (gcs.base_url.clone(), bigquery.config());
+    let gcs_url = gcs.base_url.clone();
     let server = TestServer::start_configured(None, |config| {
         config.sources.gcs.base_url = Some(gcs_url);
         config.sources.gcs.service_account_path = Some(service_account.display().to_string());
-        config.warehouse.backend = ferry_server::config::WarehouseBackend::Bigquery;
-        config.warehouse.bigquery = bigquery_config;
+        bigquery.use_in(config);
     })
     .await;
     let mut client = server.client().await;
@@ -664,12 +663,11 @@ async fn every_format_and_compression_publishes_the_catalog_rows_on_bigquery() {
     let bigquery = LocalBigQuery::start();
     let scratch = tempfile::tempdir().unwrap();
     let service_account = gcs.service_account(scratch.path());
-    let (gcs_url, bigquery_config) = (gcs.base_url.clone(), bigquery.config());
+    let gcs_url = gcs.base_url.clone();
     let server = TestServer::start_configured(Some(&s3.endpoint), |config| {
         config.sources.gcs.base_url = Some(gcs_url);
         config.sources.gcs.service_account_path = Some(service_account.display().to_string());
-        config.warehouse.backend = ferry_server::config::WarehouseBackend::Bigquery;
-        config.warehouse.bigquery = bigquery_config;
+        bigquery.use_in(config);
     })
     .await;
     let mut client = server.client().await;
@@ -864,12 +862,7 @@ async fn timestamps_decimals_datetimes_and_bytes_publish_exactly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn timestamps_decimals_datetimes_and_bytes_publish_exactly_on_bigquery() {
     let bigquery = LocalBigQuery::start();
-    let bigquery_config = bigquery.config();
-    let server = TestServer::start_configured(None, |config| {
-        config.warehouse.backend = ferry_server::config::WarehouseBackend::Bigquery;
-        config.warehouse.bigquery = bigquery_config;
-    })
-    .await;
+    let server = TestServer::start_configured(None, |config| bigquery.use_in(config)).await;
     let mut client = server.client().await;
     typed_values_round_trip(&mut client, server.scratch(), false).await;
     // BigQuery's own table holds the types, not text.

@@ -214,6 +214,7 @@ async fn a_starting_replica_recovers_only_publishes_whose_replica_is_gone() {
         published_by: OWNER.into(),
         same_as: None,
         quarantine_uri: String::new(),
+        quality: Vec::new(),
     };
     let registry = first.ferry.registry();
     registry

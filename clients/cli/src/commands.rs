@@ -324,13 +324,49 @@ pub fn print_publication(out: &mut impl Write, p: &pb::Publication) -> anyhow::R
         writeln!(out, "  error:     {}", p.error)?;
     }
     for e in &p.row_errors {
+        let place = match e.row_group {
+            Some(group) => format!("row {} (row group {group})", e.line),
+            None => format!("line {}", e.line),
+        };
         writeln!(
             out,
-            "  line {}, column {}: {}",
-            e.line,
+            "  {place}, column {}: {}",
             if e.column.is_empty() { "-" } else { &e.column },
             e.reason
         )?;
+    }
+    if !p.quality.is_empty() {
+        let mut rules = Table::new();
+        rules.load_preset(UTF8_FULL_CONDENSED).set_header([
+            "quality rule",
+            "severity",
+            "outcome",
+            "failed rows",
+            "first lines",
+        ]);
+        for o in &p.quality {
+            let severity = pb::Severity::try_from(o.severity)
+                .map(|s| match s {
+                    pb::Severity::Warn => "warn",
+                    _ => "error",
+                })
+                .unwrap_or("error");
+            let outcome = if o.passed { "passed" } else { "FAILED" };
+            let lines: Vec<String> = o.sample_lines.iter().map(u64::to_string).collect();
+            let failed = if o.detail.is_empty() {
+                o.failed_rows.to_string()
+            } else {
+                o.detail.clone()
+            };
+            rules.add_row([
+                o.rule.clone(),
+                severity.to_owned(),
+                outcome.to_owned(),
+                failed,
+                lines.join(", "),
+            ]);
+        }
+        writeln!(out, "{rules}")?;
     }
     Ok(())
 }

@@ -173,6 +173,18 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
             compatible.push(format!("nullable column {} added", new_col.name));
         }
     }
+    // Rules decide which days publish, not what stored rows mean: a change is compatible, and
+    // named so reviewers see it.
+    for new_col in &new.columns {
+        if let Some(old_col) = old.column(&new_col.name)
+            && new_col.quality != old_col.quality
+        {
+            compatible.push(format!("column {} quality rules changed", new_col.name));
+        }
+    }
+    if new.quality != old.quality {
+        compatible.push("dataset quality rules changed".into());
+    }
     if new.partitioning != old.partitioning {
         breaking.push("partitioning changed".into());
     }

@@ -4,6 +4,7 @@
 
 mod evolution;
 mod filter;
+pub mod quality;
 pub mod values;
 
 use std::collections::HashSet;
@@ -15,6 +16,7 @@ use crate::error::FerryError;
 
 pub use evolution::{ContractVersion, Evolution, plan_evolution};
 pub use filter::{TypedLiteral, ViewFilter};
+pub use quality::{ColumnRule, DatasetRule, RuleOutcome, Severity};
 pub use values::DecimalSpec;
 
 /// A column's logical type. Every warehouse maps these to its own types.
@@ -169,6 +171,9 @@ pub struct Column {
     pub purpose: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+    /// What a good value of this column is, checked on every row of a publish.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<ColumnRule>,
 }
 
 impl Column {
@@ -183,6 +188,42 @@ impl Column {
             precision: self.precision.unwrap_or(DecimalSpec::NUMERIC.precision),
             scale: self.scale.unwrap_or(DecimalSpec::NUMERIC.scale),
         })
+    }
+
+    /// Each quality rule applies to this column's type and handling.
+    fn validate_quality(&self) -> Result<(), FerryError> {
+        let invalid = |msg: String| {
+            Err(FerryError::InvalidContract(format!(
+                "column {:?}: quality rule {msg}",
+                self.name
+            )))
+        };
+        if self.quality.len() > 32 {
+            return invalid("list: at most 32 rules a column".into());
+        }
+        for rule in &self.quality {
+            if let Err(e) = rule.check(self) {
+                return invalid(format!("{}: {e}", rule.describe()));
+            }
+            if self.pii_handling == PiiHandling::Drop {
+                return invalid(format!(
+                    "{}: the column is dropped at publish and cannot be checked",
+                    rule.describe()
+                ));
+            }
+            if self.pii_handling == PiiHandling::Pseudonymize
+                && (rule.accepted_values.is_some()
+                    || rule.pattern.is_some()
+                    || rule.max_length.is_some())
+            {
+                return invalid(format!(
+                    "{}: a pseudonymized column stores pseudonyms; only not_null and unique \
+                     apply to it",
+                    rule.describe()
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Type parameters that only some types take, each checked.
@@ -440,6 +481,9 @@ pub struct Contract {
     pub retention_days: Option<u32>,
     #[serde(default)]
     pub views: Vec<DerivedView>,
+    /// What a good day of this dataset is: compound keys and row counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quality: Vec<DatasetRule>,
 }
 
 impl Contract {
@@ -550,6 +594,7 @@ impl Contract {
             }
             self.validate_personal_data(column)?;
             column.validate_type_parameters()?;
+            column.validate_quality()?;
             if column.pii_handling == PiiHandling::Pseudonymize
                 && column.column_type != ColumnType::String
             {
@@ -571,6 +616,22 @@ impl Contract {
                     return invalid(format!(
                         "partitioning.from_column {name:?} is not a column of dataset {}",
                         self.name
+                    ));
+                }
+            }
+        }
+        for rule in &self.quality {
+            rule.check(&self.columns).map_err(|e| {
+                FerryError::InvalidContract(format!("quality rule {}: {e}", rule.describe()))
+            })?;
+            for name in rule.unique.iter().flatten() {
+                if self
+                    .column(name)
+                    .is_some_and(|c| c.pii_handling == PiiHandling::Drop)
+                {
+                    return invalid(format!(
+                        "quality rule {}: column {name:?} is dropped at publish and cannot be checked",
+                        rule.describe()
                     ));
                 }
             }

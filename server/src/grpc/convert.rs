@@ -9,6 +9,7 @@ use datafusion::arrow::datatypes::{
 use datafusion::arrow::record_batch::RecordBatch;
 use ferry_proto::v1 as pb;
 
+use super::quality;
 use crate::contract::values;
 use crate::contract::{
     Classification, Column, ColumnType, Compression, Contract, CsvOptions, DataFormat, DerivedView,
@@ -194,6 +195,7 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
                 format: col.format.clone().unwrap_or_default(),
                 precision: col.precision.map(u32::from).unwrap_or_default(),
                 scale: col.scale.map(u32::from),
+                quality: col.quality.iter().map(quality::column_rule_to_pb).collect(),
             })
             .collect(),
         partitioning: Some(pb::Partitioning {
@@ -250,6 +252,7 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
             })
             .collect(),
         major_version: c.major_version,
+        quality: c.quality.iter().map(quality::dataset_rule_to_pb).collect(),
     }
 }
 
@@ -333,6 +336,11 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
                 legal_basis: legal_basis_from_pb(col.legal_basis)?,
                 purpose: col.purpose,
                 retention_days: (col.retention_days > 0).then_some(col.retention_days),
+                quality: col
+                    .quality
+                    .into_iter()
+                    .map(quality::column_rule_from_pb)
+                    .collect::<Result<_, _>>()?,
                 source_name: (!col.source_name.is_empty()).then_some(col.source_name),
                 name: col.name,
             })
@@ -429,6 +437,11 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
         source,
         retention_days: (c.retention_days > 0).then_some(c.retention_days),
         views,
+        quality: c
+            .quality
+            .into_iter()
+            .map(quality::dataset_rule_from_pb)
+            .collect::<Result<_, _>>()?,
     };
     contract.validate()?;
     Ok(contract)
@@ -486,6 +499,7 @@ pub fn publication_to_pb(p: &Publication) -> pb::Publication {
         published_by: p.published_by.clone(),
         same_as_publication_id: p.same_as.clone().unwrap_or_default(),
         quarantine_uri: p.quarantine_uri.clone(),
+        quality: p.quality.iter().map(quality::outcome_to_pb).collect(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Thin gRPC adapters: proto in, domain call, proto out. Errors become statuses in `status.rs`.
 
 pub mod convert;
+mod quality;
 mod rpc_telemetry;
 mod status;
 

@@ -21,6 +21,7 @@ pub fn code(reason: Reason) -> Code {
         | Reason::NameTaken
         | Reason::ChecksumMismatch
         | Reason::PublicationRejected
+        | Reason::QualityRuleFailed
         | Reason::SourceMalformed => Code::InvalidArgument,
         Reason::IncompatibleChange
         | Reason::PseudonymizationKeyMissing

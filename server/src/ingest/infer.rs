@@ -597,6 +597,7 @@ fn build(
                 String::new()
             },
             retention_days: personal.then_some(30),
+            quality: Vec::new(),
             name: column_name,
         });
     }
@@ -631,6 +632,7 @@ fn build(
         },
         retention_days: None,
         views: Vec::new(),
+        quality: Vec::new(),
     };
     contract.validate()?;
     Ok(Inferred {

@@ -10,6 +10,7 @@ mod http_guard;
 pub mod infer;
 mod ndjson;
 mod parquet;
+mod quality;
 mod quarantine;
 pub mod source;
 mod text;
@@ -32,6 +33,7 @@ use crate::warehouse::{PartitionSink, StagedPartition};
 
 pub use crate::error::RowError;
 pub use crate::warehouse::{arrow_type, table_schema};
+pub use quality::{DEFAULT_MAX_UNIQUE_KEYS, row_count_outcomes};
 pub use quarantine::CsvQuarantine;
 pub use source::{Source, SourceBody, SourcesConfig};
 pub use validate::{
@@ -107,10 +109,22 @@ pub trait Quarantine: Send {
 }
 
 /// How records are checked beyond the contract: pseudonymization and the record bounds.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct ValidationSettings {
     pub pseudonymizer: Option<Pseudonymizer>,
     pub limits: RecordLimits,
+    /// Distinct keys a `unique` quality rule may hold.
+    pub max_unique_keys: usize,
+}
+
+impl Default for ValidationSettings {
+    fn default() -> Self {
+        Self {
+            pseudonymizer: None,
+            limits: RecordLimits::default(),
+            max_unique_keys: DEFAULT_MAX_UNIQUE_KEYS,
+        }
+    }
 }
 
 /// Streams `source` through validation into `sink`.
@@ -220,7 +234,8 @@ fn validate_into_sink(
     validation: ValidationSettings,
 ) -> Result<(ValidationSummary, Option<StagedPartition>), FerryError> {
     let validator = RowValidator::new(contract, partition_date, progress, validation.pseudonymizer)
-        .with_limits(validation.limits);
+        .with_limits(validation.limits)
+        .with_quality(validation.max_unique_keys)?;
     let cannot_start =
         |e: io::Error| FerryError::malformed(None, format!("cannot start reading the source: {e}"));
     let (input, compression) =

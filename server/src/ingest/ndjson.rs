@@ -100,7 +100,7 @@ pub(super) fn run(
         match outcome {
             Ok(()) => {
                 summary.rows_accepted += 1;
-                batcher.push(&parsed, &slots, &record, emit)?;
+                batcher.push(&parsed, &slots, &record, number, emit)?;
             }
             Err(reason) => {
                 let error = RowError::at_line(

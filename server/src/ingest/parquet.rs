@@ -208,6 +208,11 @@ pub(super) fn run(
             stored.push(Arc::new(dates.finish()));
             let batch = RecordBatch::try_new(stored_schema.clone(), stored)
                 .map_err(|e| FerryError::Internal(format!("building a batch: {e}")))?;
+            let lines: Vec<u64> = (0..rows)
+                .filter(|&row| errors[row].is_none())
+                .map(|row| location(row).0)
+                .collect();
+            validator.check_quality(&batch, &lines)?;
             emit(batch)?;
             summary.rows_accepted += accepted as u64;
             validator

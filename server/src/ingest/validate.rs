@@ -18,11 +18,12 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use crate::contract::values::{self, DecimalSpec};
-use crate::contract::{Classification, ColumnType, Contract, DataFormat, PiiHandling};
+use crate::contract::{Classification, ColumnType, Contract, DataFormat, PiiHandling, RuleOutcome};
 use crate::error::{FerryError, RowError};
 use crate::governance::Pseudonymizer;
 use crate::warehouse::table_schema;
 
+use super::quality::QualityCheck;
 use super::text;
 
 /// Rows per batch: large enough to amortize per-batch work, small enough that the wide `image`
@@ -97,6 +98,9 @@ pub struct ValidationSummary {
     pub rows_rejected: u64,
     /// The first errors, up to a bound.
     pub errors: Vec<RowError>,
+    /// The contract's row rules (quality) as the valid rows fared; row counts are the caller's,
+    /// who knows the previous day.
+    pub quality: Vec<RuleOutcome>,
 }
 
 pub(super) enum ColumnBuilder {
@@ -260,6 +264,8 @@ pub struct RowValidator<'c> {
     pub(super) limits: RecordLimits,
     /// The column `partitioning.from_column` names, by index.
     day_column: Option<usize>,
+    /// The contract's quality rules, when checked.
+    quality: std::cell::RefCell<Option<QualityCheck>>,
 }
 
 /// A record that failed validation, with its raw fields, for the quarantine.
@@ -288,6 +294,26 @@ impl<'c> RowValidator<'c> {
                 .from_column
                 .as_deref()
                 .and_then(|name| contract.columns.iter().position(|c| c.name == name)),
+            quality: std::cell::RefCell::new(None),
+        }
+    }
+
+    /// Also checks the contract's quality rules on every valid row; a `unique` rule holds at
+    /// most `max_unique_keys` distinct keys.
+    pub fn with_quality(self, max_unique_keys: usize) -> Result<Self, FerryError> {
+        *self.quality.borrow_mut() = QualityCheck::new(self.contract, max_unique_keys)?;
+        Ok(self)
+    }
+
+    /// Checks a batch of valid rows against the quality rules; `lines[i]` locates row `i`.
+    pub(super) fn check_quality(
+        &self,
+        batch: &RecordBatch,
+        lines: &[u64],
+    ) -> Result<(), FerryError> {
+        match self.quality.borrow_mut().as_mut() {
+            Some(quality) => quality.observe(batch, lines),
+            None => Ok(()),
         }
     }
 
@@ -309,13 +335,23 @@ impl<'c> RowValidator<'c> {
         mut emit: impl FnMut(RecordBatch) -> Result<(), FerryError>,
         mut reject: impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
     ) -> Result<ValidationSummary, FerryError> {
-        match self.contract.source.format {
-            DataFormat::Ndjson => return super::ndjson::run(self, input, &mut emit, &mut reject),
-            DataFormat::Parquet => {
-                return super::parquet::run(self, input, &mut emit, &mut reject);
-            }
-            DataFormat::Csv => {}
+        let mut summary = match self.contract.source.format {
+            DataFormat::Ndjson => super::ndjson::run(self, input, &mut emit, &mut reject),
+            DataFormat::Parquet => super::parquet::run(self, input, &mut emit, &mut reject),
+            DataFormat::Csv => self.run_csv(input, &mut emit, &mut reject),
+        }?;
+        if let Some(quality) = self.quality.borrow_mut().take() {
+            summary.quality = quality.outcomes();
         }
+        Ok(summary)
+    }
+
+    fn run_csv(
+        &self,
+        input: impl Read,
+        emit: &mut impl FnMut(RecordBatch) -> Result<(), FerryError>,
+        reject: &mut impl FnMut(RejectedRecord<'_>) -> Result<(), FerryError>,
+    ) -> Result<ValidationSummary, FerryError> {
         let options = &self.contract.source.csv;
         // Skipped lines still count: every line number reported is the file's own.
         let input = text::SkipLines::new(text::utf8(input, options.encoding), options.skip_rows);
@@ -330,7 +366,7 @@ impl<'c> RowValidator<'c> {
             allowance: self.limits.max_record_bytes + CSV_BUFFER_BYTES as u64,
             boundary: &boundary,
         };
-        self.run_bounded(bounded, &boundary, &mut emit, &mut reject)
+        self.run_bounded(bounded, &boundary, emit, reject)
             .map_err(|error| {
                 if boundary.exceeded.get() {
                     FerryError::malformed(
@@ -439,7 +475,7 @@ impl<'c> RowValidator<'c> {
             match outcome {
                 Ok(()) => {
                     summary.rows_accepted += 1;
-                    batcher.push(&parsed, &slots, &record, emit)?;
+                    batcher.push(&parsed, &slots, &record, line, emit)?;
                 }
                 Err(error) => {
                     summary.rows_rejected += 1;
@@ -642,6 +678,8 @@ impl<'c> RowValidator<'c> {
             builders: new_builders(self.contract),
             rows: 0,
             bytes: 0,
+            lines: Vec::with_capacity(BATCH_ROWS),
+            validator: self,
         }
     }
 }
@@ -656,6 +694,9 @@ pub(super) struct Batcher<'v> {
     builders: Vec<ColumnBuilder>,
     rows: usize,
     bytes: usize,
+    /// Where each gathered row is in the source, for the quality rules' samples.
+    lines: Vec<u64>,
+    validator: &'v RowValidator<'v>,
 }
 
 impl Batcher<'_> {
@@ -666,8 +707,10 @@ impl Batcher<'_> {
         parsed: &[Parsed],
         slots: &[Slot],
         record: &csv::ByteRecord,
+        line: u64,
         emit: &mut impl FnMut(RecordBatch) -> Result<(), FerryError>,
     ) -> Result<(), FerryError> {
+        self.lines.push(line);
         let stored = parsed.iter().zip(slots).filter(|(_, slot)| slot.stored);
         for (builder, (value, slot)) in self.builders.iter_mut().zip(stored) {
             match (builder, value, self.pseudonymizer) {
@@ -719,6 +762,8 @@ impl Batcher<'_> {
         arrays.push(Arc::new(dates.finish()));
         let batch = RecordBatch::try_new(self.schema.clone(), arrays)
             .map_err(|e| FerryError::Internal(format!("building a batch: {e}")))?;
+        self.validator.check_quality(&batch, &self.lines)?;
+        self.lines.clear();
         emit(batch)?;
         self.progress.rows.fetch_add(rows as u64, Ordering::Relaxed);
         Ok(())

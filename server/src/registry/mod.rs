@@ -63,6 +63,8 @@ pub struct Publication {
     pub same_as: Option<String>,
     /// Where tolerated rejected rows were kept; empty when none were tolerated.
     pub quarantine_uri: String,
+    /// How each quality rule fared.
+    pub quality: Vec<crate::contract::RuleOutcome>,
 }
 
 /// A publication the registry made live whose warehouse commit its process never confirmed.
@@ -795,7 +797,7 @@ const OWNER_GONE: &str = "lease_owner <> $1 \
 
 const PUBLICATION_SELECT: &str = "SELECT id, dataset, partition_date, source_uri, sha256, contract_version, status, \
     rows_accepted, rows_rejected, bytes, duration_ms, started_at, finished_at, error, row_errors_json, \
-    warehouse_job_ids_json, published_by, same_as, quarantine_uri FROM publications";
+    warehouse_job_ids_json, published_by, same_as, quarantine_uri, quality_json FROM publications";
 
 async fn update_publication(
     conn: &mut sqlx::AnyConnection,
@@ -814,7 +816,8 @@ async fn update_publication(
     sqlx::query(
         "UPDATE publications SET sha256 = $2, status = $3, rows_accepted = $4, rows_rejected = $5, bytes = $6, \
          duration_ms = $7, finished_at = $8, error = $9, row_errors_json = $10, warehouse_job_ids_json = $11, \
-         same_as = $12, contract_version = $13, quarantine_uri = $14 WHERE id = $1 AND warehouse_pending = 0",
+         same_as = $12, contract_version = $13, quarantine_uri = $14, quality_json = $15 \
+         WHERE id = $1 AND warehouse_pending = 0",
     )
     .bind(&p.id)
     .bind(&p.sha256)
@@ -830,6 +833,7 @@ async fn update_publication(
     .bind(p.same_as.clone())
     .bind(&p.contract_version)
     .bind(&p.quarantine_uri)
+    .bind(serde_json::to_string(&p.quality).unwrap_or_else(|_| "[]".into()))
     .execute(conn)
     .await?;
     Ok(())
@@ -893,6 +897,7 @@ fn publication_from_row(row: &AnyRow) -> Result<Publication, FerryError> {
         published_by: row.get(16),
         same_as: row.get(17),
         quarantine_uri: row.get(18),
+        quality: serde_json::from_str(&row.get::<String, _>(19)).unwrap_or_default(),
     })
 }
 

@@ -16,6 +16,7 @@ pub(super) fn ledger_entry(publication: Publication, full: bool) -> Publication 
     Publication {
         source_uri: String::new(),
         quarantine_uri: String::new(),
+        quality: Vec::new(),
         error: String::new(),
         row_errors: Vec::new(),
         ..publication

@@ -59,6 +59,7 @@ pub struct Ferry {
     authorizer: Authorizer,
     pseudonymizer: Option<Pseudonymizer>,
     record_limits: RecordLimits,
+    max_unique_keys: usize,
     publish_slots: PublishSlots,
 }
 
@@ -68,6 +69,7 @@ pub struct Limits {
     pub records: RecordLimits,
     pub max_concurrent_publishes: usize,
     pub max_concurrent_publishes_per_team: usize,
+    pub max_unique_keys: usize,
 }
 
 /// Who may call and how personal data is treated.
@@ -102,6 +104,7 @@ impl Ferry {
     ) -> Self {
         Self {
             record_limits: limits.records,
+            max_unique_keys: limits.max_unique_keys,
             publish_slots: PublishSlots::new(
                 limits.max_concurrent_publishes,
                 limits.max_concurrent_publishes_per_team,

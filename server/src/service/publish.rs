@@ -117,6 +117,7 @@ impl Ferry {
             published_by: caller.principal.clone(),
             same_as: None,
             quarantine_uri: String::new(),
+            quality: Vec::new(),
         };
         self.registry.start_publication(&publication).await?;
         info!(publication = %publication.id, source = %request.source_uri, "publish started");
@@ -241,6 +242,56 @@ impl Ferry {
         }
     }
 
+    /// Adds the row count rules' outcomes (against the live previous day) to the quality rules
+    /// the stream checked, and refuses the day when an `error` rule failed.
+    async fn check_row_counts(
+        &self,
+        contract: &Contract,
+        publication: &mut Publication,
+    ) -> Result<(), FerryError> {
+        if contract.quality.is_empty() && publication.quality.is_empty() {
+            return Ok(());
+        }
+        let needs_previous = contract
+            .quality
+            .iter()
+            .any(|r| r.row_count_change.is_some());
+        let previous = if needs_previous {
+            let before = publication.partition_date.pred_opt();
+            let days = self
+                .registry
+                .partitions(&contract.name, None, before)
+                .await?;
+            days.iter().max_by_key(|p| p.partition_date).map(|p| p.rows)
+        } else {
+            None
+        };
+        publication
+            .quality
+            .extend(crate::ingest::row_count_outcomes(
+                contract,
+                publication.rows_accepted,
+                previous,
+            ));
+        let failed: Vec<_> = publication
+            .quality
+            .iter()
+            .filter(|o| !o.passed && o.severity == crate::contract::Severity::Error)
+            .map(|o| crate::error::FailedRule {
+                rule: o.rule.clone(),
+                outcome: o.to_string(),
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(FerryError::QualityRulesFailed {
+                publication_id: publication.id.clone(),
+                failed,
+            })
+        }
+    }
+
     async fn run_publish(
         &self,
         source: &Source,
@@ -281,6 +332,7 @@ impl Ferry {
                     .map(|keys| keys.for_dataset(&contract.name))
                     .transpose()?,
                 limits: self.record_limits,
+                max_unique_keys: self.max_unique_keys,
             },
         )
         .await?;
@@ -290,6 +342,7 @@ impl Ferry {
         publication.rows_accepted = outcome.summary.rows_accepted;
         publication.rows_rejected = outcome.summary.rows_rejected;
         publication.row_errors = outcome.summary.errors;
+        publication.quality = outcome.summary.quality;
         let Some(staged) = outcome.staged else {
             return Err(FerryError::RowsRejected {
                 publication_id: publication.id.clone(),
@@ -303,6 +356,10 @@ impl Ferry {
                 expected: expected_sha256.to_owned(),
                 actual: outcome.sha256,
             });
+        }
+        if let Err(error) = self.check_row_counts(&contract, publication).await {
+            self.warehouse.discard_partition(&staged).await;
+            return Err(error);
         }
         let live = self
             .registry

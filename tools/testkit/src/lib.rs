@@ -933,6 +933,12 @@ impl LocalBigQuery {
         }
     }
 
+    /// Points `config`'s warehouse at this emulator.
+    pub fn use_in(&self, config: &mut Config) {
+        config.warehouse.backend = ferry_server::config::WarehouseBackend::Bigquery;
+        config.warehouse.bigquery = self.config();
+    }
+
     /// Ferry's configuration for this emulator: no credentials, immediate garbage collection.
     pub fn config(&self) -> ferry_server::warehouse::BigQueryConfig {
         ferry_server::warehouse::BigQueryConfig {

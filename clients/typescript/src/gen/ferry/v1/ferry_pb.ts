@@ -41,6 +41,8 @@
 //   CHECKSUM_MISMATCH (INVALID_ARGUMENT) metadata: expected_sha256, actual_sha256
 //   PUBLICATION_REJECTED (INVALID_ARGUMENT) rows do not match the contract; metadata:
 //     publication_id, rows_rejected, line and column of the first row error
+//   QUALITY_RULE_FAILED (INVALID_ARGUMENT) an `error` quality rule failed; nothing changed;
+//     metadata: publication_id, rules_failed, first_rule
 //   SOURCE_MALFORMED (INVALID_ARGUMENT) not a readable file of the contract's format;
 //     metadata: line, when known
 //   PARTITION_REPAIR_NEEDED (ABORTED) the warehouse did not follow a commit; publish the day
@@ -60,7 +62,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file ferry/v1/ferry.proto.
  */
 export const file_ferry_v1_ferry: GenFile = /*@__PURE__*/
-  fileDesc("ChRmZXJyeS92MS9mZXJyeS5wcm90bxIIZmVycnkudjEi6gIKBkNvbHVtbhIMCgRuYW1lGAEgASgJEiIKBHR5cGUYAiABKA4yFC5mZXJyeS52MS5Db2x1bW5UeXBlEhAKCHJlcXVpcmVkGAMgASgIEjAKDmNsYXNzaWZpY2F0aW9uGAQgASgOMhguZmVycnkudjEuQ2xhc3NpZmljYXRpb24SEwoLZGVzY3JpcHRpb24YBSABKAkSKwoMcGlpX2hhbmRsaW5nGAYgASgOMhUuZmVycnkudjEuUGlpSGFuZGxpbmcSKQoLbGVnYWxfYmFzaXMYByABKA4yFC5mZXJyeS52MS5MZWdhbEJhc2lzEg8KB3B1cnBvc2UYCCABKAkSFgoOcmV0ZW50aW9uX2RheXMYCSABKA0SEwoLc291cmNlX25hbWUYCiABKAkSDgoGZm9ybWF0GAsgASgJEhEKCXByZWNpc2lvbhgMIAEoDRISCgVzY2FsZRgNIAEoDUgAiAEBQggKBl9zY2FsZSJSCgxQYXJ0aXRpb25pbmcSEwoLZ3JhbnVsYXJpdHkYASABKAkSGAoQcGFydGl0aW9uX2NvbHVtbhgCIAEoCRITCgtmcm9tX2NvbHVtbhgDIAEoCSK7AQoKQ3N2T3B0aW9ucxIRCglkZWxpbWl0ZXIYASABKAkSEgoKaGFzX2hlYWRlchgCIAEoCBIVCg1lbXB0eV9hc19udWxsGAMgASgIEg0KBXF1b3RlGAQgASgJEg4KBmVzY2FwZRgFIAEoCRITCgtudWxsX3ZhbHVlcxgGIAMoCRIRCglza2lwX3Jvd3MYByABKAQSKAoIZW5jb2RpbmcYCCABKA4yFi5mZXJyeS52MS5UZXh0RW5jb2RpbmcivQEKDFNvdXJjZUZvcm1hdBIhCgNjc3YYASABKAsyFC5mZXJyeS52MS5Dc3ZPcHRpb25zEhkKEW1heF9yZWplY3RlZF9yb3dzGAIgASgEEioKC2NvbXByZXNzaW9uGAMgASgOMhUuZmVycnkudjEuQ29tcHJlc3Npb24SJAoGZm9ybWF0GAQgASgOMhQuZmVycnkudjEuRGF0YUZvcm1hdBIdChVpZ25vcmVfdW5rbm93bl9maWVsZHMYBSABKAgihQEKC0Rlcml2ZWRWaWV3EgwKBG5hbWUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDwoHY29sdW1ucxgDIAMoCRIOCgZmaWx0ZXIYBCABKAkSMgoPbWF0ZXJpYWxpemF0aW9uGAUgASgOMhkuZmVycnkudjEuTWF0ZXJpYWxpemF0aW9uIpgCCg9EYXRhc2V0Q29udHJhY3QSDAoEbmFtZRgBIAEoCRINCgVvd25lchgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRIhCgdjb2x1bW5zGAQgAygLMhAuZmVycnkudjEuQ29sdW1uEiwKDHBhcnRpdGlvbmluZxgFIAEoCzIWLmZlcnJ5LnYxLlBhcnRpdGlvbmluZxItCg1zb3VyY2VfZm9ybWF0GAYgASgLMhYuZmVycnkudjEuU291cmNlRm9ybWF0EhYKDnJldGVudGlvbl9kYXlzGAcgASgNEiQKBXZpZXdzGAggAygLMhUuZmVycnkudjEuRGVyaXZlZFZpZXcSFQoNbWFqb3JfdmVyc2lvbhgJIAEoDSKzAQoHRGF0YXNldBIrCghjb250cmFjdBgBIAEoCzIZLmZlcnJ5LnYxLkRhdGFzZXRDb250cmFjdBIYChBjb250cmFjdF92ZXJzaW9uGAIgASgJEjEKDXJlZ2lzdGVyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBhcnRpdGlvbnMYBCADKAsyGi5mZXJyeS52MS5QYXJ0aXRpb25TdW1tYXJ5IlAKEFBhcnRpdGlvblN1bW1hcnkSFgoOcGFydGl0aW9uX2RhdGUYASABKAkSDAoEcm93cxgCIAEoBBIWCg5wdWJsaWNhdGlvbl9pZBgDIAEoCSJzChZSZWdpc3RlckRhdGFzZXRSZXF1ZXN0Ei0KCGNvbnRyYWN0GAEgASgLMhkuZmVycnkudjEuRGF0YXNldENvbnRyYWN0SAASFwoNY29udHJhY3RfeWFtbBgCIAEoCUgAQhEKD2NvbnRyYWN0X3NvdXJjZSJhChdSZWdpc3RlckRhdGFzZXRSZXNwb25zZRIiCgdkYXRhc2V0GAEgASgLMhEuZmVycnkudjEuRGF0YXNldBIRCgl1bmNoYW5nZWQYAiABKAgSDwoHY2hhbmdlcxgDIAMoCSIhChFHZXREYXRhc2V0UmVxdWVzdBIMCgRuYW1lGAEgASgJIioKE0xpc3REYXRhc2V0c1JlcXVlc3QSEwoLbmFtZV9wcmVmaXgYASABKAkiOwoUTGlzdERhdGFzZXRzUmVzcG9uc2USIwoIZGF0YXNldHMYASADKAsyES5mZXJyeS52MS5EYXRhc2V0Im8KF1B1Ymxpc2hQYXJ0aXRpb25SZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSFgoOcGFydGl0aW9uX2RhdGUYAiABKAkSEgoKc291cmNlX3VyaRgDIAEoCRIXCg9leHBlY3RlZF9zaGEyNTYYBCABKAkiYQoPUHVibGlzaFByb2dyZXNzEg0KBXN0YWdlGAEgASgJEhIKCmJ5dGVzX3JlYWQYAiABKAQSEwoLdG90YWxfYnl0ZXMYAyABKAQSFgoOcm93c192YWxpZGF0ZWQYBCABKAQiegoVUHVibGlzaFBhcnRpdGlvbkV2ZW50Ei0KCHByb2dyZXNzGAEgASgLMhkuZmVycnkudjEuUHVibGlzaFByb2dyZXNzSAASKQoGcmVzdWx0GAIgASgLMhcuZmVycnkudjEuUHVibGlzaFJlc3VsdEgAQgcKBWV2ZW50Ik4KDVB1Ymxpc2hSZXN1bHQSKgoLcHVibGljYXRpb24YASABKAsyFS5mZXJyeS52MS5QdWJsaWNhdGlvbhIRCgl1bmNoYW5nZWQYAiABKAgiXgoIUm93RXJyb3ISDAoEbGluZRgBIAEoBBIOCgZjb2x1bW4YAiABKAkSDgoGcmVhc29uGAMgASgJEhYKCXJvd19ncm91cBgEIAEoBEgAiAEBQgwKCl9yb3dfZ3JvdXAigAQKC1B1YmxpY2F0aW9uEgoKAmlkGAEgASgJEg8KB2RhdGFzZXQYAiABKAkSFgoOcGFydGl0aW9uX2RhdGUYAyABKAkSEgoKc291cmNlX3VyaRgEIAEoCRIOCgZzaGEyNTYYBSABKAkSGAoQY29udHJhY3RfdmVyc2lvbhgGIAEoCRIrCgZzdGF0dXMYByABKA4yGy5mZXJyeS52MS5QdWJsaWNhdGlvblN0YXR1cxIVCg1yb3dzX2FjY2VwdGVkGAggASgEEhUKDXJvd3NfcmVqZWN0ZWQYCSABKAQSDQoFYnl0ZXMYCiABKAQSEwoLZHVyYXRpb25fbXMYCyABKAQSLgoKc3RhcnRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGA4gASgJEiYKCnJvd19lcnJvcnMYDyADKAsyEi5mZXJyeS52MS5Sb3dFcnJvchIZChF3YXJlaG91c2Vfam9iX2lkcxgQIAMoCRIUCgxwdWJsaXNoZWRfYnkYESABKAkSHgoWc2FtZV9hc19wdWJsaWNhdGlvbl9pZBgSIAEoCRIWCg5xdWFyYW50aW5lX3VyaRgTIAEoCSIjChVHZXRQdWJsaWNhdGlvblJlcXVlc3QSCgoCaWQYASABKAkiUQoXTGlzdFB1YmxpY2F0aW9uc1JlcXVlc3QSDwoHZGF0YXNldBgBIAEoCRIWCg5wYXJ0aXRpb25fZGF0ZRgCIAEoCRINCgVsaW1pdBgDIAEoDSJHChhMaXN0UHVibGljYXRpb25zUmVzcG9uc2USKwoMcHVibGljYXRpb25zGAEgAygLMhUuZmVycnkudjEuUHVibGljYXRpb24i4QMKBUdyYW50EgoKAmlkGAEgASgJEg4KBnRhcmdldBgCIAEoCRIPCgdncmFudGVlGAMgASgJEhwKBHJvbGUYBCABKA4yDi5mZXJyeS52MS5Sb2xlEg8KB3B1cnBvc2UYBSABKAkSKQoLbGVnYWxfYmFzaXMYBiABKA4yFC5mZXJyeS52MS5MZWdhbEJhc2lzEi4KCmV4cGlyZXNfYXQYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiUKBnN0YXR1cxgIIAEoDjIVLmZlcnJ5LnYxLkdyYW50U3RhdHVzEhIKCmdyYW50ZWRfYnkYCSABKAkSEwoLYXBwcm92ZWRfYnkYCiABKAkSLgoKY3JlYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHZGF0YXNldBgMIAEoCRIbChNjbGVhcl9wZXJzb25hbF9kYXRhGA0gASgIEi8KC2FwcHJvdmVkX2F0GA4gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpyZXZva2VkX2J5GA8gASgJEi4KCnJldm9rZWRfYXQYECABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItwBChJHcmFudEFjY2Vzc1JlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEg8KB2dyYW50ZWUYAiABKAkSHAoEcm9sZRgDIAEoDjIOLmZlcnJ5LnYxLlJvbGUSDwoHcHVycG9zZRgEIAEoCRIpCgtsZWdhbF9iYXNpcxgFIAEoDjIULmZlcnJ5LnYxLkxlZ2FsQmFzaXMSLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGwoTY2xlYXJfcGVyc29uYWxfZGF0YRgHIAEoCCInChNSZXZva2VBY2Nlc3NSZXF1ZXN0EhAKCGdyYW50X2lkGAEgASgJIicKE0FwcHJvdmVHcmFudFJlcXVlc3QSEAoIZ3JhbnRfaWQYASABKAkiTgoRTGlzdEdyYW50c1JlcXVlc3QSDgoGdGFyZ2V0GAEgASgJEg8KB2dyYW50ZWUYAiABKAkSGAoQaW5jbHVkZV9pbmFjdGl2ZRgDIAEoCCI1ChJMaXN0R3JhbnRzUmVzcG9uc2USHwoGZ3JhbnRzGAEgAygLMg8uZmVycnkudjEuR3JhbnQi4wEKCVRva2VuSW5mbxIKCgJpZBgBIAEoCRIRCglwcmluY2lwYWwYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSEgoKY3JlYXRlZF9ieRgEIAEoCRIuCgpjcmVhdGVkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpleHBpcmVzX2F0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgpyZXZva2VkX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJsChJDcmVhdGVUb2tlblJlcXVlc3QSEQoJcHJpbmNpcGFsGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEi4KCmV4cGlyZXNfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkkKE0NyZWF0ZVRva2VuUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5mZXJyeS52MS5Ub2tlbkluZm8SDgoGc2VjcmV0GAIgASgJIiAKElJldm9rZVRva2VuUmVxdWVzdBIKCgJpZBgBIAEoCSITChFMaXN0VG9rZW5zUmVxdWVzdCI5ChJMaXN0VG9rZW5zUmVzcG9uc2USIwoGdG9rZW5zGAEgAygLMhMuZmVycnkudjEuVG9rZW5JbmZvIqgBCgpBdWRpdEV2ZW50EgoKAmlkGAEgASgJEiYKAmF0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwcmluY2lwYWwYAyABKAkSDgoGYWN0aW9uGAQgASgJEg4KBnRhcmdldBgFIAEoCRIPCgdvdXRjb21lGAYgASgJEg4KBmRldGFpbBgHIAEoCRISCgpyZXF1ZXN0X2lkGAggASgJIkoKFkxpc3RBdWRpdEV2ZW50c1JlcXVlc3QSEQoJcHJpbmNpcGFsGAEgASgJEg4KBnRhcmdldBgCIAEoCRINCgVsaW1pdBgDIAEoDSI/ChdMaXN0QXVkaXRFdmVudHNSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5mZXJyeS52MS5BdWRpdEV2ZW50IhcKFVJlbG9hZFBvbGljaWVzUmVxdWVzdCIvChZSZWxvYWRQb2xpY2llc1Jlc3BvbnNlEhUKDWdyYW50c19sb2FkZWQYASABKA0iFgoUR2V0U2VydmVySW5mb1JlcXVlc3QicAoKU2VydmVySW5mbxIPCgd2ZXJzaW9uGAEgASgJEhQKDGFwaV92ZXJzaW9ucxgCIAMoCRIQCghyZWdpc3RyeRgDIAEoCRIRCgl3YXJlaG91c2UYBCABKAkSFgoOc291cmNlX3NjaGVtZXMYBSADKAkiYwoPUmVhZFJvd3NSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJZnJvbV9kYXRlGAIgASgJEg8KB3RvX2RhdGUYAyABKAkSDwoHY29sdW1ucxgEIAMoCRINCgVsaW1pdBgFIAEoBCKCAQoMQ29sdW1uU2NoZW1hEgwKBG5hbWUYASABKAkSIgoEdHlwZRgCIAEoDjIULmZlcnJ5LnYxLkNvbHVtblR5cGUSDgoGbWFza2VkGAMgASgIEjAKDmNsYXNzaWZpY2F0aW9uGAQgASgOMhguZmVycnkudjEuQ2xhc3NpZmljYXRpb24i/gEKBVZhbHVlEhQKCm51bGxfdmFsdWUYASABKAhIABIWCgxzdHJpbmdfdmFsdWUYAiABKAlIABIVCgtpbnQ2NF92YWx1ZRgDIAEoA0gAEhcKDWZsb2F0NjRfdmFsdWUYBCABKAFIABIUCgpib29sX3ZhbHVlGAUgASgISAASFAoKZGF0ZV92YWx1ZRgGIAEoCUgAEhkKD3RpbWVzdGFtcF92YWx1ZRgHIAEoCUgAEhgKDmRhdGV0aW1lX3ZhbHVlGAggASgJSAASFwoNbnVtZXJpY192YWx1ZRgJIAEoCUgAEhUKC2J5dGVzX3ZhbHVlGAogASgMSABCBgoEa2luZCImCgNSb3cSHwoGdmFsdWVzGAEgAygLMg8uZmVycnkudjEuVmFsdWUiVwoQUmVhZFJvd3NSZXNwb25zZRImCgZzY2hlbWEYASADKAsyFi5mZXJyeS52MS5Db2x1bW5TY2hlbWESGwoEcm93cxgCIAMoCzINLmZlcnJ5LnYxLlJvdyqCAgoKQ29sdW1uVHlwZRIbChdDT0xVTU5fVFlQRV9VTlNQRUNJRklFRBAAEhYKEkNPTFVNTl9UWVBFX1NUUklORxABEhUKEUNPTFVNTl9UWVBFX0lOVDY0EAISFwoTQ09MVU1OX1RZUEVfRkxPQVQ2NBADEhQKEENPTFVNTl9UWVBFX0JPT0wQBBIUChBDT0xVTU5fVFlQRV9EQVRFEAUSGQoVQ09MVU1OX1RZUEVfVElNRVNUQU1QEAYSGAoUQ09MVU1OX1RZUEVfREFURVRJTUUQBxIXChNDT0xVTU5fVFlQRV9OVU1FUklDEAgSFQoRQ09MVU1OX1RZUEVfQllURVMQCSqjAQoOQ2xhc3NpZmljYXRpb24SHgoaQ0xBU1NJRklDQVRJT05fVU5TUEVDSUZJRUQQABIZChVDTEFTU0lGSUNBVElPTl9QVUJMSUMQARIbChdDTEFTU0lGSUNBVElPTl9JTlRFUk5BTBACEhsKF0NMQVNTSUZJQ0FUSU9OX1BFUlNPTkFMEAMSHAoYQ0xBU1NJRklDQVRJT05fU0VOU0lUSVZFEAQqeAoLUGlpSGFuZGxpbmcSHAoYUElJX0hBTkRMSU5HX1VOU1BFQ0lGSUVEEAASFQoRUElJX0hBTkRMSU5HX0tFRVAQARIdChlQSUlfSEFORExJTkdfUFNFVURPTllNSVpFEAISFQoRUElJX0hBTkRMSU5HX0RST1AQAyriAQoKTGVnYWxCYXNpcxIbChdMRUdBTF9CQVNJU19VTlNQRUNJRklFRBAAEhcKE0xFR0FMX0JBU0lTX0NPTlNFTlQQARIYChRMRUdBTF9CQVNJU19DT05UUkFDVBACEiAKHExFR0FMX0JBU0lTX0xFR0FMX09CTElHQVRJT04QAxIfChtMRUdBTF9CQVNJU19WSVRBTF9JTlRFUkVTVFMQBBIbChdMRUdBTF9CQVNJU19QVUJMSUNfVEFTSxAFEiQKIExFR0FMX0JBU0lTX0xFR0lUSU1BVEVfSU5URVJFU1RTEAYqgQEKDFRleHRFbmNvZGluZxIdChlURVhUX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASFwoTVEVYVF9FTkNPRElOR19VVEZfOBABEhkKFVRFWFRfRU5DT0RJTkdfTEFUSU5fMRACEh4KGlRFWFRfRU5DT0RJTkdfV0lORE9XU18xMjUyEAMqbwoKRGF0YUZvcm1hdBIbChdEQVRBX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhMKD0RBVEFfRk9STUFUX0NTVhABEhYKEkRBVEFfRk9STUFUX05ESlNPThACEhcKE0RBVEFfRk9STUFUX1BBUlFVRVQQAypsCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9HWklQEAISFAoQQ09NUFJFU1NJT05fWlNURBADKnEKD01hdGVyaWFsaXphdGlvbhIfChtNQVRFUklBTElaQVRJT05fVU5TUEVDSUZJRUQQABIgChxNQVRFUklBTElaQVRJT05fTUFURVJJQUxJWkVEEAESGwoXTUFURVJJQUxJWkFUSU9OX09OX1JFQUQQAiq8AQoRUHVibGljYXRpb25TdGF0dXMSIgoeUFVCTElDQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaUFVCTElDQVRJT05fU1RBVFVTX1JVTk5JTkcQARIgChxQVUJMSUNBVElPTl9TVEFUVVNfU1VDQ0VFREVEEAISHQoZUFVCTElDQVRJT05fU1RBVFVTX0ZBSUxFRBADEiIKHlBVQkxJQ0FUSU9OX1NUQVRVU19JTlRFUlJVUFRFRBAEKkEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfUkVBREVSEAESEgoOUk9MRV9QVUJMSVNIRVIQAiqbAQoLR3JhbnRTdGF0dXMSHAoYR1JBTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTR1JBTlRfU1RBVFVTX0FDVElWRRABEiEKHUdSQU5UX1NUQVRVU19QRU5ESU5HX0FQUFJPVkFMEAISGAoUR1JBTlRfU1RBVFVTX1JFVk9LRUQQAxIYChRHUkFOVF9TVEFUVVNfRVhQSVJFRBAEMokKCgxGZXJyeVNlcnZpY2USVgoPUmVnaXN0ZXJEYXRhc2V0EiAuZmVycnkudjEuUmVnaXN0ZXJEYXRhc2V0UmVxdWVzdBohLmZlcnJ5LnYxLlJlZ2lzdGVyRGF0YXNldFJlc3BvbnNlEjwKCkdldERhdGFzZXQSGy5mZXJyeS52MS5HZXREYXRhc2V0UmVxdWVzdBoRLmZlcnJ5LnYxLkRhdGFzZXQSTQoMTGlzdERhdGFzZXRzEh0uZmVycnkudjEuTGlzdERhdGFzZXRzUmVxdWVzdBoeLmZlcnJ5LnYxLkxpc3REYXRhc2V0c1Jlc3BvbnNlElgKEFB1Ymxpc2hQYXJ0aXRpb24SIS5mZXJyeS52MS5QdWJsaXNoUGFydGl0aW9uUmVxdWVzdBofLmZlcnJ5LnYxLlB1Ymxpc2hQYXJ0aXRpb25FdmVudDABEkgKDkdldFB1YmxpY2F0aW9uEh8uZmVycnkudjEuR2V0UHVibGljYXRpb25SZXF1ZXN0GhUuZmVycnkudjEuUHVibGljYXRpb24SWQoQTGlzdFB1YmxpY2F0aW9ucxIhLmZlcnJ5LnYxLkxpc3RQdWJsaWNhdGlvbnNSZXF1ZXN0GiIuZmVycnkudjEuTGlzdFB1YmxpY2F0aW9uc1Jlc3BvbnNlEjwKC0dyYW50QWNjZXNzEhwuZmVycnkudjEuR3JhbnRBY2Nlc3NSZXF1ZXN0Gg8uZmVycnkudjEuR3JhbnQSPgoMUmV2b2tlQWNjZXNzEh0uZmVycnkudjEuUmV2b2tlQWNjZXNzUmVxdWVzdBoPLmZlcnJ5LnYxLkdyYW50Ej4KDEFwcHJvdmVHcmFudBIdLmZlcnJ5LnYxLkFwcHJvdmVHcmFudFJlcXVlc3QaDy5mZXJyeS52MS5HcmFudBJHCgpMaXN0R3JhbnRzEhsuZmVycnkudjEuTGlzdEdyYW50c1JlcXVlc3QaHC5mZXJyeS52MS5MaXN0R3JhbnRzUmVzcG9uc2USSgoLQ3JlYXRlVG9rZW4SHC5mZXJyeS52MS5DcmVhdGVUb2tlblJlcXVlc3QaHS5mZXJyeS52MS5DcmVhdGVUb2tlblJlc3BvbnNlEkAKC1Jldm9rZVRva2VuEhwuZmVycnkudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhMuZmVycnkudjEuVG9rZW5JbmZvEkcKCkxpc3RUb2tlbnMSGy5mZXJyeS52MS5MaXN0VG9rZW5zUmVxdWVzdBocLmZlcnJ5LnYxLkxpc3RUb2tlbnNSZXNwb25zZRJWCg9MaXN0QXVkaXRFdmVudHMSIC5mZXJyeS52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiEuZmVycnkudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USUwoOUmVsb2FkUG9saWNpZXMSHy5mZXJyeS52MS5SZWxvYWRQb2xpY2llc1JlcXVlc3QaIC5mZXJyeS52MS5SZWxvYWRQb2xpY2llc1Jlc3BvbnNlEkUKDUdldFNlcnZlckluZm8SHi5mZXJyeS52MS5HZXRTZXJ2ZXJJbmZvUmVxdWVzdBoULmZlcnJ5LnYxLlNlcnZlckluZm8SQwoIUmVhZFJvd3MSGS5mZXJyeS52MS5SZWFkUm93c1JlcXVlc3QaGi5mZXJyeS52MS5SZWFkUm93c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChRmZXJyeS92MS9mZXJyeS5wcm90bxIIZmVycnkudjEikgMKBkNvbHVtbhIMCgRuYW1lGAEgASgJEiIKBHR5cGUYAiABKA4yFC5mZXJyeS52MS5Db2x1bW5UeXBlEhAKCHJlcXVpcmVkGAMgASgIEjAKDmNsYXNzaWZpY2F0aW9uGAQgASgOMhguZmVycnkudjEuQ2xhc3NpZmljYXRpb24SEwoLZGVzY3JpcHRpb24YBSABKAkSKwoMcGlpX2hhbmRsaW5nGAYgASgOMhUuZmVycnkudjEuUGlpSGFuZGxpbmcSKQoLbGVnYWxfYmFzaXMYByABKA4yFC5mZXJyeS52MS5MZWdhbEJhc2lzEg8KB3B1cnBvc2UYCCABKAkSFgoOcmV0ZW50aW9uX2RheXMYCSABKA0SEwoLc291cmNlX25hbWUYCiABKAkSDgoGZm9ybWF0GAsgASgJEhEKCXByZWNpc2lvbhgMIAEoDRISCgVzY2FsZRgNIAEoDUgAiAEBEiYKB3F1YWxpdHkYDiADKAsyFS5mZXJyeS52MS5RdWFsaXR5UnVsZUIICgZfc2NhbGUi+AIKC1F1YWxpdHlSdWxlEhIKCG5vdF9udWxsGAEgASgISAASEAoGdW5pcXVlGAIgASgISAASMwoPYWNjZXB0ZWRfdmFsdWVzGAMgASgLMhguZmVycnkudjEuQWNjZXB0ZWRWYWx1ZXNIABINCgNtaW4YBCABKAlIABINCgNtYXgYBSABKAlIABIRCgdwYXR0ZXJuGAYgASgJSAASFAoKbWF4X2xlbmd0aBgHIAEoBEgAEjEKDnVuaXF1ZV9jb2x1bW5zGAggASgLMhcuZmVycnkudjEuVW5pcXVlQ29sdW1uc0gAEisKCXJvd19jb3VudBgJIAEoCzIWLmZlcnJ5LnYxLlJvd0NvdW50UnVsZUgAEjgKEHJvd19jb3VudF9jaGFuZ2UYCiABKAsyHC5mZXJyeS52MS5Sb3dDb3VudENoYW5nZVJ1bGVIABIkCghzZXZlcml0eRgPIAEoDjISLmZlcnJ5LnYxLlNldmVyaXR5QgcKBWNoZWNrIiAKDkFjY2VwdGVkVmFsdWVzEg4KBnZhbHVlcxgBIAMoCSIgCg1VbmlxdWVDb2x1bW5zEg8KB2NvbHVtbnMYASADKAkiQgoMUm93Q291bnRSdWxlEhAKA21pbhgBIAEoBEgAiAEBEhAKA21heBgCIAEoBEgBiAEBQgYKBF9taW5CBgoEX21heCKAAQoSUm93Q291bnRDaGFuZ2VSdWxlEh0KEG1heF9kcm9wX3BlcmNlbnQYASABKAFIAIgBARIfChJtYXhfZ3Jvd3RoX3BlcmNlbnQYAiABKAFIAYgBAUITChFfbWF4X2Ryb3BfcGVyY2VudEIVChNfbWF4X2dyb3d0aF9wZXJjZW50IpwBCgtSdWxlT3V0Y29tZRIMCgRydWxlGAEgASgJEg4KBmNvbHVtbhgCIAEoCRIkCghzZXZlcml0eRgDIAEoDjISLmZlcnJ5LnYxLlNldmVyaXR5Eg4KBnBhc3NlZBgEIAEoCBITCgtmYWlsZWRfcm93cxgFIAEoBBIUCgxzYW1wbGVfbGluZXMYBiADKAQSDgoGZGV0YWlsGAcgASgJIlIKDFBhcnRpdGlvbmluZxITCgtncmFudWxhcml0eRgBIAEoCRIYChBwYXJ0aXRpb25fY29sdW1uGAIgASgJEhMKC2Zyb21fY29sdW1uGAMgASgJIrsBCgpDc3ZPcHRpb25zEhEKCWRlbGltaXRlchgBIAEoCRISCgpoYXNfaGVhZGVyGAIgASgIEhUKDWVtcHR5X2FzX251bGwYAyABKAgSDQoFcXVvdGUYBCABKAkSDgoGZXNjYXBlGAUgASgJEhMKC251bGxfdmFsdWVzGAYgAygJEhEKCXNraXBfcm93cxgHIAEoBBIoCghlbmNvZGluZxgIIAEoDjIWLmZlcnJ5LnYxLlRleHRFbmNvZGluZyK9AQoMU291cmNlRm9ybWF0EiEKA2NzdhgBIAEoCzIULmZlcnJ5LnYxLkNzdk9wdGlvbnMSGQoRbWF4X3JlamVjdGVkX3Jvd3MYAiABKAQSKgoLY29tcHJlc3Npb24YAyABKA4yFS5mZXJyeS52MS5Db21wcmVzc2lvbhIkCgZmb3JtYXQYBCABKA4yFC5mZXJyeS52MS5EYXRhRm9ybWF0Eh0KFWlnbm9yZV91bmtub3duX2ZpZWxkcxgFIAEoCCKFAQoLRGVyaXZlZFZpZXcSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgdjb2x1bW5zGAMgAygJEg4KBmZpbHRlchgEIAEoCRIyCg9tYXRlcmlhbGl6YXRpb24YBSABKA4yGS5mZXJyeS52MS5NYXRlcmlhbGl6YXRpb24iwAIKD0RhdGFzZXRDb250cmFjdBIMCgRuYW1lGAEgASgJEg0KBW93bmVyGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEiEKB2NvbHVtbnMYBCADKAsyEC5mZXJyeS52MS5Db2x1bW4SLAoMcGFydGl0aW9uaW5nGAUgASgLMhYuZmVycnkudjEuUGFydGl0aW9uaW5nEi0KDXNvdXJjZV9mb3JtYXQYBiABKAsyFi5mZXJyeS52MS5Tb3VyY2VGb3JtYXQSFgoOcmV0ZW50aW9uX2RheXMYByABKA0SJAoFdmlld3MYCCADKAsyFS5mZXJyeS52MS5EZXJpdmVkVmlldxIVCg1tYWpvcl92ZXJzaW9uGAkgASgNEiYKB3F1YWxpdHkYCiADKAsyFS5mZXJyeS52MS5RdWFsaXR5UnVsZSKzAQoHRGF0YXNldBIrCghjb250cmFjdBgBIAEoCzIZLmZlcnJ5LnYxLkRhdGFzZXRDb250cmFjdBIYChBjb250cmFjdF92ZXJzaW9uGAIgASgJEjEKDXJlZ2lzdGVyZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCnBhcnRpdGlvbnMYBCADKAsyGi5mZXJyeS52MS5QYXJ0aXRpb25TdW1tYXJ5IlAKEFBhcnRpdGlvblN1bW1hcnkSFgoOcGFydGl0aW9uX2RhdGUYASABKAkSDAoEcm93cxgCIAEoBBIWCg5wdWJsaWNhdGlvbl9pZBgDIAEoCSJzChZSZWdpc3RlckRhdGFzZXRSZXF1ZXN0Ei0KCGNvbnRyYWN0GAEgASgLMhkuZmVycnkudjEuRGF0YXNldENvbnRyYWN0SAASFwoNY29udHJhY3RfeWFtbBgCIAEoCUgAQhEKD2NvbnRyYWN0X3NvdXJjZSJhChdSZWdpc3RlckRhdGFzZXRSZXNwb25zZRIiCgdkYXRhc2V0GAEgASgLMhEuZmVycnkudjEuRGF0YXNldBIRCgl1bmNoYW5nZWQYAiABKAgSDwoHY2hhbmdlcxgDIAMoCSIhChFHZXREYXRhc2V0UmVxdWVzdBIMCgRuYW1lGAEgASgJIioKE0xpc3REYXRhc2V0c1JlcXVlc3QSEwoLbmFtZV9wcmVmaXgYASABKAkiOwoUTGlzdERhdGFzZXRzUmVzcG9uc2USIwoIZGF0YXNldHMYASADKAsyES5mZXJyeS52MS5EYXRhc2V0Im8KF1B1Ymxpc2hQYXJ0aXRpb25SZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSFgoOcGFydGl0aW9uX2RhdGUYAiABKAkSEgoKc291cmNlX3VyaRgDIAEoCRIXCg9leHBlY3RlZF9zaGEyNTYYBCABKAkiYQoPUHVibGlzaFByb2dyZXNzEg0KBXN0YWdlGAEgASgJEhIKCmJ5dGVzX3JlYWQYAiABKAQSEwoLdG90YWxfYnl0ZXMYAyABKAQSFgoOcm93c192YWxpZGF0ZWQYBCABKAQiegoVUHVibGlzaFBhcnRpdGlvbkV2ZW50Ei0KCHByb2dyZXNzGAEgASgLMhkuZmVycnkudjEuUHVibGlzaFByb2dyZXNzSAASKQoGcmVzdWx0GAIgASgLMhcuZmVycnkudjEuUHVibGlzaFJlc3VsdEgAQgcKBWV2ZW50Ik4KDVB1Ymxpc2hSZXN1bHQSKgoLcHVibGljYXRpb24YASABKAsyFS5mZXJyeS52MS5QdWJsaWNhdGlvbhIRCgl1bmNoYW5nZWQYAiABKAgiXgoIUm93RXJyb3ISDAoEbGluZRgBIAEoBBIOCgZjb2x1bW4YAiABKAkSDgoGcmVhc29uGAMgASgJEhYKCXJvd19ncm91cBgEIAEoBEgAiAEBQgwKCl9yb3dfZ3JvdXAiqAQKC1B1YmxpY2F0aW9uEgoKAmlkGAEgASgJEg8KB2RhdGFzZXQYAiABKAkSFgoOcGFydGl0aW9uX2RhdGUYAyABKAkSEgoKc291cmNlX3VyaRgEIAEoCRIOCgZzaGEyNTYYBSABKAkSGAoQY29udHJhY3RfdmVyc2lvbhgGIAEoCRIrCgZzdGF0dXMYByABKA4yGy5mZXJyeS52MS5QdWJsaWNhdGlvblN0YXR1cxIVCg1yb3dzX2FjY2VwdGVkGAggASgEEhUKDXJvd3NfcmVqZWN0ZWQYCSABKAQSDQoFYnl0ZXMYCiABKAQSEwoLZHVyYXRpb25fbXMYCyABKAQSLgoKc3RhcnRlZF9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLZmluaXNoZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBWVycm9yGA4gASgJEiYKCnJvd19lcnJvcnMYDyADKAsyEi5mZXJyeS52MS5Sb3dFcnJvchIZChF3YXJlaG91c2Vfam9iX2lkcxgQIAMoCRIUCgxwdWJsaXNoZWRfYnkYESABKAkSHgoWc2FtZV9hc19wdWJsaWNhdGlvbl9pZBgSIAEoCRIWCg5xdWFyYW50aW5lX3VyaRgTIAEoCRImCgdxdWFsaXR5GBQgAygLMhUuZmVycnkudjEuUnVsZU91dGNvbWUiIwoVR2V0UHVibGljYXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIlEKF0xpc3RQdWJsaWNhdGlvbnNSZXF1ZXN0Eg8KB2RhdGFzZXQYASABKAkSFgoOcGFydGl0aW9uX2RhdGUYAiABKAkSDQoFbGltaXQYAyABKA0iRwoYTGlzdFB1YmxpY2F0aW9uc1Jlc3BvbnNlEisKDHB1YmxpY2F0aW9ucxgBIAMoCzIVLmZlcnJ5LnYxLlB1YmxpY2F0aW9uIuEDCgVHcmFudBIKCgJpZBgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSDwoHZ3JhbnRlZRgDIAEoCRIcCgRyb2xlGAQgASgOMg4uZmVycnkudjEuUm9sZRIPCgdwdXJwb3NlGAUgASgJEikKC2xlZ2FsX2Jhc2lzGAYgASgOMhQuZmVycnkudjEuTGVnYWxCYXNpcxIuCgpleHBpcmVzX2F0GAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgZzdGF0dXMYCCABKA4yFS5mZXJyeS52MS5HcmFudFN0YXR1cxISCgpncmFudGVkX2J5GAkgASgJEhMKC2FwcHJvdmVkX2J5GAogASgJEi4KCmNyZWF0ZWRfYXQYCyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2RhdGFzZXQYDCABKAkSGwoTY2xlYXJfcGVyc29uYWxfZGF0YRgNIAEoCBIvCgthcHByb3ZlZF9hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKcmV2b2tlZF9ieRgPIAEoCRIuCgpyZXZva2VkX2F0GBAgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCLcAQoSR3JhbnRBY2Nlc3NSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCRIPCgdncmFudGVlGAIgASgJEhwKBHJvbGUYAyABKA4yDi5mZXJyeS52MS5Sb2xlEg8KB3B1cnBvc2UYBCABKAkSKQoLbGVnYWxfYmFzaXMYBSABKA4yFC5mZXJyeS52MS5MZWdhbEJhc2lzEi4KCmV4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhsKE2NsZWFyX3BlcnNvbmFsX2RhdGEYByABKAgiJwoTUmV2b2tlQWNjZXNzUmVxdWVzdBIQCghncmFudF9pZBgBIAEoCSInChNBcHByb3ZlR3JhbnRSZXF1ZXN0EhAKCGdyYW50X2lkGAEgASgJIk4KEUxpc3RHcmFudHNSZXF1ZXN0Eg4KBnRhcmdldBgBIAEoCRIPCgdncmFudGVlGAIgASgJEhgKEGluY2x1ZGVfaW5hY3RpdmUYAyABKAgiNQoSTGlzdEdyYW50c1Jlc3BvbnNlEh8KBmdyYW50cxgBIAMoCzIPLmZlcnJ5LnYxLkdyYW50IuMBCglUb2tlbkluZm8SCgoCaWQYASABKAkSEQoJcHJpbmNpcGFsGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEhIKCmNyZWF0ZWRfYnkYBCABKAkSLgoKY3JlYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKZXhwaXJlc19hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKcmV2b2tlZF9hdBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAibAoSQ3JlYXRlVG9rZW5SZXF1ZXN0EhEKCXByaW5jaXBhbBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIuCgpleHBpcmVzX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJJChNDcmVhdGVUb2tlblJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMuZmVycnkudjEuVG9rZW5JbmZvEg4KBnNlY3JldBgCIAEoCSIgChJSZXZva2VUb2tlblJlcXVlc3QSCgoCaWQYASABKAkiEwoRTGlzdFRva2Vuc1JlcXVlc3QiOQoSTGlzdFRva2Vuc1Jlc3BvbnNlEiMKBnRva2VucxgBIAMoCzITLmZlcnJ5LnYxLlRva2VuSW5mbyKoAQoKQXVkaXRFdmVudBIKCgJpZBgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEQoJcHJpbmNpcGFsGAMgASgJEg4KBmFjdGlvbhgEIAEoCRIOCgZ0YXJnZXQYBSABKAkSDwoHb3V0Y29tZRgGIAEoCRIOCgZkZXRhaWwYByABKAkSEgoKcmVxdWVzdF9pZBgIIAEoCSJKChZMaXN0QXVkaXRFdmVudHNSZXF1ZXN0EhEKCXByaW5jaXBhbBgBIAEoCRIOCgZ0YXJnZXQYAiABKAkSDQoFbGltaXQYAyABKA0iPwoXTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USJAoGZXZlbnRzGAEgAygLMhQuZmVycnkudjEuQXVkaXRFdmVudCIXChVSZWxvYWRQb2xpY2llc1JlcXVlc3QiLwoWUmVsb2FkUG9saWNpZXNSZXNwb25zZRIVCg1ncmFudHNfbG9hZGVkGAEgASgNIhYKFEdldFNlcnZlckluZm9SZXF1ZXN0InAKClNlcnZlckluZm8SDwoHdmVyc2lvbhgBIAEoCRIUCgxhcGlfdmVyc2lvbnMYAiADKAkSEAoIcmVnaXN0cnkYAyABKAkSEQoJd2FyZWhvdXNlGAQgASgJEhYKDnNvdXJjZV9zY2hlbWVzGAUgAygJImMKD1JlYWRSb3dzUmVxdWVzdBIMCgRuYW1lGAEgASgJEhEKCWZyb21fZGF0ZRgCIAEoCRIPCgd0b19kYXRlGAMgASgJEg8KB2NvbHVtbnMYBCADKAkSDQoFbGltaXQYBSABKAQiggEKDENvbHVtblNjaGVtYRIMCgRuYW1lGAEgASgJEiIKBHR5cGUYAiABKA4yFC5mZXJyeS52MS5Db2x1bW5UeXBlEg4KBm1hc2tlZBgDIAEoCBIwCg5jbGFzc2lmaWNhdGlvbhgEIAEoDjIYLmZlcnJ5LnYxLkNsYXNzaWZpY2F0aW9uIv4BCgVWYWx1ZRIUCgpudWxsX3ZhbHVlGAEgASgISAASFgoMc3RyaW5nX3ZhbHVlGAIgASgJSAASFQoLaW50NjRfdmFsdWUYAyABKANIABIXCg1mbG9hdDY0X3ZhbHVlGAQgASgBSAASFAoKYm9vbF92YWx1ZRgFIAEoCEgAEhQKCmRhdGVfdmFsdWUYBiABKAlIABIZCg90aW1lc3RhbXBfdmFsdWUYByABKAlIABIYCg5kYXRldGltZV92YWx1ZRgIIAEoCUgAEhcKDW51bWVyaWNfdmFsdWUYCSABKAlIABIVCgtieXRlc192YWx1ZRgKIAEoDEgAQgYKBGtpbmQiJgoDUm93Eh8KBnZhbHVlcxgBIAMoCzIPLmZlcnJ5LnYxLlZhbHVlIlcKEFJlYWRSb3dzUmVzcG9uc2USJgoGc2NoZW1hGAEgAygLMhYuZmVycnkudjEuQ29sdW1uU2NoZW1hEhsKBHJvd3MYAiADKAsyDS5mZXJyeS52MS5Sb3cqggIKCkNvbHVtblR5cGUSGwoXQ09MVU1OX1RZUEVfVU5TUEVDSUZJRUQQABIWChJDT0xVTU5fVFlQRV9TVFJJTkcQARIVChFDT0xVTU5fVFlQRV9JTlQ2NBACEhcKE0NPTFVNTl9UWVBFX0ZMT0FUNjQQAxIUChBDT0xVTU5fVFlQRV9CT09MEAQSFAoQQ09MVU1OX1RZUEVfREFURRAFEhkKFUNPTFVNTl9UWVBFX1RJTUVTVEFNUBAGEhgKFENPTFVNTl9UWVBFX0RBVEVUSU1FEAcSFwoTQ09MVU1OX1RZUEVfTlVNRVJJQxAIEhUKEUNPTFVNTl9UWVBFX0JZVEVTEAkqowEKDkNsYXNzaWZpY2F0aW9uEh4KGkNMQVNTSUZJQ0FUSU9OX1VOU1BFQ0lGSUVEEAASGQoVQ0xBU1NJRklDQVRJT05fUFVCTElDEAESGwoXQ0xBU1NJRklDQVRJT05fSU5URVJOQUwQAhIbChdDTEFTU0lGSUNBVElPTl9QRVJTT05BTBADEhwKGENMQVNTSUZJQ0FUSU9OX1NFTlNJVElWRRAEKngKC1BpaUhhbmRsaW5nEhwKGFBJSV9IQU5ETElOR19VTlNQRUNJRklFRBAAEhUKEVBJSV9IQU5ETElOR19LRUVQEAESHQoZUElJX0hBTkRMSU5HX1BTRVVET05ZTUlaRRACEhUKEVBJSV9IQU5ETElOR19EUk9QEAMq4gEKCkxlZ2FsQmFzaXMSGwoXTEVHQUxfQkFTSVNfVU5TUEVDSUZJRUQQABIXChNMRUdBTF9CQVNJU19DT05TRU5UEAESGAoUTEVHQUxfQkFTSVNfQ09OVFJBQ1QQAhIgChxMRUdBTF9CQVNJU19MRUdBTF9PQkxJR0FUSU9OEAMSHwobTEVHQUxfQkFTSVNfVklUQUxfSU5URVJFU1RTEAQSGwoXTEVHQUxfQkFTSVNfUFVCTElDX1RBU0sQBRIkCiBMRUdBTF9CQVNJU19MRUdJVElNQVRFX0lOVEVSRVNUUxAGKksKCFNldmVyaXR5EhgKFFNFVkVSSVRZX1VOU1BFQ0lGSUVEEAASEgoOU0VWRVJJVFlfRVJST1IQARIRCg1TRVZFUklUWV9XQVJOEAIqgQEKDFRleHRFbmNvZGluZxIdChlURVhUX0VOQ09ESU5HX1VOU1BFQ0lGSUVEEAASFwoTVEVYVF9FTkNPRElOR19VVEZfOBABEhkKFVRFWFRfRU5DT0RJTkdfTEFUSU5fMRACEh4KGlRFWFRfRU5DT0RJTkdfV0lORE9XU18xMjUyEAMqbwoKRGF0YUZvcm1hdBIbChdEQVRBX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhMKD0RBVEFfRk9STUFUX0NTVhABEhYKEkRBVEFfRk9STUFUX05ESlNPThACEhcKE0RBVEFfRk9STUFUX1BBUlFVRVQQAypsCgtDb21wcmVzc2lvbhIbChdDT01QUkVTU0lPTl9VTlNQRUNJRklFRBAAEhQKEENPTVBSRVNTSU9OX05PTkUQARIUChBDT01QUkVTU0lPTl9HWklQEAISFAoQQ09NUFJFU1NJT05fWlNURBADKnEKD01hdGVyaWFsaXphdGlvbhIfChtNQVRFUklBTElaQVRJT05fVU5TUEVDSUZJRUQQABIgChxNQVRFUklBTElaQVRJT05fTUFURVJJQUxJWkVEEAESGwoXTUFURVJJQUxJWkFUSU9OX09OX1JFQUQQAiq8AQoRUHVibGljYXRpb25TdGF0dXMSIgoeUFVCTElDQVRJT05fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaUFVCTElDQVRJT05fU1RBVFVTX1JVTk5JTkcQARIgChxQVUJMSUNBVElPTl9TVEFUVVNfU1VDQ0VFREVEEAISHQoZUFVCTElDQVRJT05fU1RBVFVTX0ZBSUxFRBADEiIKHlBVQkxJQ0FUSU9OX1NUQVRVU19JTlRFUlJVUFRFRBAEKkEKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEg8KC1JPTEVfUkVBREVSEAESEgoOUk9MRV9QVUJMSVNIRVIQAiqbAQoLR3JhbnRTdGF0dXMSHAoYR1JBTlRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASFwoTR1JBTlRfU1RBVFVTX0FDVElWRRABEiEKHUdSQU5UX1NUQVRVU19QRU5ESU5HX0FQUFJPVkFMEAISGAoUR1JBTlRfU1RBVFVTX1JFVk9LRUQQAxIYChRHUkFOVF9TVEFUVVNfRVhQSVJFRBAEMokKCgxGZXJyeVNlcnZpY2USVgoPUmVnaXN0ZXJEYXRhc2V0EiAuZmVycnkudjEuUmVnaXN0ZXJEYXRhc2V0UmVxdWVzdBohLmZlcnJ5LnYxLlJlZ2lzdGVyRGF0YXNldFJlc3BvbnNlEjwKCkdldERhdGFzZXQSGy5mZXJyeS52MS5HZXREYXRhc2V0UmVxdWVzdBoRLmZlcnJ5LnYxLkRhdGFzZXQSTQoMTGlzdERhdGFzZXRzEh0uZmVycnkudjEuTGlzdERhdGFzZXRzUmVxdWVzdBoeLmZlcnJ5LnYxLkxpc3REYXRhc2V0c1Jlc3BvbnNlElgKEFB1Ymxpc2hQYXJ0aXRpb24SIS5mZXJyeS52MS5QdWJsaXNoUGFydGl0aW9uUmVxdWVzdBofLmZlcnJ5LnYxLlB1Ymxpc2hQYXJ0aXRpb25FdmVudDABEkgKDkdldFB1YmxpY2F0aW9uEh8uZmVycnkudjEuR2V0UHVibGljYXRpb25SZXF1ZXN0GhUuZmVycnkudjEuUHVibGljYXRpb24SWQoQTGlzdFB1YmxpY2F0aW9ucxIhLmZlcnJ5LnYxLkxpc3RQdWJsaWNhdGlvbnNSZXF1ZXN0GiIuZmVycnkudjEuTGlzdFB1YmxpY2F0aW9uc1Jlc3BvbnNlEjwKC0dyYW50QWNjZXNzEhwuZmVycnkudjEuR3JhbnRBY2Nlc3NSZXF1ZXN0Gg8uZmVycnkudjEuR3JhbnQSPgoMUmV2b2tlQWNjZXNzEh0uZmVycnkudjEuUmV2b2tlQWNjZXNzUmVxdWVzdBoPLmZlcnJ5LnYxLkdyYW50Ej4KDEFwcHJvdmVHcmFudBIdLmZlcnJ5LnYxLkFwcHJvdmVHcmFudFJlcXVlc3QaDy5mZXJyeS52MS5HcmFudBJHCgpMaXN0R3JhbnRzEhsuZmVycnkudjEuTGlzdEdyYW50c1JlcXVlc3QaHC5mZXJyeS52MS5MaXN0R3JhbnRzUmVzcG9uc2USSgoLQ3JlYXRlVG9rZW4SHC5mZXJyeS52MS5DcmVhdGVUb2tlblJlcXVlc3QaHS5mZXJyeS52MS5DcmVhdGVUb2tlblJlc3BvbnNlEkAKC1Jldm9rZVRva2VuEhwuZmVycnkudjEuUmV2b2tlVG9rZW5SZXF1ZXN0GhMuZmVycnkudjEuVG9rZW5JbmZvEkcKCkxpc3RUb2tlbnMSGy5mZXJyeS52MS5MaXN0VG9rZW5zUmVxdWVzdBocLmZlcnJ5LnYxLkxpc3RUb2tlbnNSZXNwb25zZRJWCg9MaXN0QXVkaXRFdmVudHMSIC5mZXJyeS52MS5MaXN0QXVkaXRFdmVudHNSZXF1ZXN0GiEuZmVycnkudjEuTGlzdEF1ZGl0RXZlbnRzUmVzcG9uc2USUwoOUmVsb2FkUG9saWNpZXMSHy5mZXJyeS52MS5SZWxvYWRQb2xpY2llc1JlcXVlc3QaIC5mZXJyeS52MS5SZWxvYWRQb2xpY2llc1Jlc3BvbnNlEkUKDUdldFNlcnZlckluZm8SHi5mZXJyeS52MS5HZXRTZXJ2ZXJJbmZvUmVxdWVzdBoULmZlcnJ5LnYxLlNlcnZlckluZm8SQwoIUmVhZFJvd3MSGS5mZXJyeS52MS5SZWFkUm93c1JlcXVlc3QaGi5mZXJyeS52MS5SZWFkUm93c1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message ferry.v1.Column
@@ -137,6 +139,13 @@ export type Column = Message<"ferry.v1.Column"> & {
    * @generated from field: optional uint32 scale = 13;
    */
   scale?: number | undefined;
+
+  /**
+   * What a good value of this column is, checked on every row of a publish.
+   *
+   * @generated from field: repeated ferry.v1.QualityRule quality = 14;
+   */
+  quality: QualityRule[];
 };
 
 /**
@@ -145,6 +154,232 @@ export type Column = Message<"ferry.v1.Column"> & {
  */
 export const ColumnSchema$: GenMessage<Column> = /*@__PURE__*/
   messageDesc(file_ferry_v1_ferry, 0);
+
+/**
+ * One quality rule: exactly one check. Column rules sit on a column; `unique_columns`,
+ * `row_count` and `row_count_change` on the dataset.
+ *
+ * @generated from message ferry.v1.QualityRule
+ */
+export type QualityRule = Message<"ferry.v1.QualityRule"> & {
+  /**
+   * @generated from oneof ferry.v1.QualityRule.check
+   */
+  check: {
+    /**
+     * @generated from field: bool not_null = 1;
+     */
+    value: boolean;
+    case: "notNull";
+  } | {
+    /**
+     * @generated from field: bool unique = 2;
+     */
+    value: boolean;
+    case: "unique";
+  } | {
+    /**
+     * @generated from field: ferry.v1.AcceptedValues accepted_values = 3;
+     */
+    value: AcceptedValues;
+    case: "acceptedValues";
+  } | {
+    /**
+     * A number, or text in the column's type ("2000-01-01", "12.50").
+     *
+     * @generated from field: string min = 4;
+     */
+    value: string;
+    case: "min";
+  } | {
+    /**
+     * @generated from field: string max = 5;
+     */
+    value: string;
+    case: "max";
+  } | {
+    /**
+     * A regular expression every value matches.
+     *
+     * @generated from field: string pattern = 6;
+     */
+    value: string;
+    case: "pattern";
+  } | {
+    /**
+     * @generated from field: uint64 max_length = 7;
+     */
+    value: bigint;
+    case: "maxLength";
+  } | {
+    /**
+     * @generated from field: ferry.v1.UniqueColumns unique_columns = 8;
+     */
+    value: UniqueColumns;
+    case: "uniqueColumns";
+  } | {
+    /**
+     * @generated from field: ferry.v1.RowCountRule row_count = 9;
+     */
+    value: RowCountRule;
+    case: "rowCount";
+  } | {
+    /**
+     * @generated from field: ferry.v1.RowCountChangeRule row_count_change = 10;
+     */
+    value: RowCountChangeRule;
+    case: "rowCountChange";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * @generated from field: ferry.v1.Severity severity = 15;
+   */
+  severity: Severity;
+};
+
+/**
+ * Describes the message ferry.v1.QualityRule.
+ * Use `create(QualityRuleSchema)` to create a new message.
+ */
+export const QualityRuleSchema: GenMessage<QualityRule> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_ferry, 1);
+
+/**
+ * @generated from message ferry.v1.AcceptedValues
+ */
+export type AcceptedValues = Message<"ferry.v1.AcceptedValues"> & {
+  /**
+   * @generated from field: repeated string values = 1;
+   */
+  values: string[];
+};
+
+/**
+ * Describes the message ferry.v1.AcceptedValues.
+ * Use `create(AcceptedValuesSchema)` to create a new message.
+ */
+export const AcceptedValuesSchema: GenMessage<AcceptedValues> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_ferry, 2);
+
+/**
+ * @generated from message ferry.v1.UniqueColumns
+ */
+export type UniqueColumns = Message<"ferry.v1.UniqueColumns"> & {
+  /**
+   * @generated from field: repeated string columns = 1;
+   */
+  columns: string[];
+};
+
+/**
+ * Describes the message ferry.v1.UniqueColumns.
+ * Use `create(UniqueColumnsSchema)` to create a new message.
+ */
+export const UniqueColumnsSchema: GenMessage<UniqueColumns> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_ferry, 3);
+
+/**
+ * @generated from message ferry.v1.RowCountRule
+ */
+export type RowCountRule = Message<"ferry.v1.RowCountRule"> & {
+  /**
+   * @generated from field: optional uint64 min = 1;
+   */
+  min?: bigint | undefined;
+
+  /**
+   * @generated from field: optional uint64 max = 2;
+   */
+  max?: bigint | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.RowCountRule.
+ * Use `create(RowCountRuleSchema)` to create a new message.
+ */
+export const RowCountRuleSchema: GenMessage<RowCountRule> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_ferry, 4);
+
+/**
+ * Against the live previous day.
+ *
+ * @generated from message ferry.v1.RowCountChangeRule
+ */
+export type RowCountChangeRule = Message<"ferry.v1.RowCountChangeRule"> & {
+  /**
+   * @generated from field: optional double max_drop_percent = 1;
+   */
+  maxDropPercent?: number | undefined;
+
+  /**
+   * @generated from field: optional double max_growth_percent = 2;
+   */
+  maxGrowthPercent?: number | undefined;
+};
+
+/**
+ * Describes the message ferry.v1.RowCountChangeRule.
+ * Use `create(RowCountChangeRuleSchema)` to create a new message.
+ */
+export const RowCountChangeRuleSchema: GenMessage<RowCountChangeRule> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_ferry, 5);
+
+/**
+ * How one quality rule fared in one publication.
+ *
+ * @generated from message ferry.v1.RuleOutcome
+ */
+export type RuleOutcome = Message<"ferry.v1.RuleOutcome"> & {
+  /**
+   * `currency: accepted_values (3 values)`, `dataset: unique (brand, category_id)`.
+   *
+   * @generated from field: string rule = 1;
+   */
+  rule: string;
+
+  /**
+   * Empty for a dataset rule.
+   *
+   * @generated from field: string column = 2;
+   */
+  column: string;
+
+  /**
+   * @generated from field: ferry.v1.Severity severity = 3;
+   */
+  severity: Severity;
+
+  /**
+   * @generated from field: bool passed = 4;
+   */
+  passed: boolean;
+
+  /**
+   * @generated from field: uint64 failed_rows = 5;
+   */
+  failedRows: bigint;
+
+  /**
+   * Where the first failing rows are (lines; rows for Parquet), up to 10. Never values.
+   *
+   * @generated from field: repeated uint64 sample_lines = 6;
+   */
+  sampleLines: bigint[];
+
+  /**
+   * What a row count rule saw.
+   *
+   * @generated from field: string detail = 7;
+   */
+  detail: string;
+};
+
+/**
+ * Describes the message ferry.v1.RuleOutcome.
+ * Use `create(RuleOutcomeSchema)` to create a new message.
+ */
+export const RuleOutcomeSchema: GenMessage<RuleOutcome> = /*@__PURE__*/
+  messageDesc(file_ferry_v1_ferry, 6);
 
 /**
  * @generated from message ferry.v1.Partitioning
@@ -177,7 +412,7 @@ export type Partitioning = Message<"ferry.v1.Partitioning"> & {
  * Use `create(PartitioningSchema)` to create a new message.
  */
 export const PartitioningSchema: GenMessage<Partitioning> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 1);
+  messageDesc(file_ferry_v1_ferry, 7);
 
 /**
  * @generated from message ferry.v1.CsvOptions
@@ -241,7 +476,7 @@ export type CsvOptions = Message<"ferry.v1.CsvOptions"> & {
  * Use `create(CsvOptionsSchema)` to create a new message.
  */
 export const CsvOptionsSchema: GenMessage<CsvOptions> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 2);
+  messageDesc(file_ferry_v1_ferry, 8);
 
 /**
  * @generated from message ferry.v1.SourceFormat
@@ -286,7 +521,7 @@ export type SourceFormat = Message<"ferry.v1.SourceFormat"> & {
  * Use `create(SourceFormatSchema)` to create a new message.
  */
 export const SourceFormatSchema: GenMessage<SourceFormat> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 3);
+  messageDesc(file_ferry_v1_ferry, 9);
 
 /**
  * @generated from message ferry.v1.DerivedView
@@ -330,7 +565,7 @@ export type DerivedView = Message<"ferry.v1.DerivedView"> & {
  * Use `create(DerivedViewSchema)` to create a new message.
  */
 export const DerivedViewSchema: GenMessage<DerivedView> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 4);
+  messageDesc(file_ferry_v1_ferry, 10);
 
 /**
  * @generated from message ferry.v1.DatasetContract
@@ -386,6 +621,13 @@ export type DatasetContract = Message<"ferry.v1.DatasetContract"> & {
    * @generated from field: uint32 major_version = 9;
    */
   majorVersion: number;
+
+  /**
+   * Rules on the whole day: compound keys and row counts.
+   *
+   * @generated from field: repeated ferry.v1.QualityRule quality = 10;
+   */
+  quality: QualityRule[];
 };
 
 /**
@@ -393,7 +635,7 @@ export type DatasetContract = Message<"ferry.v1.DatasetContract"> & {
  * Use `create(DatasetContractSchema)` to create a new message.
  */
 export const DatasetContractSchema: GenMessage<DatasetContract> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 5);
+  messageDesc(file_ferry_v1_ferry, 11);
 
 /**
  * @generated from message ferry.v1.Dataset
@@ -427,7 +669,7 @@ export type Dataset = Message<"ferry.v1.Dataset"> & {
  * Use `create(DatasetSchema)` to create a new message.
  */
 export const DatasetSchema: GenMessage<Dataset> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 6);
+  messageDesc(file_ferry_v1_ferry, 12);
 
 /**
  * @generated from message ferry.v1.PartitionSummary
@@ -454,7 +696,7 @@ export type PartitionSummary = Message<"ferry.v1.PartitionSummary"> & {
  * Use `create(PartitionSummarySchema)` to create a new message.
  */
 export const PartitionSummarySchema: GenMessage<PartitionSummary> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 7);
+  messageDesc(file_ferry_v1_ferry, 13);
 
 /**
  * @generated from message ferry.v1.RegisterDatasetRequest
@@ -485,7 +727,7 @@ export type RegisterDatasetRequest = Message<"ferry.v1.RegisterDatasetRequest"> 
  * Use `create(RegisterDatasetRequestSchema)` to create a new message.
  */
 export const RegisterDatasetRequestSchema: GenMessage<RegisterDatasetRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 8);
+  messageDesc(file_ferry_v1_ferry, 14);
 
 /**
  * @generated from message ferry.v1.RegisterDatasetResponse
@@ -516,7 +758,7 @@ export type RegisterDatasetResponse = Message<"ferry.v1.RegisterDatasetResponse"
  * Use `create(RegisterDatasetResponseSchema)` to create a new message.
  */
 export const RegisterDatasetResponseSchema: GenMessage<RegisterDatasetResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 9);
+  messageDesc(file_ferry_v1_ferry, 15);
 
 /**
  * @generated from message ferry.v1.GetDatasetRequest
@@ -533,7 +775,7 @@ export type GetDatasetRequest = Message<"ferry.v1.GetDatasetRequest"> & {
  * Use `create(GetDatasetRequestSchema)` to create a new message.
  */
 export const GetDatasetRequestSchema: GenMessage<GetDatasetRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 10);
+  messageDesc(file_ferry_v1_ferry, 16);
 
 /**
  * @generated from message ferry.v1.ListDatasetsRequest
@@ -552,7 +794,7 @@ export type ListDatasetsRequest = Message<"ferry.v1.ListDatasetsRequest"> & {
  * Use `create(ListDatasetsRequestSchema)` to create a new message.
  */
 export const ListDatasetsRequestSchema: GenMessage<ListDatasetsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 11);
+  messageDesc(file_ferry_v1_ferry, 17);
 
 /**
  * @generated from message ferry.v1.ListDatasetsResponse
@@ -569,7 +811,7 @@ export type ListDatasetsResponse = Message<"ferry.v1.ListDatasetsResponse"> & {
  * Use `create(ListDatasetsResponseSchema)` to create a new message.
  */
 export const ListDatasetsResponseSchema: GenMessage<ListDatasetsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 12);
+  messageDesc(file_ferry_v1_ferry, 18);
 
 /**
  * @generated from message ferry.v1.PublishPartitionRequest
@@ -607,7 +849,7 @@ export type PublishPartitionRequest = Message<"ferry.v1.PublishPartitionRequest"
  * Use `create(PublishPartitionRequestSchema)` to create a new message.
  */
 export const PublishPartitionRequestSchema: GenMessage<PublishPartitionRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 13);
+  messageDesc(file_ferry_v1_ferry, 19);
 
 /**
  * @generated from message ferry.v1.PublishProgress
@@ -641,7 +883,7 @@ export type PublishProgress = Message<"ferry.v1.PublishProgress"> & {
  * Use `create(PublishProgressSchema)` to create a new message.
  */
 export const PublishProgressSchema: GenMessage<PublishProgress> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 14);
+  messageDesc(file_ferry_v1_ferry, 20);
 
 /**
  * @generated from message ferry.v1.PublishPartitionEvent
@@ -670,7 +912,7 @@ export type PublishPartitionEvent = Message<"ferry.v1.PublishPartitionEvent"> & 
  * Use `create(PublishPartitionEventSchema)` to create a new message.
  */
 export const PublishPartitionEventSchema: GenMessage<PublishPartitionEvent> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 15);
+  messageDesc(file_ferry_v1_ferry, 21);
 
 /**
  * @generated from message ferry.v1.PublishResult
@@ -694,7 +936,7 @@ export type PublishResult = Message<"ferry.v1.PublishResult"> & {
  * Use `create(PublishResultSchema)` to create a new message.
  */
 export const PublishResultSchema: GenMessage<PublishResult> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 16);
+  messageDesc(file_ferry_v1_ferry, 22);
 
 /**
  * @generated from message ferry.v1.RowError
@@ -731,7 +973,7 @@ export type RowError = Message<"ferry.v1.RowError"> & {
  * Use `create(RowErrorSchema)` to create a new message.
  */
 export const RowErrorSchema: GenMessage<RowError> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 17);
+  messageDesc(file_ferry_v1_ferry, 23);
 
 /**
  * @generated from message ferry.v1.Publication
@@ -836,6 +1078,13 @@ export type Publication = Message<"ferry.v1.Publication"> & {
    * @generated from field: string quarantine_uri = 19;
    */
   quarantineUri: string;
+
+  /**
+   * How each quality rule fared.
+   *
+   * @generated from field: repeated ferry.v1.RuleOutcome quality = 20;
+   */
+  quality: RuleOutcome[];
 };
 
 /**
@@ -843,7 +1092,7 @@ export type Publication = Message<"ferry.v1.Publication"> & {
  * Use `create(PublicationSchema)` to create a new message.
  */
 export const PublicationSchema: GenMessage<Publication> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 18);
+  messageDesc(file_ferry_v1_ferry, 24);
 
 /**
  * @generated from message ferry.v1.GetPublicationRequest
@@ -860,7 +1109,7 @@ export type GetPublicationRequest = Message<"ferry.v1.GetPublicationRequest"> & 
  * Use `create(GetPublicationRequestSchema)` to create a new message.
  */
 export const GetPublicationRequestSchema: GenMessage<GetPublicationRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 19);
+  messageDesc(file_ferry_v1_ferry, 25);
 
 /**
  * @generated from message ferry.v1.ListPublicationsRequest
@@ -889,7 +1138,7 @@ export type ListPublicationsRequest = Message<"ferry.v1.ListPublicationsRequest"
  * Use `create(ListPublicationsRequestSchema)` to create a new message.
  */
 export const ListPublicationsRequestSchema: GenMessage<ListPublicationsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 20);
+  messageDesc(file_ferry_v1_ferry, 26);
 
 /**
  * @generated from message ferry.v1.ListPublicationsResponse
@@ -906,7 +1155,7 @@ export type ListPublicationsResponse = Message<"ferry.v1.ListPublicationsRespons
  * Use `create(ListPublicationsResponseSchema)` to create a new message.
  */
 export const ListPublicationsResponseSchema: GenMessage<ListPublicationsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 21);
+  messageDesc(file_ferry_v1_ferry, 27);
 
 /**
  * @generated from message ferry.v1.Grant
@@ -1006,7 +1255,7 @@ export type Grant = Message<"ferry.v1.Grant"> & {
  * Use `create(GrantSchema)` to create a new message.
  */
 export const GrantSchema: GenMessage<Grant> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 22);
+  messageDesc(file_ferry_v1_ferry, 28);
 
 /**
  * @generated from message ferry.v1.GrantAccessRequest
@@ -1056,7 +1305,7 @@ export type GrantAccessRequest = Message<"ferry.v1.GrantAccessRequest"> & {
  * Use `create(GrantAccessRequestSchema)` to create a new message.
  */
 export const GrantAccessRequestSchema: GenMessage<GrantAccessRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 23);
+  messageDesc(file_ferry_v1_ferry, 29);
 
 /**
  * @generated from message ferry.v1.RevokeAccessRequest
@@ -1073,7 +1322,7 @@ export type RevokeAccessRequest = Message<"ferry.v1.RevokeAccessRequest"> & {
  * Use `create(RevokeAccessRequestSchema)` to create a new message.
  */
 export const RevokeAccessRequestSchema: GenMessage<RevokeAccessRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 24);
+  messageDesc(file_ferry_v1_ferry, 30);
 
 /**
  * @generated from message ferry.v1.ApproveGrantRequest
@@ -1090,7 +1339,7 @@ export type ApproveGrantRequest = Message<"ferry.v1.ApproveGrantRequest"> & {
  * Use `create(ApproveGrantRequestSchema)` to create a new message.
  */
 export const ApproveGrantRequestSchema: GenMessage<ApproveGrantRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 25);
+  messageDesc(file_ferry_v1_ferry, 31);
 
 /**
  * @generated from message ferry.v1.ListGrantsRequest
@@ -1123,7 +1372,7 @@ export type ListGrantsRequest = Message<"ferry.v1.ListGrantsRequest"> & {
  * Use `create(ListGrantsRequestSchema)` to create a new message.
  */
 export const ListGrantsRequestSchema: GenMessage<ListGrantsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 26);
+  messageDesc(file_ferry_v1_ferry, 32);
 
 /**
  * @generated from message ferry.v1.ListGrantsResponse
@@ -1140,7 +1389,7 @@ export type ListGrantsResponse = Message<"ferry.v1.ListGrantsResponse"> & {
  * Use `create(ListGrantsResponseSchema)` to create a new message.
  */
 export const ListGrantsResponseSchema: GenMessage<ListGrantsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 27);
+  messageDesc(file_ferry_v1_ferry, 33);
 
 /**
  * @generated from message ferry.v1.TokenInfo
@@ -1187,7 +1436,7 @@ export type TokenInfo = Message<"ferry.v1.TokenInfo"> & {
  * Use `create(TokenInfoSchema)` to create a new message.
  */
 export const TokenInfoSchema: GenMessage<TokenInfo> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 28);
+  messageDesc(file_ferry_v1_ferry, 34);
 
 /**
  * @generated from message ferry.v1.CreateTokenRequest
@@ -1218,7 +1467,7 @@ export type CreateTokenRequest = Message<"ferry.v1.CreateTokenRequest"> & {
  * Use `create(CreateTokenRequestSchema)` to create a new message.
  */
 export const CreateTokenRequestSchema: GenMessage<CreateTokenRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 29);
+  messageDesc(file_ferry_v1_ferry, 35);
 
 /**
  * @generated from message ferry.v1.CreateTokenResponse
@@ -1242,7 +1491,7 @@ export type CreateTokenResponse = Message<"ferry.v1.CreateTokenResponse"> & {
  * Use `create(CreateTokenResponseSchema)` to create a new message.
  */
 export const CreateTokenResponseSchema: GenMessage<CreateTokenResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 30);
+  messageDesc(file_ferry_v1_ferry, 36);
 
 /**
  * @generated from message ferry.v1.RevokeTokenRequest
@@ -1259,7 +1508,7 @@ export type RevokeTokenRequest = Message<"ferry.v1.RevokeTokenRequest"> & {
  * Use `create(RevokeTokenRequestSchema)` to create a new message.
  */
 export const RevokeTokenRequestSchema: GenMessage<RevokeTokenRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 31);
+  messageDesc(file_ferry_v1_ferry, 37);
 
 /**
  * @generated from message ferry.v1.ListTokensRequest
@@ -1272,7 +1521,7 @@ export type ListTokensRequest = Message<"ferry.v1.ListTokensRequest"> & {
  * Use `create(ListTokensRequestSchema)` to create a new message.
  */
 export const ListTokensRequestSchema: GenMessage<ListTokensRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 32);
+  messageDesc(file_ferry_v1_ferry, 38);
 
 /**
  * @generated from message ferry.v1.ListTokensResponse
@@ -1289,7 +1538,7 @@ export type ListTokensResponse = Message<"ferry.v1.ListTokensResponse"> & {
  * Use `create(ListTokensResponseSchema)` to create a new message.
  */
 export const ListTokensResponseSchema: GenMessage<ListTokensResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 33);
+  messageDesc(file_ferry_v1_ferry, 39);
 
 /**
  * @generated from message ferry.v1.AuditEvent
@@ -1346,7 +1595,7 @@ export type AuditEvent = Message<"ferry.v1.AuditEvent"> & {
  * Use `create(AuditEventSchema)` to create a new message.
  */
 export const AuditEventSchema: GenMessage<AuditEvent> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 34);
+  messageDesc(file_ferry_v1_ferry, 40);
 
 /**
  * @generated from message ferry.v1.ListAuditEventsRequest
@@ -1375,7 +1624,7 @@ export type ListAuditEventsRequest = Message<"ferry.v1.ListAuditEventsRequest"> 
  * Use `create(ListAuditEventsRequestSchema)` to create a new message.
  */
 export const ListAuditEventsRequestSchema: GenMessage<ListAuditEventsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 35);
+  messageDesc(file_ferry_v1_ferry, 41);
 
 /**
  * @generated from message ferry.v1.ListAuditEventsResponse
@@ -1392,7 +1641,7 @@ export type ListAuditEventsResponse = Message<"ferry.v1.ListAuditEventsResponse"
  * Use `create(ListAuditEventsResponseSchema)` to create a new message.
  */
 export const ListAuditEventsResponseSchema: GenMessage<ListAuditEventsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 36);
+  messageDesc(file_ferry_v1_ferry, 42);
 
 /**
  * @generated from message ferry.v1.ReloadPoliciesRequest
@@ -1405,7 +1654,7 @@ export type ReloadPoliciesRequest = Message<"ferry.v1.ReloadPoliciesRequest"> & 
  * Use `create(ReloadPoliciesRequestSchema)` to create a new message.
  */
 export const ReloadPoliciesRequestSchema: GenMessage<ReloadPoliciesRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 37);
+  messageDesc(file_ferry_v1_ferry, 43);
 
 /**
  * @generated from message ferry.v1.ReloadPoliciesResponse
@@ -1422,7 +1671,7 @@ export type ReloadPoliciesResponse = Message<"ferry.v1.ReloadPoliciesResponse"> 
  * Use `create(ReloadPoliciesResponseSchema)` to create a new message.
  */
 export const ReloadPoliciesResponseSchema: GenMessage<ReloadPoliciesResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 38);
+  messageDesc(file_ferry_v1_ferry, 44);
 
 /**
  * @generated from message ferry.v1.GetServerInfoRequest
@@ -1435,7 +1684,7 @@ export type GetServerInfoRequest = Message<"ferry.v1.GetServerInfoRequest"> & {
  * Use `create(GetServerInfoRequestSchema)` to create a new message.
  */
 export const GetServerInfoRequestSchema: GenMessage<GetServerInfoRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 39);
+  messageDesc(file_ferry_v1_ferry, 45);
 
 /**
  * @generated from message ferry.v1.ServerInfo
@@ -1482,7 +1731,7 @@ export type ServerInfo = Message<"ferry.v1.ServerInfo"> & {
  * Use `create(ServerInfoSchema)` to create a new message.
  */
 export const ServerInfoSchema: GenMessage<ServerInfo> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 40);
+  messageDesc(file_ferry_v1_ferry, 46);
 
 /**
  * @generated from message ferry.v1.ReadRowsRequest
@@ -1527,7 +1776,7 @@ export type ReadRowsRequest = Message<"ferry.v1.ReadRowsRequest"> & {
  * Use `create(ReadRowsRequestSchema)` to create a new message.
  */
 export const ReadRowsRequestSchema: GenMessage<ReadRowsRequest> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 41);
+  messageDesc(file_ferry_v1_ferry, 47);
 
 /**
  * @generated from message ferry.v1.ColumnSchema
@@ -1562,7 +1811,7 @@ export type ColumnSchema = Message<"ferry.v1.ColumnSchema"> & {
  * Use `create(ColumnSchemaSchema)` to create a new message.
  */
 export const ColumnSchemaSchema: GenMessage<ColumnSchema> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 42);
+  messageDesc(file_ferry_v1_ferry, 48);
 
 /**
  * @generated from message ferry.v1.Value
@@ -1647,7 +1896,7 @@ export type Value = Message<"ferry.v1.Value"> & {
  * Use `create(ValueSchema)` to create a new message.
  */
 export const ValueSchema: GenMessage<Value> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 43);
+  messageDesc(file_ferry_v1_ferry, 49);
 
 /**
  * @generated from message ferry.v1.Row
@@ -1664,7 +1913,7 @@ export type Row = Message<"ferry.v1.Row"> & {
  * Use `create(RowSchema)` to create a new message.
  */
 export const RowSchema: GenMessage<Row> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 44);
+  messageDesc(file_ferry_v1_ferry, 50);
 
 /**
  * @generated from message ferry.v1.ReadRowsResponse
@@ -1688,7 +1937,7 @@ export type ReadRowsResponse = Message<"ferry.v1.ReadRowsResponse"> & {
  * Use `create(ReadRowsResponseSchema)` to create a new message.
  */
 export const ReadRowsResponseSchema: GenMessage<ReadRowsResponse> = /*@__PURE__*/
-  messageDesc(file_ferry_v1_ferry, 45);
+  messageDesc(file_ferry_v1_ferry, 51);
 
 /**
  * @generated from enum ferry.v1.ColumnType
@@ -1879,6 +2128,38 @@ export const LegalBasisSchema: GenEnum<LegalBasis> = /*@__PURE__*/
   enumDesc(file_ferry_v1_ferry, 3);
 
 /**
+ * @generated from enum ferry.v1.Severity
+ */
+export enum Severity {
+  /**
+   * Error.
+   *
+   * @generated from enum value: SEVERITY_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A failed rule refuses the day; nothing visible changes.
+   *
+   * @generated from enum value: SEVERITY_ERROR = 1;
+   */
+  ERROR = 1,
+
+  /**
+   * A failed rule is recorded; the day publishes.
+   *
+   * @generated from enum value: SEVERITY_WARN = 2;
+   */
+  WARN = 2,
+}
+
+/**
+ * Describes the enum ferry.v1.Severity.
+ */
+export const SeveritySchema: GenEnum<Severity> = /*@__PURE__*/
+  enumDesc(file_ferry_v1_ferry, 4);
+
+/**
  * @generated from enum ferry.v1.TextEncoding
  */
 export enum TextEncoding {
@@ -1909,7 +2190,7 @@ export enum TextEncoding {
  * Describes the enum ferry.v1.TextEncoding.
  */
 export const TextEncodingSchema: GenEnum<TextEncoding> = /*@__PURE__*/
-  enumDesc(file_ferry_v1_ferry, 4);
+  enumDesc(file_ferry_v1_ferry, 5);
 
 /**
  * @generated from enum ferry.v1.DataFormat
@@ -1944,7 +2225,7 @@ export enum DataFormat {
  * Describes the enum ferry.v1.DataFormat.
  */
 export const DataFormatSchema: GenEnum<DataFormat> = /*@__PURE__*/
-  enumDesc(file_ferry_v1_ferry, 5);
+  enumDesc(file_ferry_v1_ferry, 6);
 
 /**
  * @generated from enum ferry.v1.Compression
@@ -1977,7 +2258,7 @@ export enum Compression {
  * Describes the enum ferry.v1.Compression.
  */
 export const CompressionSchema: GenEnum<Compression> = /*@__PURE__*/
-  enumDesc(file_ferry_v1_ferry, 6);
+  enumDesc(file_ferry_v1_ferry, 7);
 
 /**
  * @generated from enum ferry.v1.Materialization
@@ -2007,7 +2288,7 @@ export enum Materialization {
  * Describes the enum ferry.v1.Materialization.
  */
 export const MaterializationSchema: GenEnum<Materialization> = /*@__PURE__*/
-  enumDesc(file_ferry_v1_ferry, 7);
+  enumDesc(file_ferry_v1_ferry, 8);
 
 /**
  * @generated from enum ferry.v1.PublicationStatus
@@ -2045,7 +2326,7 @@ export enum PublicationStatus {
  * Describes the enum ferry.v1.PublicationStatus.
  */
 export const PublicationStatusSchema: GenEnum<PublicationStatus> = /*@__PURE__*/
-  enumDesc(file_ferry_v1_ferry, 8);
+  enumDesc(file_ferry_v1_ferry, 9);
 
 /**
  * @generated from enum ferry.v1.Role
@@ -2071,7 +2352,7 @@ export enum Role {
  * Describes the enum ferry.v1.Role.
  */
 export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
-  enumDesc(file_ferry_v1_ferry, 9);
+  enumDesc(file_ferry_v1_ferry, 10);
 
 /**
  * @generated from enum ferry.v1.GrantStatus
@@ -2107,7 +2388,7 @@ export enum GrantStatus {
  * Describes the enum ferry.v1.GrantStatus.
  */
 export const GrantStatusSchema: GenEnum<GrantStatus> = /*@__PURE__*/
-  enumDesc(file_ferry_v1_ferry, 10);
+  enumDesc(file_ferry_v1_ferry, 11);
 
 /**
  * @generated from service ferry.v1.FerryService

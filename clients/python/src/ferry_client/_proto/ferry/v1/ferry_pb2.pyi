@@ -40,6 +40,8 @@ which the server logged the cause. The reasons, with their code and metadata key
   CHECKSUM_MISMATCH (INVALID_ARGUMENT) metadata: expected_sha256, actual_sha256
   PUBLICATION_REJECTED (INVALID_ARGUMENT) rows do not match the contract; metadata:
     publication_id, rows_rejected, line and column of the first row error
+  QUALITY_RULE_FAILED (INVALID_ARGUMENT) an `error` quality rule failed; nothing changed;
+    metadata: publication_id, rules_failed, first_rule
   SOURCE_MALFORMED (INVALID_ARGUMENT) not a readable file of the contract's format;
     metadata: line, when known
   PARTITION_REPAIR_NEEDED (ABORTED) the warehouse did not follow a commit; publish the day
@@ -179,6 +181,29 @@ LEGAL_BASIS_VITAL_INTERESTS: LegalBasis.ValueType  # 4
 LEGAL_BASIS_PUBLIC_TASK: LegalBasis.ValueType  # 5
 LEGAL_BASIS_LEGITIMATE_INTERESTS: LegalBasis.ValueType  # 6
 Global___LegalBasis: _TypeAlias = LegalBasis  # noqa: Y015
+
+class _Severity:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SeverityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Severity.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEVERITY_UNSPECIFIED: _Severity.ValueType  # 0
+    """Error."""
+    SEVERITY_ERROR: _Severity.ValueType  # 1
+    """A failed rule refuses the day; nothing visible changes."""
+    SEVERITY_WARN: _Severity.ValueType  # 2
+    """A failed rule is recorded; the day publishes."""
+
+class Severity(_Severity, metaclass=_SeverityEnumTypeWrapper): ...
+
+SEVERITY_UNSPECIFIED: Severity.ValueType  # 0
+"""Error."""
+SEVERITY_ERROR: Severity.ValueType  # 1
+"""A failed rule refuses the day; nothing visible changes."""
+SEVERITY_WARN: Severity.ValueType  # 2
+"""A failed rule is recorded; the day publishes."""
+Global___Severity: _TypeAlias = Severity  # noqa: Y015
 
 class _TextEncoding:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -347,6 +372,7 @@ class Column(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     PRECISION_FIELD_NUMBER: _builtins.int
     SCALE_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     type: Global___ColumnType.ValueType
     required: _builtins.bool
@@ -365,6 +391,10 @@ class Column(_message.Message):
     unset means the default, 9): BigQuery NUMERIC unless the bounds need BIGNUMERIC.
     """
     scale: _builtins.int
+    @_builtins.property
+    def quality(self) -> _containers.RepeatedCompositeFieldContainer[Global___QualityRule]:
+        """What a good value of this column is, checked on every row of a publish."""
+
     def __init__(
         self,
         *,
@@ -381,16 +411,223 @@ class Column(_message.Message):
         format: _builtins.str = ...,
         precision: _builtins.int = ...,
         scale: _builtins.int | None = ...,
+        quality: _abc.Iterable[Global___QualityRule] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_scale", b"_scale", "scale", b"scale"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_scale", b"_scale", "classification", b"classification", "description", b"description", "format", b"format", "legal_basis", b"legal_basis", "name", b"name", "pii_handling", b"pii_handling", "precision", b"precision", "purpose", b"purpose", "required", b"required", "retention_days", b"retention_days", "scale", b"scale", "source_name", b"source_name", "type", b"type"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_scale", b"_scale", "classification", b"classification", "description", b"description", "format", b"format", "legal_basis", b"legal_basis", "name", b"name", "pii_handling", b"pii_handling", "precision", b"precision", "purpose", b"purpose", "quality", b"quality", "required", b"required", "retention_days", b"retention_days", "scale", b"scale", "source_name", b"source_name", "type", b"type"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__scale: _TypeAlias = _typing.Literal["scale"]  # noqa: Y015
     _WhichOneofArgType__scale: _TypeAlias = _typing.Literal["_scale", b"_scale"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__scale) -> _WhichOneofReturnType__scale | None: ...
 
 Global___Column: _TypeAlias = Column  # noqa: Y015
+
+@_typing.final
+class QualityRule(_message.Message):
+    """One quality rule: exactly one check. Column rules sit on a column; `unique_columns`,
+    `row_count` and `row_count_change` on the dataset.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOT_NULL_FIELD_NUMBER: _builtins.int
+    UNIQUE_FIELD_NUMBER: _builtins.int
+    ACCEPTED_VALUES_FIELD_NUMBER: _builtins.int
+    MIN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    PATTERN_FIELD_NUMBER: _builtins.int
+    MAX_LENGTH_FIELD_NUMBER: _builtins.int
+    UNIQUE_COLUMNS_FIELD_NUMBER: _builtins.int
+    ROW_COUNT_FIELD_NUMBER: _builtins.int
+    ROW_COUNT_CHANGE_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    not_null: _builtins.bool
+    unique: _builtins.bool
+    min: _builtins.str
+    """A number, or text in the column's type ("2000-01-01", "12.50")."""
+    max: _builtins.str
+    pattern: _builtins.str
+    """A regular expression every value matches."""
+    max_length: _builtins.int
+    severity: Global___Severity.ValueType
+    @_builtins.property
+    def accepted_values(self) -> Global___AcceptedValues: ...
+    @_builtins.property
+    def unique_columns(self) -> Global___UniqueColumns: ...
+    @_builtins.property
+    def row_count(self) -> Global___RowCountRule: ...
+    @_builtins.property
+    def row_count_change(self) -> Global___RowCountChangeRule: ...
+    def __init__(
+        self,
+        *,
+        not_null: _builtins.bool = ...,
+        unique: _builtins.bool = ...,
+        accepted_values: Global___AcceptedValues | None = ...,
+        min: _builtins.str = ...,
+        max: _builtins.str = ...,
+        pattern: _builtins.str = ...,
+        max_length: _builtins.int = ...,
+        unique_columns: Global___UniqueColumns | None = ...,
+        row_count: Global___RowCountRule | None = ...,
+        row_count_change: Global___RowCountChangeRule | None = ...,
+        severity: Global___Severity.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_values", b"accepted_values", "check", b"check", "max", b"max", "max_length", b"max_length", "min", b"min", "not_null", b"not_null", "pattern", b"pattern", "row_count", b"row_count", "row_count_change", b"row_count_change", "unique", b"unique", "unique_columns", b"unique_columns"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_values", b"accepted_values", "check", b"check", "max", b"max", "max_length", b"max_length", "min", b"min", "not_null", b"not_null", "pattern", b"pattern", "row_count", b"row_count", "row_count_change", b"row_count_change", "severity", b"severity", "unique", b"unique", "unique_columns", b"unique_columns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_check: _TypeAlias = _typing.Literal["not_null", "unique", "accepted_values", "min", "max", "pattern", "max_length", "unique_columns", "row_count", "row_count_change"]  # noqa: Y015
+    _WhichOneofArgType_check: _TypeAlias = _typing.Literal["check", b"check"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_check) -> _WhichOneofReturnType_check | None: ...
+
+Global___QualityRule: _TypeAlias = QualityRule  # noqa: Y015
+
+@_typing.final
+class AcceptedValues(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def values(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AcceptedValues: _TypeAlias = AcceptedValues  # noqa: Y015
+
+@_typing.final
+class UniqueColumns(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLUMNS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def columns(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        columns: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UniqueColumns: _TypeAlias = UniqueColumns  # noqa: Y015
+
+@_typing.final
+class RowCountRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MIN_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    min: _builtins.int
+    max: _builtins.int
+    def __init__(
+        self,
+        *,
+        min: _builtins.int | None = ...,
+        max: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "_min", b"_min", "max", b"max", "min", b"min"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max", b"_max", "_min", b"_min", "max", b"max", "min", b"min"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max: _TypeAlias = _typing.Literal["max"]  # noqa: Y015
+    _WhichOneofArgType__max: _TypeAlias = _typing.Literal["_max", b"_max"]  # noqa: Y015
+    _WhichOneofReturnType__min: _TypeAlias = _typing.Literal["min"]  # noqa: Y015
+    _WhichOneofArgType__min: _TypeAlias = _typing.Literal["_min", b"_min"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max) -> _WhichOneofReturnType__max | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__min) -> _WhichOneofReturnType__min | None: ...
+
+Global___RowCountRule: _TypeAlias = RowCountRule  # noqa: Y015
+
+@_typing.final
+class RowCountChangeRule(_message.Message):
+    """Against the live previous day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MAX_DROP_PERCENT_FIELD_NUMBER: _builtins.int
+    MAX_GROWTH_PERCENT_FIELD_NUMBER: _builtins.int
+    max_drop_percent: _builtins.float
+    max_growth_percent: _builtins.float
+    def __init__(
+        self,
+        *,
+        max_drop_percent: _builtins.float | None = ...,
+        max_growth_percent: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_drop_percent", b"_max_drop_percent", "_max_growth_percent", b"_max_growth_percent", "max_drop_percent", b"max_drop_percent", "max_growth_percent", b"max_growth_percent"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_drop_percent", b"_max_drop_percent", "_max_growth_percent", b"_max_growth_percent", "max_drop_percent", b"max_drop_percent", "max_growth_percent", b"max_growth_percent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_drop_percent: _TypeAlias = _typing.Literal["max_drop_percent"]  # noqa: Y015
+    _WhichOneofArgType__max_drop_percent: _TypeAlias = _typing.Literal["_max_drop_percent", b"_max_drop_percent"]  # noqa: Y015
+    _WhichOneofReturnType__max_growth_percent: _TypeAlias = _typing.Literal["max_growth_percent"]  # noqa: Y015
+    _WhichOneofArgType__max_growth_percent: _TypeAlias = _typing.Literal["_max_growth_percent", b"_max_growth_percent"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_drop_percent) -> _WhichOneofReturnType__max_drop_percent | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_growth_percent) -> _WhichOneofReturnType__max_growth_percent | None: ...
+
+Global___RowCountChangeRule: _TypeAlias = RowCountChangeRule  # noqa: Y015
+
+@_typing.final
+class RuleOutcome(_message.Message):
+    """How one quality rule fared in one publication."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RULE_FIELD_NUMBER: _builtins.int
+    COLUMN_FIELD_NUMBER: _builtins.int
+    SEVERITY_FIELD_NUMBER: _builtins.int
+    PASSED_FIELD_NUMBER: _builtins.int
+    FAILED_ROWS_FIELD_NUMBER: _builtins.int
+    SAMPLE_LINES_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    rule: _builtins.str
+    """`currency: accepted_values (3 values)`, `dataset: unique (brand, category_id)`."""
+    column: _builtins.str
+    """Empty for a dataset rule."""
+    severity: Global___Severity.ValueType
+    passed: _builtins.bool
+    failed_rows: _builtins.int
+    detail: _builtins.str
+    """What a row count rule saw."""
+    @_builtins.property
+    def sample_lines(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Where the first failing rows are (lines; rows for Parquet), up to 10. Never values."""
+
+    def __init__(
+        self,
+        *,
+        rule: _builtins.str = ...,
+        column: _builtins.str = ...,
+        severity: Global___Severity.ValueType = ...,
+        passed: _builtins.bool = ...,
+        failed_rows: _builtins.int = ...,
+        sample_lines: _abc.Iterable[_builtins.int] | None = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["column", b"column", "detail", b"detail", "failed_rows", b"failed_rows", "passed", b"passed", "rule", b"rule", "sample_lines", b"sample_lines", "severity", b"severity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RuleOutcome: _TypeAlias = RuleOutcome  # noqa: Y015
 
 @_typing.final
 class Partitioning(_message.Message):
@@ -558,6 +795,7 @@ class DatasetContract(_message.Message):
     RETENTION_DAYS_FIELD_NUMBER: _builtins.int
     VIEWS_FIELD_NUMBER: _builtins.int
     MAJOR_VERSION_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`namespace.dataset`."""
     owner: _builtins.str
@@ -574,6 +812,10 @@ class DatasetContract(_message.Message):
     def source_format(self) -> Global___SourceFormat: ...
     @_builtins.property
     def views(self) -> _containers.RepeatedCompositeFieldContainer[Global___DerivedView]: ...
+    @_builtins.property
+    def quality(self) -> _containers.RepeatedCompositeFieldContainer[Global___QualityRule]:
+        """Rules on the whole day: compound keys and row counts."""
+
     def __init__(
         self,
         *,
@@ -586,10 +828,11 @@ class DatasetContract(_message.Message):
         retention_days: _builtins.int = ...,
         views: _abc.Iterable[Global___DerivedView] | None = ...,
         major_version: _builtins.int = ...,
+        quality: _abc.Iterable[Global___QualityRule] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["partitioning", b"partitioning", "source_format", b"source_format"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "major_version", b"major_version", "name", b"name", "owner", b"owner", "partitioning", b"partitioning", "retention_days", b"retention_days", "source_format", b"source_format", "views", b"views"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "major_version", b"major_version", "name", b"name", "owner", b"owner", "partitioning", b"partitioning", "quality", b"quality", "retention_days", b"retention_days", "source_format", b"source_format", "views", b"views"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -938,6 +1181,7 @@ class Publication(_message.Message):
     PUBLISHED_BY_FIELD_NUMBER: _builtins.int
     SAME_AS_PUBLICATION_ID_FIELD_NUMBER: _builtins.int
     QUARANTINE_URI_FIELD_NUMBER: _builtins.int
+    QUALITY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     dataset: _builtins.str
     partition_date: _builtins.str
@@ -965,6 +1209,10 @@ class Publication(_message.Message):
     def row_errors(self) -> _containers.RepeatedCompositeFieldContainer[Global___RowError]: ...
     @_builtins.property
     def warehouse_job_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def quality(self) -> _containers.RepeatedCompositeFieldContainer[Global___RuleOutcome]:
+        """How each quality rule fared."""
+
     def __init__(
         self,
         *,
@@ -987,10 +1235,11 @@ class Publication(_message.Message):
         published_by: _builtins.str = ...,
         same_as_publication_id: _builtins.str = ...,
         quarantine_uri: _builtins.str = ...,
+        quality: _abc.Iterable[Global___RuleOutcome] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "contract_version", b"contract_version", "dataset", b"dataset", "duration_ms", b"duration_ms", "error", b"error", "finished_at", b"finished_at", "id", b"id", "partition_date", b"partition_date", "published_by", b"published_by", "quarantine_uri", b"quarantine_uri", "row_errors", b"row_errors", "rows_accepted", b"rows_accepted", "rows_rejected", b"rows_rejected", "same_as_publication_id", b"same_as_publication_id", "sha256", b"sha256", "source_uri", b"source_uri", "started_at", b"started_at", "status", b"status", "warehouse_job_ids", b"warehouse_job_ids"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bytes", b"bytes", "contract_version", b"contract_version", "dataset", b"dataset", "duration_ms", b"duration_ms", "error", b"error", "finished_at", b"finished_at", "id", b"id", "partition_date", b"partition_date", "published_by", b"published_by", "quality", b"quality", "quarantine_uri", b"quarantine_uri", "row_errors", b"row_errors", "rows_accepted", b"rows_accepted", "rows_rejected", b"rows_rejected", "same_as_publication_id", b"same_as_publication_id", "sha256", b"sha256", "source_uri", b"source_uri", "started_at", b"started_at", "status", b"status", "warehouse_job_ids", b"warehouse_job_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

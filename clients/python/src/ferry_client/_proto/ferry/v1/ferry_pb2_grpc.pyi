@@ -40,6 +40,8 @@ which the server logged the cause. The reasons, with their code and metadata key
   CHECKSUM_MISMATCH (INVALID_ARGUMENT) metadata: expected_sha256, actual_sha256
   PUBLICATION_REJECTED (INVALID_ARGUMENT) rows do not match the contract; metadata:
     publication_id, rows_rejected, line and column of the first row error
+  QUALITY_RULE_FAILED (INVALID_ARGUMENT) an `error` quality rule failed; nothing changed;
+    metadata: publication_id, rules_failed, first_rule
   SOURCE_MALFORMED (INVALID_ARGUMENT) not a readable file of the contract's format;
     metadata: line, when known
   PARTITION_REPAIR_NEEDED (ABORTED) the warehouse did not follow a commit; publish the day
