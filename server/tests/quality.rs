@@ -18,15 +18,15 @@ fn contract_with_rules() -> String {
                       CZK, ARS, COP, MXN, THB]";
     let with_rules = CONTRACT_YAML
         .replace(
-            "    description: ISO 4217 currency code.\n",
+            "    quality:\n      - pattern: \"^[A-Z]{3}$\"\n",
             &format!(
-                "    description: ISO 4217 currency code.\n    quality:\n      - accepted_values: \
-                 {currencies}\n      - pattern: \"^[A-Z]{{3}}$\"\n        severity: warn\n"
+                "    quality:\n      - accepted_values: {currencies}\n      - pattern: \"^[A-Z]{{3}}$\"\n        \
+                 severity: warn\n"
             ),
         )
         .replace(
-            "    description: Year the product was released.\n",
-            "    description: Year the product was released.\n    quality: [{min: 1950}, {max: 2027}]\n",
+            "    quality: [{min: 1950}, {max: 2030}]\n",
+            "    quality: [{min: 1950}, {max: 2027}]\n",
         )
         .replace(
             "    description: Target audience (Male, Female or empty).\n",
@@ -34,10 +34,20 @@ fn contract_with_rules() -> String {
              accepted_values: [Male]\n        severity: warn\n",
         )
         .replace(
-            "views:\n",
-            "quality:\n  - row_count: {min: 50}\n  - row_count_change: {max_drop_percent: 50}\nviews:\n",
+            "quality:\n  - row_count_change: {max_drop_percent: 50}\n    severity: warn\n",
+            "quality:\n  - row_count: {min: 50}\n  - row_count_change: {max_drop_percent: 50}\n",
         );
-    assert_eq!(with_rules.matches("quality").count(), 4, "{with_rules}");
+    assert_eq!(with_rules.matches("max: 2027").count(), 1, "{with_rules}");
+    assert_eq!(
+        with_rules.matches("accepted_values").count(),
+        2,
+        "{with_rules}"
+    );
+    assert_eq!(
+        with_rules.matches("row_count: {min: 50}").count(),
+        1,
+        "{with_rules}"
+    );
     with_rules
 }
 
@@ -62,7 +72,7 @@ async fn rules_refuse_bad_days_and_record_every_outcome(
         .filter(|r| r[4].as_deref() == Some("Female"))
         .count() as u64;
     let outcomes = failed_rules(&publication);
-    assert_eq!(outcomes.len(), 7, "{outcomes:?}");
+    assert_eq!(outcomes.len(), 8, "{outcomes:?}");
     assert!(
         outcomes.contains(&(
             "description: accepted_values (1 value)".into(),

@@ -59,6 +59,11 @@ pub async fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Res
         "product_catalog_20210404_corrected.csv",
         DAY_2_CORRECTED,
     )?;
+    let day2_broken = write(
+        &samples,
+        "product_catalog_20210404_broken.csv",
+        &with_bad_currency(DAY_2_CORRECTED)?,
+    )?;
 
     let admin_token = new_token();
     let mut config = Config {
@@ -119,7 +124,14 @@ pub async fn run(data_dir: Option<PathBuf>, out: &mut impl Write) -> anyhow::Res
         team_b: commands::connect(&endpoint, Some(&tokens[2]), &Default::default()).await?,
         admin: commands::connect(&endpoint, Some(&admin_token), &Default::default()).await?,
     };
-    let result = pipeline(&mut teams, out, &contract, &day1, &day2, &day2_fixed).await;
+    let samples = Samples {
+        contract,
+        day1,
+        day2,
+        day2_fixed,
+        day2_broken,
+    };
+    let result = pipeline(&mut teams, out, &samples).await;
     let _ = stop.send(());
     serving.await.context("server task")??;
     result
@@ -135,14 +147,28 @@ fn file_uri(path: &Path) -> String {
     format!("file://{}", path.display())
 }
 
+/// The contract and the extracts the quickstart publishes.
+struct Samples {
+    contract: PathBuf,
+    day1: PathBuf,
+    day2: PathBuf,
+    day2_fixed: PathBuf,
+    /// The corrected extract with a currency the contract's rule refuses.
+    day2_broken: PathBuf,
+}
+
 async fn pipeline(
     teams: &mut Teams,
     out: &mut impl Write,
-    contract: &Path,
-    day1: &Path,
-    day2: &Path,
-    day2_fixed: &Path,
+    samples: &Samples,
 ) -> anyhow::Result<()> {
+    let Samples {
+        contract,
+        day1,
+        day2,
+        day2_fixed,
+        day2_broken,
+    } = samples;
     let client = &mut teams.owner;
     writeln!(
         out,
@@ -290,7 +316,30 @@ async fn pipeline(
         "2021-04-03 is unchanged in every table; 2021-04-04 now holds the corrected extract."
     )?;
 
-    writeln!(out, "\n== 8. The ledger")?;
+    writeln!(
+        out,
+        "\n== 8. A 2021-04-04 extract that breaks a quality rule is refused; the live day stays"
+    )?;
+    match commands::publish(client, RAW, "2021-04-04", &file_uri(day2_broken), "", false).await {
+        Ok(_) => anyhow::bail!("an extract with a currency that is no ISO 4217 code was published"),
+        Err(error) => {
+            let status = error
+                .chain()
+                .find_map(|c| c.downcast_ref::<tonic::Status>())
+                .filter(|s| crate::exit::reason(s).as_deref() == Some("QUALITY_RULE_FAILED"))
+                .with_context(|| format!("expected QUALITY_RULE_FAILED, got {error:#}"))?;
+            writeln!(out, "{}", crate::exit::describe(status))?;
+        }
+    }
+    let after_refusal = counts(client).await?;
+    ensure!(after_refusal == after_fix, "a refused day changed the data");
+    writeln!(
+        out,
+        "counts are those of step 7: {}",
+        summary(&after_refusal)
+    )?;
+
+    writeln!(out, "\n== 9. The ledger")?;
     let ledger = client
         .list_publications(pb::ListPublicationsRequest {
             dataset: RAW.into(),
@@ -303,7 +352,7 @@ async fn pipeline(
 
     writeln!(
         out,
-        "\n== 9. The audit log, as admin:platform sees it (latest 12)"
+        "\n== 10. The audit log, as admin:platform sees it (latest 12)"
     )?;
     let events = teams
         .admin
@@ -320,6 +369,22 @@ async fn pipeline(
         "\nDone. Run `ferry-server serve` and the `ferry` commands to do the same against a long-running server."
     )?;
     Ok(())
+}
+
+/// `extract` with the second row's currency written as `EURO`, which the contract's
+/// `pattern: "^[A-Z]{3}$"` refuses.
+fn with_bad_currency(extract: &str) -> anyhow::Result<String> {
+    let mut reader = csv::Reader::from_reader(extract.as_bytes());
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record(reader.headers()?)?;
+    for (i, record) in reader.records().enumerate() {
+        let mut fields: Vec<String> = record?.iter().map(str::to_owned).collect();
+        if i == 1 {
+            fields[3] = "EURO".into();
+        }
+        writer.write_record(&fields)?;
+    }
+    Ok(String::from_utf8(writer.into_inner()?)?)
 }
 
 async fn counts(client: &mut Client) -> anyhow::Result<Counts> {
