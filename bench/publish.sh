@@ -9,6 +9,10 @@
 # CSV rendering) from a gzipped CSV, a gzipped NDJSON or a Parquet file, under the catalog
 # contract with that `source.format`; DuckDB reads the same file.
 #
+# FERRY_BENCH_RULES=none publishes without the contract's quality rules; =full adds, to the
+# example's own rules, the accepted currencies and a unique key (brand, category_id, comment,
+# year_release; severity warn, since generated rows repeat). The default keeps the example's.
+#
 # FERRY_BENCH_WAREHOUSE=bigquery publishes into the local-bigquery emulator instead (installed by
 # scripts/install-test-deps.sh): validation and the Parquet staging file are Ferry's, the load
 # and the transaction are the emulator's (DuckDB), so the total says little about real BigQuery;
@@ -20,6 +24,7 @@ cd "$(dirname "$0")/.."
 
 SIZE=${1:-1GB}
 FORMAT=${FERRY_BENCH_FORMAT:-csv}
+RULES=${FERRY_BENCH_RULES:-example}
 OUT=${FERRY_BENCH_DIR:-bench/out}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/ferry-target}
 BIN=$CARGO_TARGET_DIR/release
@@ -42,10 +47,21 @@ fi
 BYTES=$(stat -c %s "$CSV")
 ROWS=$(cat "$CSV.rows")
 CONTRACT=$(mktemp)
-python3 - "$FORMAT" >"$CONTRACT" <<'PY'
+python3 - "$FORMAT" "$RULES" >"$CONTRACT" <<'PY'
 import re, sys
 fmt = sys.argv[1].split(".")[0]
+rules = sys.argv[2]
 text = open("examples/product_catalog/contract.yaml").read()
+if rules == "none":
+    text = re.sub(r"    quality: \[.*\]\n", "", text)
+    text = re.sub(r"    quality:\n(      .*\n)+", "", text)
+    text = re.sub(r"\nquality:\n(  .*\n)+", "\n", text)
+    assert "quality" not in text.replace("# Checked", ""), text
+elif rules == "full":
+    currencies = "[IDR, CNY, EUR, RUB, PHP, BRL, USD, PLN, SEK, NOK, PEN, JPY, ZAR, TJS, UAH, CZK, ARS, COP, MXN, THB]"
+    text = text.replace("    quality:\n      - pattern:", f"    quality:\n      - accepted_values: {currencies}\n      - pattern:")
+    text = text.replace("quality:\n  - row_count_change:", "quality:\n  - unique: [brand, category_id, comment, year_release]\n    severity: warn\n  - row_count_change:")
+    assert "accepted_values" in text and "unique:" in text, text
 if fmt != "csv":
     # Other formats take no CSV options.
     text = re.sub(r"  csv:\n(    .*\n)+", "", text)
@@ -73,7 +89,7 @@ mkdir -p "$DATA/policies"
 cp policies/model.conf "$DATA/policies/"
 { cat policies/policy.csv; echo; echo "p, team:catalog, source:file://$SOURCES/*, read_source, never"; } >"$DATA/policies/policy.csv"
 # The server refuses FERRY_* variables it does not know, such as this script's own.
-env -u FERRY_BENCH_DIR -u FERRY_BENCH_WAREHOUSE -u FERRY_BENCH_FORMAT -u FERRY_TOKEN -u FERRY_ENDPOINT \
+env -u FERRY_BENCH_DIR -u FERRY_BENCH_WAREHOUSE -u FERRY_BENCH_FORMAT -u FERRY_BENCH_RULES -u FERRY_TOKEN -u FERRY_ENDPOINT \
   FERRY_AUTH__BOOTSTRAP_ADMIN_TOKEN=$ADMIN_TOKEN FERRY_SOURCES__FILE_ROOTS="[\"$SOURCES\"]" FERRY_POLICY_DIR="$DATA/policies" \
   "$BIN/ferry-server" serve --listen 127.0.0.1:$PORT --data-dir "$DATA" --log-format pretty 2>"$OUT/server.log" &
 SERVER=$!

@@ -5,7 +5,6 @@
 //! with a clear error past `limits.max_unique_keys` rather than growing without bound.
 
 use std::collections::HashSet;
-use std::hash::RandomState;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::datatypes::{
@@ -13,7 +12,7 @@ use datafusion::arrow::datatypes::{
     TimestampMicrosecondType, i256,
 };
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::hash_utils::create_hashes_with_hasher;
+use datafusion::common::hash_utils::{RandomState, create_hashes_with_hasher};
 
 use crate::contract::quality::{
     ColumnRule, DatasetRule, RuleOutcome, Severity, TypedBound, compile_pattern, row_count_outcome,
@@ -69,7 +68,14 @@ impl QualityCheck {
                 ))
             })
         };
-        let hashers = || (RandomState::new(), RandomState::new());
+        // Two independent 64-bit hashes make one 128-bit digest; the seeds change with every
+        // publish, so no file can be crafted to collide.
+        let hashers = || {
+            (
+                RandomState::with_seed(rand::random()),
+                RandomState::with_seed(rand::random()),
+            )
+        };
         let mut rules = Vec::new();
         for column in &contract.columns {
             for rule in &column.quality {
