@@ -78,3 +78,13 @@ for path in glob.glob(os.path.join(site, "duckdb_extension_*", "extensions", "*"
     con.execute(f"INSTALL '{path}'")
 PY
 echo "local-bigquery: $LOCAL_BIGQUERY_VENV/bin/local-bigquery"
+
+# datacontract-cli lints the ODCS documents `ferry dataset export` writes (its own venv: its
+# dependencies stay out of the Python the other tools use).
+DATACONTRACT_VENV=${DATACONTRACT_VENV:-$HOME/.cache/ferry-datacontract}
+if ! "$DATACONTRACT_VENV/bin/datacontract" --version >/dev/null 2>&1; then
+  echo "installing datacontract-cli==1.2.8"
+  "$PYTHON" -m venv "$DATACONTRACT_VENV"
+  "$DATACONTRACT_VENV/bin/pip" install --quiet --disable-pip-version-check 'datacontract-cli==1.2.8'
+fi
+echo "datacontract: $DATACONTRACT_VENV/bin/datacontract"

@@ -237,7 +237,8 @@ pub(crate) enum TokenCommand {
 
 #[derive(Subcommand)]
 pub(crate) enum DatasetCommand {
-    /// Register a contract (YAML); a compatible change bumps the minor version.
+    /// Register a contract (Ferry YAML or an ODCS v3 document); a compatible change bumps the
+    /// minor version.
     Register { file: PathBuf },
     /// Show a dataset's contract and partitions.
     Get {
@@ -251,6 +252,16 @@ pub(crate) enum DatasetCommand {
         prefix: String,
         #[command(flatten)]
         listing: ListingArgs,
+    },
+    /// Write a registered contract as an ODCS v3 document (or Ferry YAML); `register` reads
+    /// both, so export then register gives back the same contract.
+    Export {
+        name: String,
+        #[arg(long, value_enum, default_value = "odcs")]
+        format: crate::datasets::ExportFormat,
+        /// Write here instead of to standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
     },
     /// Print a contract inferred from a source (a path, file://, s3://, gs:// or https://):
     /// format, compression, names, types, required and personal-looking columns. Read here,

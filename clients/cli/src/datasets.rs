@@ -61,3 +61,41 @@ pub async fn list(
     }
     Ok(())
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// Open Data Contract Standard v3.0.2, for datacontract-cli, OpenMetadata and DataHub.
+    Odcs,
+    /// Ferry's own contract YAML.
+    Yaml,
+}
+
+/// Writes a registered contract as ODCS or Ferry YAML; `ferry dataset register` reads both.
+pub async fn export(
+    client: &mut Client,
+    name: String,
+    format: ExportFormat,
+    output: Option<PathBuf>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let dataset = client
+        .get_dataset(pb::GetDatasetRequest { name })
+        .await?
+        .into_inner();
+    let contract = dataset
+        .contract
+        .ok_or_else(|| anyhow::anyhow!("the server sent no contract"))?;
+    let contract = ferry_server::grpc::convert::contract_from_pb(contract)?;
+    let text = match format {
+        ExportFormat::Odcs => {
+            ferry_server::contract::odcs::to_odcs(&contract, &dataset.contract_version)?
+        }
+        ExportFormat::Yaml => contract.to_yaml(),
+    };
+    match output {
+        Some(path) => std::fs::write(&path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}

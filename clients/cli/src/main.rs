@@ -79,6 +79,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dataset(DatasetCommand::List { prefix, listing }) => {
             datasets::list(client, prefix, listing, out).await
         }
+        Command::Dataset(DatasetCommand::Export {
+            name,
+            format,
+            output,
+        }) => datasets::export(client, name, format, output, out).await,
         Command::Publish {
             dataset,
             date,

@@ -694,3 +694,95 @@ async fn inferred_contracts_register_and_their_samples_publish() {
     assert_eq!(json["sampled_rows"], 99);
     server.stop().await;
 }
+
+/// datacontract-cli, installed by scripts/install-test-deps.sh.
+fn datacontract_binary() -> std::path::PathBuf {
+    std::env::var_os("DATACONTRACT_VENV")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap())
+                .join(".cache/ferry-datacontract")
+        })
+        .join("bin/datacontract")
+}
+
+/// The example contract exported as ODCS passes `datacontract lint`, and registering the export
+/// gives back the identical contract (nothing changes).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_odcs_export_lints_and_registers_as_the_same_contract() {
+    let (endpoint, server) = start_server().await;
+    let owner = server.tokens[OWNER].clone();
+    let contract = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/product_catalog/contract.yaml"
+    );
+    let out = ferry_off_runtime(&endpoint, Some(&owner), &["dataset", "register", contract]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let odcs = server.scratch().join("catalog.odcs.yaml");
+    let odcs_path = odcs.display().to_string();
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner),
+        &[
+            "dataset",
+            "export",
+            "catalog.product_catalog",
+            "-o",
+            &odcs_path,
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&odcs).unwrap();
+    assert!(text.contains("kind: DataContract"), "{text}");
+    assert!(
+        text.contains("rule: invalidCount") || text.contains("type: text"),
+        "{text}"
+    );
+
+    let lint = Command::new(datacontract_binary())
+        .args(["lint", &odcs_path])
+        .output()
+        .expect("datacontract-cli is installed by scripts/install-test-deps.sh");
+    let report = String::from_utf8_lossy(&lint.stdout);
+    assert!(
+        lint.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(report.contains("Data contract is valid"), "{report}");
+    assert!(!report.contains("warning"), "{report}");
+
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner),
+        &["dataset", "register", &odcs_path],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("catalog.product_catalog is unchanged at version 1.0"),
+        "{}",
+        stdout(&out)
+    );
+    let yaml = ferry_off_runtime(
+        &endpoint,
+        Some(&owner),
+        &[
+            "dataset",
+            "export",
+            "catalog.product_catalog",
+            "--format",
+            "yaml",
+        ],
+    )
+    .await;
+    let expected =
+        ferry_server::contract::Contract::from_yaml(&std::fs::read_to_string(contract).unwrap())
+            .unwrap();
+    assert_eq!(
+        ferry_server::contract::Contract::from_yaml(&stdout(&yaml)).unwrap(),
+        expected
+    );
+    server.stop().await;
+}

@@ -4,6 +4,7 @@
 
 mod evolution;
 mod filter;
+pub mod odcs;
 pub mod quality;
 pub mod values;
 
@@ -491,8 +492,11 @@ impl Contract {
         1
     }
 
-    /// Parses and validates a contract written in YAML.
+    /// Parses and validates a contract written in Ferry's YAML or as an ODCS v3 document.
     pub fn from_yaml(text: &str) -> Result<Self, FerryError> {
+        if odcs::is_odcs(text) {
+            return odcs::from_odcs(text);
+        }
         let contract: Contract = serde_norway::from_str(text)
             .map_err(|e| FerryError::InvalidContract(format!("contract YAML: {e}")))?;
         contract.validate()?;
