@@ -139,6 +139,17 @@ pub(crate) enum Command {
         #[command(flatten)]
         listing: ListingArgs,
     },
+    /// Each dataset you may see: its latest partition, whether the day its SLA makes due is
+    /// late, and how the quality rules fared in its last publish.
+    Status {
+        /// Only datasets in this namespace.
+        namespace: Option<String>,
+        /// Judge lateness at this instant (RFC 3339) instead of now.
+        #[arg(long)]
+        at: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        listing: ListingArgs,
+    },
     /// Show one publication with its row-level errors.
     Publication {
         id: String,

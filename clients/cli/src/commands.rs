@@ -255,7 +255,7 @@ pub async fn read(client: &mut Client, request: pb::ReadRowsRequest) -> anyhow::
     Ok(result)
 }
 
-fn status_name(status: i32) -> &'static str {
+pub fn status_name(status: i32) -> &'static str {
     match pb::PublicationStatus::try_from(status) {
         Ok(pb::PublicationStatus::Running) => "running",
         Ok(pb::PublicationStatus::Succeeded) => "succeeded",

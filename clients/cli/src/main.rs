@@ -14,6 +14,7 @@ mod platform;
 mod publishing;
 mod quickstart;
 mod reading;
+mod status;
 mod trace_context;
 
 use clap::Parser;
@@ -117,6 +118,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             limit,
             listing,
         } => publishing::publications(client, dataset, date, limit, listing, out).await,
+        Command::Status {
+            namespace,
+            at,
+            listing,
+        } => status::run(client, namespace, at, listing, out).await,
         Command::Publication { id, listing } => {
             publishing::publication(client, id, listing, out).await
         }

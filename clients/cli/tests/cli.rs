@@ -786,3 +786,74 @@ async fn the_odcs_export_lints_and_registers_as_the_same_contract() {
     );
     server.stop().await;
 }
+
+/// `ferry status` judges lateness by the contract's SLA at the instant asked about, and shows
+/// the quality rules of the last publish.
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_late_days_by_the_sla_and_the_last_rule_outcomes() {
+    let (endpoint, server) = start_server().await;
+    let owner = server.tokens[OWNER].clone();
+    let examples = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/product_catalog"
+    );
+    let contract = format!("{examples}/contract.yaml");
+    let out = ferry_off_runtime(&endpoint, Some(&owner), &["dataset", "register", &contract]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let day1 = format!(
+        "file://{}/data/product_catalog_20210403.csv",
+        std::fs::canonicalize(examples).unwrap().display()
+    );
+    let out = ferry_off_runtime(
+        &endpoint,
+        Some(&owner),
+        &[
+            "publish",
+            "catalog.product_catalog",
+            "--date",
+            "2021-04-03",
+            "--source",
+            &day1,
+            "--quiet",
+        ],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let status_at = |at: &'static str| {
+        let (endpoint, owner) = (endpoint.clone(), owner.clone());
+        async move {
+            let out = ferry_off_runtime(
+                &endpoint,
+                Some(&owner),
+                &["status", "catalog", "--at", at, "--format", "json"],
+            )
+            .await;
+            assert!(out.status.success(), "{}", stderr(&out));
+            let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+            json["datasets"][0].clone()
+        }
+    };
+    // Day 2021-04-03 is there; 2021-04-04 is due only from 06:00 UTC that day.
+    for at in ["2021-04-03T07:00:00Z", "2021-04-04T05:59:00Z"] {
+        let row = status_at(at).await;
+        assert_eq!(row["late_day"], serde_json::Value::Null, "{at}: {row}");
+    }
+    let row = status_at("2021-04-04T06:00:00Z").await;
+    assert_eq!(row["late_day"], "2021-04-04", "{row}");
+    assert_eq!(row["latest_partition"], "2021-04-03");
+    assert_eq!(row["sla"], "06:00 UTC");
+    assert_eq!(row["last_status"], "succeeded");
+    assert!(row["rules_passed"].as_u64().unwrap() >= 4, "{row}");
+    let table = ferry_off_runtime(
+        &endpoint,
+        Some(&owner),
+        &["status", "--at", "2021-04-04T06:00:00Z"],
+    )
+    .await;
+    assert!(
+        stdout(&table).contains("LATE: 2021-04-04"),
+        "{}",
+        stdout(&table)
+    );
+    server.stop().await;
+}

@@ -185,6 +185,9 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
     if new.quality != old.quality {
         compatible.push("dataset quality rules changed".into());
     }
+    if new.sla != old.sla {
+        compatible.push("SLA changed".into());
+    }
     if new.partitioning != old.partitioning {
         breaking.push("partitioning changed".into());
     }

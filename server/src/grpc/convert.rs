@@ -253,6 +253,10 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
             .collect(),
         major_version: c.major_version,
         quality: c.quality.iter().map(quality::dataset_rule_to_pb).collect(),
+        sla: c.sla.as_ref().map(|sla| pb::Sla {
+            available_by: sla.available_by.clone(),
+            timezone: sla.timezone.clone(),
+        }),
     }
 }
 
@@ -442,6 +446,14 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
             .into_iter()
             .map(quality::dataset_rule_from_pb)
             .collect::<Result<_, _>>()?,
+        sla: c.sla.map(|sla| crate::contract::Sla {
+            available_by: sla.available_by,
+            timezone: if sla.timezone.is_empty() {
+                "UTC".into()
+            } else {
+                sla.timezone
+            },
+        }),
     };
     contract.validate()?;
     Ok(contract)

@@ -633,6 +633,7 @@ fn build(
         retention_days: None,
         views: Vec::new(),
         quality: Vec::new(),
+        sla: None,
     };
     contract.validate()?;
     Ok(Inferred {

@@ -796,6 +796,7 @@ class DatasetContract(_message.Message):
     VIEWS_FIELD_NUMBER: _builtins.int
     MAJOR_VERSION_FIELD_NUMBER: _builtins.int
     QUALITY_FIELD_NUMBER: _builtins.int
+    SLA_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`namespace.dataset`."""
     owner: _builtins.str
@@ -816,6 +817,10 @@ class DatasetContract(_message.Message):
     def quality(self) -> _containers.RepeatedCompositeFieldContainer[Global___QualityRule]:
         """Rules on the whole day: compound keys and row counts."""
 
+    @_builtins.property
+    def sla(self) -> Global___Sla:
+        """When each day's partition is due."""
+
     def __init__(
         self,
         *,
@@ -829,14 +834,41 @@ class DatasetContract(_message.Message):
         views: _abc.Iterable[Global___DerivedView] | None = ...,
         major_version: _builtins.int = ...,
         quality: _abc.Iterable[Global___QualityRule] | None = ...,
+        sla: Global___Sla | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["partitioning", b"partitioning", "source_format", b"source_format"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["partitioning", b"partitioning", "sla", b"sla", "source_format", b"source_format"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "major_version", b"major_version", "name", b"name", "owner", b"owner", "partitioning", b"partitioning", "quality", b"quality", "retention_days", b"retention_days", "source_format", b"source_format", "views", b"views"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "major_version", b"major_version", "name", b"name", "owner", b"owner", "partitioning", b"partitioning", "quality", b"quality", "retention_days", b"retention_days", "sla", b"sla", "source_format", b"source_format", "views", b"views"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DatasetContract: _TypeAlias = DatasetContract  # noqa: Y015
+
+@_typing.final
+class Sla(_message.Message):
+    """Day D's partition is due by `available_by` (HH:MM) on day D, in `timezone` (UTC or a fixed
+    offset such as +02:00).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AVAILABLE_BY_FIELD_NUMBER: _builtins.int
+    TIMEZONE_FIELD_NUMBER: _builtins.int
+    available_by: _builtins.str
+    timezone: _builtins.str
+    def __init__(
+        self,
+        *,
+        available_by: _builtins.str = ...,
+        timezone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_by", b"available_by", "timezone", b"timezone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Sla: _TypeAlias = Sla  # noqa: Y015
 
 @_typing.final
 class Dataset(_message.Message):
