@@ -202,7 +202,10 @@ impl Column {
         if self.quality.len() > 32 {
             return invalid("list: at most 32 rules a column".into());
         }
-        for rule in &self.quality {
+        for (i, rule) in self.quality.iter().enumerate() {
+            if self.quality[..i].contains(rule) {
+                return invalid(format!("{} is listed twice", rule.describe()));
+            }
             if let Err(e) = rule.check(self) {
                 return invalid(format!("{}: {e}", rule.describe()));
             }
@@ -244,6 +247,13 @@ impl Column {
             }
             if let Err(e) = values::check_format(format) {
                 return invalid(format!("format {e}"));
+            }
+            if self.column_type != ColumnType::Timestamp && values::format_has_zone(format) {
+                return invalid(format!(
+                    "format {format:?} reads an offset, which a {} cannot keep; use a timestamp \
+                     column",
+                    self.column_type
+                ));
             }
         }
         match self.decimal() {
@@ -695,6 +705,18 @@ impl Contract {
                         self.name
                     ));
                 }
+            }
+        }
+        let rules: usize = self.columns.iter().map(|c| c.quality.len()).sum();
+        if rules + self.quality.len() > 256 || self.quality.len() > 32 {
+            return invalid(format!(
+                "dataset {}: at most 256 quality rules in all and 32 dataset rules",
+                self.name
+            ));
+        }
+        for (i, rule) in self.quality.iter().enumerate() {
+            if self.quality[..i].contains(rule) {
+                return invalid(format!("quality rule {} is listed twice", rule.describe()));
             }
         }
         for rule in &self.quality {

@@ -58,6 +58,9 @@ struct QualityItem {
     kind: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rule: Option<String>,
+    /// ODCS v3.1's name for `rule`; written as well, so tools of either version run it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metric: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +75,10 @@ struct QualityItem {
     severity: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     custom_properties: Vec<CustomProperty>,
+    /// Whatever else an item holds (`mustBeGreaterThan`, `query`, …): Ferry writes none, and
+    /// refuses an item that needs one rather than dropping a condition.
+    #[serde(flatten, skip_serializing)]
+    other: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,7 +138,21 @@ struct Document {
     #[serde(default)]
     schema: Vec<SchemaObject>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sla_properties: Vec<SlaProperty>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     custom_properties: Vec<CustomProperty>,
+}
+
+/// An SLA entry; Ferry writes `timeOfAvailability` (the exact SLA is in `customProperties`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlaProperty {
+    property: String,
+    value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    element: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    driver: Option<String>,
 }
 
 /// ODCS's logical type and BigQuery's physical type for a column.
@@ -170,6 +191,7 @@ fn column_quality(rule: &ColumnRule) -> Result<QualityItem, FerryError> {
     let mut item = QualityItem {
         kind: "library".into(),
         rule: None,
+        metric: None,
         description: Some(rule.describe()),
         must_be: Some(json!(0)),
         must_be_greater_or_equal_to: None,
@@ -177,16 +199,21 @@ fn column_quality(rule: &ColumnRule) -> Result<QualityItem, FerryError> {
         arguments: None,
         severity: severity(rule.severity),
         custom_properties: ferry_property(to_value(rule)?),
+        other: serde_json::Map::new(),
     };
     if rule.not_null {
         item.rule = Some("nullCheck".into());
+        item.metric = Some("nullValues".into());
     } else if rule.unique {
         item.rule = Some("duplicateCount".into());
+        item.metric = Some("duplicateValues".into());
     } else if let Some(values) = &rule.accepted_values {
         item.rule = Some("invalidCount".into());
+        item.metric = Some("invalidValues".into());
         item.arguments = Some(json!({ "validValues": values }));
     } else if let Some(pattern) = &rule.pattern {
         item.rule = Some("invalidCount".into());
+        item.metric = Some("invalidValues".into());
         item.arguments = Some(json!({ "pattern": pattern }));
     } else {
         // min, max and max_length have no ODCS v3.0 library rule: described in text, checked by
@@ -201,6 +228,7 @@ fn dataset_quality(rule: &DatasetRule) -> Result<QualityItem, FerryError> {
     let mut item = QualityItem {
         kind: "library".into(),
         rule: None,
+        metric: None,
         description: Some(rule.describe()),
         must_be: None,
         must_be_greater_or_equal_to: None,
@@ -208,13 +236,16 @@ fn dataset_quality(rule: &DatasetRule) -> Result<QualityItem, FerryError> {
         arguments: None,
         severity: severity(rule.severity),
         custom_properties: ferry_property(to_value(rule)?),
+        other: serde_json::Map::new(),
     };
     if let Some(columns) = &rule.unique {
         item.rule = Some("duplicateCount".into());
+        item.metric = Some("duplicateValues".into());
         item.must_be = Some(json!(0));
         item.arguments = Some(json!({ "properties": columns }));
     } else if let Some(count) = &rule.row_count {
         item.rule = Some("rowCount".into());
+        item.metric = Some("rowCount".into());
         item.must_be_greater_or_equal_to = count.min.map(|v| json!(v));
         item.must_be_less_or_equal_to = count.max.map(|v| json!(v));
     } else {
@@ -293,6 +324,16 @@ pub fn to_odcs(contract: &Contract, version: &str) -> Result<String, FerryError>
                 .map(dataset_quality)
                 .collect::<Result<_, _>>()?,
         }],
+        sla_properties: contract
+            .sla
+            .iter()
+            .map(|sla| SlaProperty {
+                property: "timeOfAvailability".into(),
+                value: json!(format!("{} {}", sla.available_by, sla.timezone)),
+                element: Some(format!("{table}.{}", contract.partition_column())),
+                driver: Some("operational".into()),
+            })
+            .collect(),
         custom_properties: ferry_property(rest),
     };
     serde_norway::to_string(&document)
@@ -342,6 +383,10 @@ pub fn from_odcs(text: &str) -> Result<Contract, FerryError> {
             None => {
                 let mut column = serde_json::Map::new();
                 column.insert("type".into(), json!(column_type_of(property)?));
+                if let Some((precision, scale)) = decimal_bounds(property) {
+                    column.insert("precision".into(), json!(precision));
+                    column.insert("scale".into(), json!(scale));
+                }
                 column
             }
         };
@@ -388,8 +433,34 @@ fn rule_of(item: &QualityItem, element: &str) -> Result<Value, FerryError> {
         return Ok(rule.clone());
     }
     let severity = item.severity.clone().unwrap_or_else(|| "error".into());
+    let refused = |why: &str| {
+        FerryError::InvalidContract(format!(
+            "ODCS document: {element}: quality item {:?} {why}",
+            item.rule
+                .clone()
+                .or(item.description.clone())
+                .unwrap_or_default()
+        ))
+    };
+    if let Some(key) = item
+        .other
+        .keys()
+        .find(|k| k.starts_with("mustBe") || *k == "query")
+    {
+        return Err(refused(&format!(
+            "uses {key}, which Ferry does not check while publishing"
+        )));
+    }
+    if let Some(Value::Object(args)) = &item.arguments
+        && args.contains_key("validValues")
+        && args.contains_key("pattern")
+    {
+        return Err(refused(
+            "names both validValues and pattern; write them as two items",
+        ));
+    }
     let zero = item.must_be.as_ref().is_some_and(|v| v == &json!(0));
-    let rule = match (item.rule.as_deref(), zero) {
+    let rule = match (item.rule.as_deref().or(item.metric.as_deref()), zero) {
         (Some("nullCheck" | "nullValues"), true) => json!({"not_null": true}),
         (Some("duplicateCount" | "duplicateValues"), true) => match &item.arguments {
             Some(Value::Object(args)) if args.contains_key("properties") => {
@@ -406,7 +477,7 @@ fn rule_of(item: &QualityItem, element: &str) -> Result<Value, FerryError> {
             }
             _ => Value::Null,
         },
-        (Some("rowCount"), _) => json!({"row_count": {
+        (Some("rowCount"), _) if item.must_be.is_none() => json!({"row_count": {
             "min": item.must_be_greater_or_equal_to,
             "max": item.must_be_less_or_equal_to,
         }}),
@@ -435,6 +506,14 @@ fn rule_of(item: &QualityItem, element: &str) -> Result<Value, FerryError> {
         }),
     );
     Ok(Value::Object(rule))
+}
+
+/// `NUMERIC(12, 2)` as (12, 2).
+fn decimal_bounds(property: &Property) -> Option<(u8, u8)> {
+    let physical = property.physical_type.as_deref()?;
+    let (_, rest) = physical.split_once('(')?;
+    let (precision, scale) = rest.trim_end_matches(')').split_once(',')?;
+    Some((precision.trim().parse().ok()?, scale.trim().parse().ok()?))
 }
 
 /// A column's type from a document without Ferry's custom property: BigQuery's physical type
@@ -519,6 +598,16 @@ customProperties:
         assert_eq!(contract.columns[0].column_type, ColumnType::Int64);
         assert!(contract.columns[0].quality[0].unique);
         assert_eq!(contract.columns[1].column_type, ColumnType::Numeric);
+        assert_eq!(
+            contract.columns[1].decimal(),
+            Some(crate::contract::DecimalSpec {
+                precision: 12,
+                scale: 2
+            })
+        );
+        let stricter = text.replace("mustBe: 0}", "mustBeGreaterThan: 0}");
+        let err = from_odcs(&stricter).unwrap_err().to_string();
+        assert!(err.contains("mustBeGreaterThan"), "{err}");
         let unchecked = text.replace("rule: duplicateCount, mustBe: 0", "rule: freshness");
         let err = from_odcs(&unchecked).unwrap_err().to_string();
         assert!(err.contains("not one Ferry checks"), "{err}");

@@ -74,8 +74,8 @@ impl Bound {
             },
             ColumnType::Float64 => match self {
                 Self::Integer(v) => TypedBound::Float(*v as f64),
-                Self::Number(v) => TypedBound::Float(*v),
-                Self::Text(_) => return Err(wrong("is not a number".into())),
+                Self::Number(v) if v.is_finite() => TypedBound::Float(*v),
+                _ => return Err(wrong("is not a finite number".into())),
             },
             ColumnType::Numeric => TypedBound::Decimal(
                 values::parse_decimal(&text, column.decimal().unwrap_or(DecimalSpec::NUMERIC))
@@ -298,13 +298,15 @@ impl DatasetRule {
                 }
             }
         }
-        if let Some(RowCount {
-            min: Some(min),
-            max: Some(max),
-        }) = &self.row_count
-            && min > max
-        {
-            return Err(format!("row_count min {min} is above max {max}"));
+        if let Some(RowCount { min, max }) = &self.row_count {
+            if min.is_none() && max.is_none() {
+                return Err("row_count needs min or max".into());
+            }
+            if let (Some(min), Some(max)) = (min, max)
+                && min > max
+            {
+                return Err(format!("row_count min {min} is above max {max}"));
+            }
         }
         if let Some(change) = &self.row_count_change {
             for value in [change.max_drop_percent, change.max_growth_percent]
@@ -313,7 +315,7 @@ impl DatasetRule {
             {
                 if !(0.0..=1e6).contains(&value) {
                     return Err(format!(
-                        "row_count_change percent {value} must be 0 or more"
+                        "row_count_change percent {value} must be from 0 to 1,000,000"
                     ));
                 }
             }

@@ -98,7 +98,12 @@ pub fn parse_decimal(text: &str, spec: DecimalSpec) -> Result<i256, String> {
     let digits: String = integer.chars().chain(fraction.chars()).collect();
     let point = integer.len() as i64 + i64::from(exponent);
     let significant_end = digits.trim_end_matches('0').len() as i64;
-    let fractional_digits = (significant_end - point).max(0);
+    // Zero has no digits after the point however it is written (`0E-10`).
+    let fractional_digits = if significant_end == 0 {
+        0
+    } else {
+        (significant_end - point).max(0)
+    };
     if fractional_digits > i64::from(spec.scale) {
         return Err(format!(
             "has {fractional_digits} digits after the point; the column keeps {} (it is never \
@@ -163,6 +168,33 @@ pub fn check_format(format: &str) -> Result<(), String> {
     if StrftimeItems::new(format).any(|item| matches!(item, Item::Error)) {
         return Err(format!("{format:?} is not a strftime pattern"));
     }
+    // chrono reads `%Z` by skipping the zone's name: `CEST` would silently load as UTC.
+    if format.contains("%Z") {
+        return Err(format!(
+            "{format:?} uses %Z, a zone name, which cannot be read; write the offset with %z"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a date or datetime format reads an offset, which those types cannot keep.
+pub fn format_has_zone(format: &str) -> bool {
+    format_has_offset(format)
+}
+
+/// Refuses fractional seconds written with more than nine digits, which chrono would cut short
+/// without a word (the type keeps microseconds; `micros` refuses what they cannot hold).
+fn check_fraction_digits(text: &str) -> Result<(), String> {
+    let Some(dot) = text.find('.') else {
+        return Ok(());
+    };
+    let digits = text[dot + 1..]
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .count();
+    if digits > 9 {
+        return Err("has digits below the microsecond, which are not kept".into());
+    }
     Ok(())
 }
 
@@ -189,6 +221,7 @@ fn micros(nanos_of_second: u32, seconds: i64) -> Result<i64, String> {
 /// Returns microseconds since the Unix epoch.
 pub fn parse_timestamp(text: &str, format: Option<&str>) -> Result<i64, String> {
     let text = text.trim();
+    check_fraction_digits(text)?;
     let instant = match format {
         None => DateTime::parse_from_rfc3339(text)
             .or_else(|_| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z"))
@@ -215,6 +248,7 @@ pub fn parse_timestamp(text: &str, format: Option<&str>) -> Result<i64, String> 
 /// `format` says. Returns microseconds since 1970-01-01T00:00:00 (no zone implied).
 pub fn parse_datetime(text: &str, format: Option<&str>) -> Result<i64, String> {
     let text = text.trim();
+    check_fraction_digits(text)?;
     let civil = match format {
         None => NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
             .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f"))
@@ -280,6 +314,8 @@ mod tests {
         assert_eq!(decimal("125E-2", 10, 2).as_deref(), Ok("1.25"));
         assert_eq!(decimal("12.3400", 10, 2).as_deref(), Ok("12.34"));
         assert_eq!(decimal("0", 10, 0).as_deref(), Ok("0"));
+        assert_eq!(decimal("0E-10", 10, 2).as_deref(), Ok("0.00"));
+        assert_eq!(decimal("-0.000", 10, 2).as_deref(), Ok("0.00"));
         assert_eq!(decimal(".5", 3, 1).as_deref(), Ok("0.5"));
         assert!(
             decimal("12.345", 10, 2)
@@ -343,6 +379,13 @@ mod tests {
         assert!(err.contains("no UTC offset"), "{err}");
         let err = parse_timestamp("2021-04-03T10:15:00.0000001Z", None).unwrap_err();
         assert!(err.contains("microsecond"), "{err}");
+        let err = parse_timestamp("2021-04-03T10:15:00.0000000009Z", None).unwrap_err();
+        assert!(err.contains("microsecond"), "{err}");
+        assert!(
+            check_format("%Y-%m-%d %H:%M %Z")
+                .unwrap_err()
+                .contains("%Z")
+        );
         assert_eq!(
             parse_timestamp("03/04/2021 10:15", Some("%d/%m/%Y %H:%M")),
             Ok(expected)

@@ -91,7 +91,7 @@ const DECODED_CHUNK_BYTES: usize = 1 << 20;
 /// its kind (`InvalidData` for a corrupt stream) once the bytes before it are read. The thread
 /// ends when the input does or when the parser stops reading.
 pub fn on_own_thread(mut decoder: Box<dyn Read + Send>) -> io::Result<impl Read + Send> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(DECODED_IN_FLIGHT);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Decoded>(DECODED_IN_FLIGHT);
     std::thread::Builder::new()
         .name("ferry-decompress".into())
         .spawn(move || {
@@ -113,43 +113,61 @@ pub fn on_own_thread(mut decoder: Box<dyn Read + Send>) -> io::Result<impl Read 
                 };
                 let done = filled < chunk.len() || outcome.is_err();
                 chunk.truncate(filled);
-                if !chunk.is_empty() && tx.send(Ok(chunk)).is_err() {
+                if !chunk.is_empty() && tx.send(Decoded::Bytes(chunk)).is_err() {
                     return;
                 }
                 if let Err(e) = outcome {
-                    let _ = tx.send(Err(e));
+                    let _ = tx.send(Decoded::Failed(e));
                     return;
                 }
                 if done {
+                    let _ = tx.send(Decoded::End);
                     return;
                 }
             }
         })?;
-    Ok(Decoded {
+    Ok(DecodedReader {
         rx,
         current: Vec::new(),
         at: 0,
+        ended: false,
     })
 }
 
-/// The parser's side of `on_own_thread`.
-struct Decoded {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
-    current: Vec<u8>,
-    at: usize,
+/// What the decompressing thread hands over. The end is said, not inferred from a closed
+/// channel: a thread that stopped any other way must not look like the end of the file.
+enum Decoded {
+    Bytes(Vec<u8>),
+    Failed(io::Error),
+    End,
 }
 
-impl Read for Decoded {
+/// The parser's side of `on_own_thread`.
+struct DecodedReader {
+    rx: std::sync::mpsc::Receiver<Decoded>,
+    current: Vec<u8>,
+    at: usize,
+    ended: bool,
+}
+
+impl Read for DecodedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.at == self.current.len() {
+            if self.ended {
+                return Ok(0);
+            }
             match self.rx.recv() {
-                Ok(Ok(chunk)) => {
+                Ok(Decoded::Bytes(chunk)) => {
                     self.current = chunk;
                     self.at = 0;
                 }
-                Ok(Err(e)) => return Err(e),
-                // The thread is done: the input ended.
-                Err(_) => return Ok(0),
+                Ok(Decoded::Failed(e)) => return Err(e),
+                Ok(Decoded::End) => self.ended = true,
+                Err(_) => {
+                    return Err(io::Error::other(
+                        "the decompressing thread stopped before the end of the source",
+                    ));
+                }
             }
         }
         let n = buf.len().min(self.current.len() - self.at);

@@ -162,7 +162,8 @@ fn sample_ndjson(reader: impl BufRead, max_rows: usize) -> Result<Sample, FerryE
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut nested = std::collections::HashSet::new();
     let mut rows = 0u64;
-    for line in reader.lines().take(max_rows) {
+    // The sample's bytes are bounded as CSV's are; a line cut by the bound ends the sample.
+    for line in reader.take(SAMPLE_BYTES as u64).lines().take(max_rows) {
         let Ok(line) = line else { break };
         if line.trim().is_empty() {
             continue;
@@ -260,12 +261,50 @@ fn sample_parquet(mut reader: impl Read, max_rows: usize) -> Result<Sample, Ferr
             break;
         }
     }
+    // Columns of types no Ferry column reads (lists, structs, times) get none, and the contract
+    // ignores them, as NDJSON's nested keys.
+    let before = columns.len();
+    columns.retain(|(_, observed)| observed.typed.as_ref().is_some_and(parquet_readable));
     Ok(Sample {
+        nested_keys: before - columns.len(),
         columns,
         rows,
         csv: None,
-        nested_keys: 0,
     })
+}
+
+/// Whether a Parquet column's type is one a Ferry column can take without loss.
+fn parquet_readable(typed: &DataType) -> bool {
+    let typed = match typed {
+        DataType::Dictionary(_, values) => values.as_ref(),
+        other => other,
+    };
+    matches!(
+        typed,
+        DataType::Boolean
+            | DataType::Int8
+            | DataType::Int16
+            | DataType::Int32
+            | DataType::Int64
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::UInt32
+            | DataType::UInt64
+            | DataType::Float16
+            | DataType::Float32
+            | DataType::Float64
+            | DataType::Date32
+            | DataType::Timestamp(..)
+            | DataType::Decimal128(..)
+            | DataType::Decimal256(..)
+            | DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+            | DataType::Binary
+            | DataType::LargeBinary
+            | DataType::BinaryView
+            | DataType::FixedSizeBinary(_)
+    )
 }
 
 /// What the sampled values of one column allow.
@@ -403,6 +442,8 @@ fn parquet_type(typed: &DataType) -> (ColumnType, Option<u8>) {
         DataType::Decimal128(_, scale) | DataType::Decimal256(_, scale) => {
             (ColumnType::Numeric, Some((*scale).max(0) as u8))
         }
+        // Past int64's range: exact as a decimal of 20 digits.
+        DataType::UInt64 => (ColumnType::Numeric, Some(0)),
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => {
             (ColumnType::Bytes, None)
         }
@@ -565,6 +606,12 @@ fn build(
             n += 1;
         }
         let (column_type, scale) = observed.column_type();
+        // A Parquet decimal keeps its own precision, so the file publishes under the contract.
+        let precision = match &observed.typed {
+            Some(DataType::Decimal128(p, _) | DataType::Decimal256(p, _)) => Some(*p),
+            Some(DataType::UInt64) => Some(20),
+            _ => None,
+        };
         let why = personal_name(&column_name)
             .map(|what| format!("its name suggests {what}"))
             .or_else(|| {
@@ -580,7 +627,7 @@ fn build(
             source_name: (column_name != *source).then(|| source.clone()),
             column_type,
             format: None,
-            precision: None,
+            precision,
             scale,
             required: sample.rows > 0 && observed.nulls == 0 && observed.values > 0,
             classification: if personal {

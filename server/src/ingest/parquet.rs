@@ -16,7 +16,10 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Builder, StringBuilder,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options, filter};
-use datafusion::arrow::datatypes::{DataType, Date32Type, TimeUnit, TimestampNanosecondType};
+use datafusion::arrow::datatypes::{
+    DataType, Date32Type, Decimal128Type, Decimal256Type, DecimalType, TimeUnit,
+    TimestampNanosecondType,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use parquet::arrow::ProjectionMask;
@@ -270,11 +273,21 @@ impl<'c> ColumnReader<'c> {
             DataType::Dictionary(_, values) => values.as_ref(),
             other => other,
         };
+        // Only the type's kind: a struct's field names or a zone's text are the file's words.
+        let shown = match source {
+            DataType::Struct(_) => "a struct".to_owned(),
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+                "a list".to_owned()
+            }
+            DataType::Map(..) => "a map".to_owned(),
+            DataType::Timestamp(unit, Some(_)) => format!("Timestamp({unit:?}, with a zone)"),
+            other => other.to_string(),
+        };
         let refused = |why: &str| {
             FerryError::malformed(
                 None,
                 format!(
-                    "column {} is {source} in the file, which {} {} column cannot take {why}",
+                    "column {} is {shown} in the file, which {} {} column cannot take {why}",
                     column.name,
                     article(column.column_type),
                     column.column_type
@@ -335,6 +348,56 @@ impl<'c> ColumnReader<'c> {
         })
     }
 
+    /// Decimals carry their precision in the type, not in the values: a file may declare
+    /// DECIMAL(12, 2) and hold a wider number. Each value is checked against the contract's.
+    fn check_precision(
+        &self,
+        array: &ArrayRef,
+        slot: usize,
+        errors: &mut [Option<(usize, String)>],
+    ) {
+        let out_of_range = || {
+            (
+                slot,
+                format!(
+                    "the value is out of range: it has more digits than precision {}",
+                    self.column.decimal().map_or(0, |d| d.precision)
+                ),
+            )
+        };
+        match array.data_type() {
+            DataType::Decimal128(precision, _) => {
+                let values = array.as_primitive::<Decimal128Type>();
+                for (row, error) in errors.iter_mut().enumerate() {
+                    if error.is_none()
+                        && values.is_valid(row)
+                        && !Decimal128Type::is_valid_decimal_precision(
+                            values.value(row),
+                            *precision,
+                        )
+                    {
+                        *error = Some(out_of_range());
+                    }
+                }
+            }
+            DataType::Decimal256(precision, _) => {
+                let values = array.as_primitive::<Decimal256Type>();
+                for (row, error) in errors.iter_mut().enumerate() {
+                    if error.is_none()
+                        && values.is_valid(row)
+                        && !Decimal256Type::is_valid_decimal_precision(
+                            values.value(row),
+                            *precision,
+                        )
+                    {
+                        *error = Some(out_of_range());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// The field's values in the column's type; rows that break the contract get their first
     /// error in `errors`.
     fn read(
@@ -367,17 +430,20 @@ impl<'c> ColumnReader<'c> {
             }
         }
         if array.data_type() == &self.target {
+            self.check_precision(&array, slot, errors);
             return Ok(array);
         }
         let widened = cast(&array, &self.target)?;
-        // A cast that produced a null where there was a value lost it; the types were checked
-        // to be lossless, so this is a bug, not bad data.
+        // A value the wider type cannot hold (seconds past year 294,247 in microseconds) comes
+        // back null: a row error, not a lost value.
         if widened.null_count() != array.null_count() {
-            return Err(FerryError::Internal(format!(
-                "reading column {} lost values",
-                self.column.name
-            )));
+            for (row, error) in errors.iter_mut().enumerate() {
+                if error.is_none() && widened.is_null(row) && array.is_valid(row) {
+                    *error = Some((slot, "the value is out of the column's range".into()));
+                }
+            }
         }
+        self.check_precision(&widened, slot, errors);
         Ok(widened)
     }
 }
@@ -550,6 +616,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is Utf8 in the file"), "{err}");
+    }
+
+    #[test]
+    fn a_decimal_wider_than_its_declared_precision_is_a_row_error() {
+        let schema = Schema::new(vec![Field::new("price", DataType::Decimal128(12, 2), true)]);
+        let prices = Decimal128Array::from(vec![1250i128, 10i128.pow(13)])
+            .with_precision_and_scale(12, 2)
+            .expect("decimal");
+        let batch = RecordBatch::try_new(Arc::new(schema), vec![Arc::new(prices)]).expect("batch");
+        let mut contract = contract();
+        contract.columns.retain(|c| c.name == "price");
+        let (batches, errors) = run_contract(&contract, &parquet(&batch, 10));
+        assert_eq!(texts(&batches, "price"), ["12.50"]);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].reason.contains("out of range"),
+            "{}",
+            errors[0].reason
+        );
+        assert_eq!(errors[0].line, 2);
     }
 
     fn validate(contract: &Contract, file: &[u8]) -> Result<ValidationSummary, FerryError> {

@@ -4,6 +4,7 @@
 //! `unique` keeps a 128-bit digest per distinct key, so 1.2 M keys take about 40 MB, and it stops
 //! with a clear error past `limits.max_unique_keys` rather than growing without bound.
 
+use std::cmp::Ordering::{Equal, Greater, Less};
 use std::collections::HashSet;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
@@ -121,6 +122,15 @@ impl QualityCheck {
     /// Checks a batch of valid rows; `lines[i]` is where row `i` is in the source.
     pub fn observe(&mut self, batch: &RecordBatch, lines: &[u64]) -> Result<(), FerryError> {
         let max_unique_keys = self.max_unique_keys;
+        // Every unique rule draws on one budget, so many rules cannot multiply the memory.
+        let mut held: usize = self
+            .rules
+            .iter()
+            .map(|r| match &r.check {
+                Check::Unique { seen, .. } => seen.len(),
+                _ => 0,
+            })
+            .sum();
         for rule in &mut self.rules {
             let array = batch.column(rule.index);
             let mut failed = |row: usize| {
@@ -158,10 +168,11 @@ impl QualityCheck {
                         })
                         .for_each(&mut failed);
                 }
+                // Written as "not within", so a NaN (which compares with nothing) fails.
                 Check::Min(bound) => {
                     let bound = *bound;
                     for_each_value(array, |row, value| {
-                        if value < bound {
+                        if !matches!(value.partial_cmp(&bound), Some(Greater | Equal)) {
                             failed(row);
                         }
                     });
@@ -169,7 +180,7 @@ impl QualityCheck {
                 Check::Max(bound) => {
                     let bound = *bound;
                     for_each_value(array, |row, value| {
-                        if value > bound {
+                        if !matches!(value.partial_cmp(&bound), Some(Less | Equal)) {
                             failed(row);
                         }
                     });
@@ -193,12 +204,16 @@ impl QualityCheck {
                         let key = (u128::from(high[row]) << 64) | u128::from(low[row]);
                         if !seen.insert(key) {
                             failed(row);
-                        } else if seen.len() > max_unique_keys {
-                            return Err(FerryError::ResourceExhausted(format!(
-                                "quality rule {}: the day has more than {max_unique_keys} \
-                                 distinct keys, the limit (limits.max_unique_keys)",
-                                rule.name
-                            )));
+                        } else {
+                            held += 1;
+                            if held > max_unique_keys {
+                                return Err(FerryError::ResourceExhausted(format!(
+                                    "quality rule {}: the day's unique rules hold more than \
+                                     {max_unique_keys} distinct keys, the limit \
+                                     (limits.max_unique_keys)",
+                                    rule.name
+                                )));
+                            }
                         }
                     }
                 }
