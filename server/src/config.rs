@@ -56,6 +56,9 @@ pub struct LimitsConfig {
     pub max_record_bytes: u64,
     /// The most fields a record may have.
     pub max_fields: usize,
+    /// The most bytes a Parquet source may take on disk once decompressed (Parquet is read from
+    /// a temporary copy, its index being at the end of the file).
+    pub max_spooled_bytes: u64,
     /// Publishes running at once on this server; more get RESOURCE_EXHAUSTED.
     pub max_concurrent_publishes: usize,
     /// Publishes running at once for one owner team.
@@ -71,6 +74,7 @@ impl Default for LimitsConfig {
         Self {
             max_record_bytes: records.max_record_bytes,
             max_fields: records.max_fields,
+            max_spooled_bytes: records.max_spooled_bytes,
             max_concurrent_publishes: 8,
             max_concurrent_publishes_per_team: 4,
             max_unique_keys: crate::ingest::DEFAULT_MAX_UNIQUE_KEYS,
@@ -84,6 +88,7 @@ impl LimitsConfig {
             records: RecordLimits {
                 max_record_bytes: self.max_record_bytes,
                 max_fields: self.max_fields,
+                max_spooled_bytes: self.max_spooled_bytes,
             },
             max_concurrent_publishes: self.max_concurrent_publishes,
             max_concurrent_publishes_per_team: self.max_concurrent_publishes_per_team,

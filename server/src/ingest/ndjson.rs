@@ -414,6 +414,7 @@ mod tests {
         .with_limits(RecordLimits {
             max_record_bytes: 4096,
             max_fields: 20,
+            ..RecordLimits::default()
         });
         let mut ids = Vec::new();
         let summary = validator.run(

@@ -46,7 +46,8 @@ pub(super) fn run(
     }
     let mut spool = tempfile::tempfile()
         .map_err(|e| FerryError::Internal(format!("cannot create a spool file: {e}")))?;
-    io::copy(&mut input, &mut spool).map_err(|e| {
+    let limit = validator.limits.max_spooled_bytes;
+    let spooled = io::copy(&mut (&mut input).take(limit + 1), &mut spool).map_err(|e| {
         if e.kind() == io::ErrorKind::InvalidData {
             FerryError::malformed(None, e.to_string())
         } else {
@@ -56,6 +57,13 @@ pub(super) fn run(
             }
         }
     })?;
+    // A compressed file can decode to far more than it stores: the copy is bounded.
+    if spooled > limit {
+        return Err(FerryError::ResourceExhausted(format!(
+            "the Parquet source is larger than {limit} bytes once decompressed, the limit \
+             (limits.max_spooled_bytes)"
+        )));
+    }
     spool
         .rewind()
         .map_err(|e| FerryError::Internal(format!("cannot reread the spool file: {e}")))?;
@@ -636,6 +644,31 @@ mod tests {
             errors[0].reason
         );
         assert_eq!(errors[0].line, 2);
+    }
+
+    #[test]
+    fn a_source_past_the_spool_limit_is_refused() {
+        let at = 1_617_444_900_000_000_000i64;
+        let file = parquet(&orders(vec![Some(1); 100], vec![at; 100]), 50);
+        let contract = contract();
+        let limits = crate::ingest::RecordLimits {
+            max_spooled_bytes: file.len() as u64 - 1,
+            ..Default::default()
+        };
+        let err = RowValidator::new(
+            &contract,
+            chrono::NaiveDate::from_ymd_opt(2021, 4, 3).expect("date"),
+            Arc::new(crate::ingest::ValidationProgress::default()),
+            None,
+        )
+        .with_limits(limits)
+        .run(file.as_slice(), |_| Ok(()), |_| Ok(()))
+        .unwrap_err();
+        assert!(matches!(err, FerryError::ResourceExhausted(_)), "{err}");
+        assert!(
+            err.to_string().contains("limits.max_spooled_bytes"),
+            "{err}"
+        );
     }
 
     fn validate(contract: &Contract, file: &[u8]) -> Result<ValidationSummary, FerryError> {

@@ -41,6 +41,8 @@ pub(super) const KEPT_ROW_ERRORS: usize = 1000;
 pub struct RecordLimits {
     pub max_record_bytes: u64,
     pub max_fields: usize,
+    /// The most bytes a Parquet source may spool to disk once decompressed.
+    pub max_spooled_bytes: u64,
 }
 
 impl Default for RecordLimits {
@@ -48,6 +50,7 @@ impl Default for RecordLimits {
         Self {
             max_record_bytes: 8 << 20,
             max_fields: 10_000,
+            max_spooled_bytes: 32 << 30,
         }
     }
 }
@@ -901,6 +904,7 @@ pub(crate) mod tests {
         let limits = RecordLimits {
             max_record_bytes: 64 << 10,
             max_fields: 100,
+            ..RecordLimits::default()
         };
         let mut input = format!("{HEADER}HP,1,,EUR,,,1999\n").into_bytes();
         input.extend(std::iter::repeat_n(b'S', 20 << 20));
@@ -926,6 +930,7 @@ pub(crate) mod tests {
         let limits = RecordLimits {
             max_record_bytes: 1 << 10,
             max_fields: 100,
+            ..RecordLimits::default()
         };
         let row = "Samsung,1,a comment,EUR,Male,,2001\n";
         let input = format!("{HEADER}{}", row.repeat(200_000)).into_bytes();
@@ -938,6 +943,7 @@ pub(crate) mod tests {
         let limits = RecordLimits {
             max_record_bytes: 1 << 20,
             max_fields: 50,
+            ..RecordLimits::default()
         };
         let input = format!("{HEADER}HP,1,,EUR,,,1999\n{}\n", "x,".repeat(5000)).into_bytes();
         let (result, _) = validate(input, limits);
