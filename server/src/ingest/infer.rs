@@ -168,9 +168,10 @@ fn sample_ndjson(reader: impl BufRead, max_rows: usize) -> Result<Sample, FerryE
         if line.trim().is_empty() {
             continue;
         }
-        let Ok(serde_json::Value::Object(object)) =
-            serde_json::from_str::<serde_json::Value>(&line)
-        else {
+        // Values stay the line's text, so `12.50` keeps its digits (a float would say `12.5`).
+        let Ok(object) = serde_json::from_str::<
+            std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
+        >(&line) else {
             // A sample cut mid-line, or a line that is no object: the publish reports those.
             continue;
         };
@@ -186,18 +187,22 @@ fn sample_ndjson(reader: impl BufRead, max_rows: usize) -> Result<Sample, FerryE
                 columns.len() - 1
             });
             let observed = &mut columns[position].1;
-            match value {
-                serde_json::Value::Null => observed.nulls += 1,
-                serde_json::Value::String(s) => observed.text(s),
-                serde_json::Value::Bool(b) => observed.text(if *b { "true" } else { "false" }),
-                serde_json::Value::Number(n) => observed.text(&n.to_string()),
-                _ => {
+            let text = value.get();
+            match text.as_bytes().first() {
+                Some(b'n') => observed.nulls += 1,
+                Some(b'"') => match serde_json::from_str::<String>(text) {
+                    Ok(s) => observed.text(&s),
+                    Err(_) => observed.nulls += 1,
+                },
+                Some(b'[' | b'{') => {
                     nested.insert(key.clone());
                 }
+                // Numbers and booleans, as written.
+                _ => observed.text(text),
             }
         }
         for (key, observed) in &mut columns {
-            if !object.contains_key(key.as_str()) {
+            if !object.contains_key(key) {
                 observed.nulls += 1;
             }
         }
@@ -800,6 +805,8 @@ mod tests {
             "\n",
             r#"{"a": "bob@example.org", "b": "2001:db8::1", "c": "NL91ABNA0417164300", "d": 1.25}"#,
             "\n",
+            r#"{"d": 12.50, "a": "c@example.net", "b": "10.0.0.2", "c": "DE89370400440532013000"}"#,
+            "\n",
         );
         let inferred = infer_text(text, "x.ndjson");
         assert_eq!(inferred.contract.source.format, DataFormat::Ndjson);
@@ -811,6 +818,8 @@ mod tests {
         assert_eq!(names, ["a", "b", "c"]);
         let d = inferred.contract.column("d").expect("d");
         assert!(!d.required, "d is missing from the first line");
+        // 1.25 and 12.50 have two digits after the point as written: an amount.
+        assert_eq!((d.column_type, d.scale), (ColumnType::Numeric, Some(2)));
         assert!(
             inferred.contract.column("n").is_none(),
             "nested values have no column"
