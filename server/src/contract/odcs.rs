@@ -182,76 +182,85 @@ fn types(column: &Column) -> (&'static str, String) {
     (logical, physical)
 }
 
-fn severity(s: super::Severity) -> Option<String> {
-    let name: &'static str = s.into();
-    Some(name.to_owned())
+impl QualityItem {
+    /// A `text` item describing a Ferry rule, which it carries in `customProperties`; `library`
+    /// sets the ODCS rule it maps to, when there is one.
+    fn of(description: String, severity: super::Severity, ferry_rule: Value) -> Self {
+        let severity: &'static str = severity.into();
+        Self {
+            kind: "text".into(),
+            rule: None,
+            metric: None,
+            description: Some(description),
+            must_be: None,
+            must_be_greater_or_equal_to: None,
+            must_be_less_or_equal_to: None,
+            arguments: None,
+            severity: Some(severity.to_owned()),
+            custom_properties: ferry_property(ferry_rule),
+            other: serde_json::Map::new(),
+        }
+    }
+
+    /// ODCS v3.0's `rule` name and v3.1's `metric` name for the same check.
+    fn library(mut self, rule: &str, metric: &str) -> Self {
+        self.kind = "library".into();
+        self.rule = Some(rule.into());
+        self.metric = Some(metric.into());
+        self
+    }
 }
 
 fn column_quality(rule: &ColumnRule) -> Result<QualityItem, FerryError> {
-    let mut item = QualityItem {
-        kind: "library".into(),
-        rule: None,
-        metric: None,
-        description: Some(rule.describe()),
-        must_be: Some(json!(0)),
-        must_be_greater_or_equal_to: None,
-        must_be_less_or_equal_to: None,
-        arguments: None,
-        severity: severity(rule.severity),
-        custom_properties: ferry_property(to_value(rule)?),
-        other: serde_json::Map::new(),
-    };
-    if rule.not_null {
-        item.rule = Some("nullCheck".into());
-        item.metric = Some("nullValues".into());
+    let item = QualityItem::of(rule.describe(), rule.severity, to_value(rule)?);
+    let zero = Some(json!(0));
+    // min, max and max_length have no ODCS v3.0 library rule: they stay text, checked by Ferry
+    // from the custom property.
+    Ok(if rule.not_null {
+        QualityItem {
+            must_be: zero,
+            ..item.library("nullCheck", "nullValues")
+        }
     } else if rule.unique {
-        item.rule = Some("duplicateCount".into());
-        item.metric = Some("duplicateValues".into());
+        QualityItem {
+            must_be: zero,
+            ..item.library("duplicateCount", "duplicateValues")
+        }
     } else if let Some(values) = &rule.accepted_values {
-        item.rule = Some("invalidCount".into());
-        item.metric = Some("invalidValues".into());
-        item.arguments = Some(json!({ "validValues": values }));
+        QualityItem {
+            must_be: zero,
+            arguments: Some(json!({ "validValues": values })),
+            ..item.library("invalidCount", "invalidValues")
+        }
     } else if let Some(pattern) = &rule.pattern {
-        item.rule = Some("invalidCount".into());
-        item.metric = Some("invalidValues".into());
-        item.arguments = Some(json!({ "pattern": pattern }));
+        QualityItem {
+            must_be: zero,
+            arguments: Some(json!({ "pattern": pattern })),
+            ..item.library("invalidCount", "invalidValues")
+        }
     } else {
-        // min, max and max_length have no ODCS v3.0 library rule: described in text, checked by
-        // Ferry from the custom property.
-        item.kind = "text".into();
-        item.must_be = None;
-    }
-    Ok(item)
+        item
+    })
 }
 
 fn dataset_quality(rule: &DatasetRule) -> Result<QualityItem, FerryError> {
-    let mut item = QualityItem {
-        kind: "library".into(),
-        rule: None,
-        metric: None,
-        description: Some(rule.describe()),
-        must_be: None,
-        must_be_greater_or_equal_to: None,
-        must_be_less_or_equal_to: None,
-        arguments: None,
-        severity: severity(rule.severity),
-        custom_properties: ferry_property(to_value(rule)?),
-        other: serde_json::Map::new(),
-    };
-    if let Some(columns) = &rule.unique {
-        item.rule = Some("duplicateCount".into());
-        item.metric = Some("duplicateValues".into());
-        item.must_be = Some(json!(0));
-        item.arguments = Some(json!({ "properties": columns }));
+    let item = QualityItem::of(rule.describe(), rule.severity, to_value(rule)?);
+    // row_count_change has no ODCS rule: it stays text.
+    Ok(if let Some(columns) = &rule.unique {
+        QualityItem {
+            must_be: Some(json!(0)),
+            arguments: Some(json!({ "properties": columns })),
+            ..item.library("duplicateCount", "duplicateValues")
+        }
     } else if let Some(count) = &rule.row_count {
-        item.rule = Some("rowCount".into());
-        item.metric = Some("rowCount".into());
-        item.must_be_greater_or_equal_to = count.min.map(|v| json!(v));
-        item.must_be_less_or_equal_to = count.max.map(|v| json!(v));
+        QualityItem {
+            must_be_greater_or_equal_to: count.min.map(|v| json!(v)),
+            must_be_less_or_equal_to: count.max.map(|v| json!(v)),
+            ..item.library("rowCount", "rowCount")
+        }
     } else {
-        item.kind = "text".into();
-    }
-    Ok(item)
+        item
+    })
 }
 
 fn to_value(value: &impl Serialize) -> Result<Value, FerryError> {
