@@ -616,9 +616,9 @@ async fn publish_every_format_and_compression(
     }
 }
 
-/// Every format × compression, from disk, S3 and GCS, on the embedded warehouse.
-#[tokio::test(flavor = "multi_thread")]
-async fn every_format_and_compression_from_every_store_publishes_the_catalog_rows() {
+/// Publishes every format × compression from disk, moto S3 and fake-gcs-server, each file
+/// written to all three, on the embedded warehouse or on `bigquery`.
+async fn publish_from_every_store(bigquery: Option<&LocalBigQuery>) {
     let s3 = MotoS3::start();
     s3.create_bucket("catalog").await;
     let gcs = FakeGcs::start();
@@ -629,6 +629,9 @@ async fn every_format_and_compression_from_every_store_publishes_the_catalog_row
     let server = TestServer::start_configured(Some(&s3.endpoint), |config| {
         config.sources.gcs.base_url = Some(gcs_url);
         config.sources.gcs.service_account_path = Some(service_account.display().to_string());
+        if let Some(bigquery) = bigquery {
+            bigquery.use_in(config);
+        }
     })
     .await;
     let mut client = server.client().await;
@@ -652,43 +655,18 @@ async fn every_format_and_compression_from_every_store_publishes_the_catalog_row
     drop(scratch);
 }
 
+/// Every format × compression, from disk, S3 and GCS, on the embedded warehouse.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_format_and_compression_from_every_store_publishes_the_catalog_rows() {
+    publish_from_every_store(None).await;
+}
+
 /// Every format × compression on BigQuery, from disk, S3 and GCS: BigQuery loads Ferry's own
 /// validated Parquet, whatever the producer wrote.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_format_and_compression_publishes_the_catalog_rows_on_bigquery() {
-    let s3 = MotoS3::start();
-    s3.create_bucket("catalog").await;
-    let gcs = FakeGcs::start();
-    gcs.create_bucket("catalog").await;
     let bigquery = LocalBigQuery::start();
-    let scratch = tempfile::tempdir().unwrap();
-    let service_account = gcs.service_account(scratch.path());
-    let gcs_url = gcs.base_url.clone();
-    let server = TestServer::start_configured(Some(&s3.endpoint), |config| {
-        config.sources.gcs.base_url = Some(gcs_url);
-        config.sources.gcs.service_account_path = Some(service_account.display().to_string());
-        bigquery.use_in(config);
-    })
-    .await;
-    let mut client = server.client().await;
-    let (s3, gcs) = (std::sync::Arc::new(s3), std::sync::Arc::new(gcs));
-    let files = server.scratch().to_path_buf();
-    let mut put =
-        |name: &str, content: Vec<u8>| -> futures::future::BoxFuture<'static, Vec<String>> {
-            let (s3, gcs, files, name) = (s3.clone(), gcs.clone(), files.clone(), name.to_owned());
-            Box::pin(async move {
-                s3.put("catalog", &name, content.clone()).await;
-                gcs.put("catalog", &name, content.clone()).await;
-                vec![
-                    write_file(&files, &name, &content),
-                    format!("s3://catalog/{name}"),
-                    format!("gs://catalog/{name}"),
-                ]
-            })
-        };
-    publish_every_format_and_compression(&mut client, &mut put).await;
-    server.stop().await;
-    drop(scratch);
+    publish_from_every_store(Some(&bigquery)).await;
 }
 
 /// A dataset of the richer types, with a view that filters on typed literals.
