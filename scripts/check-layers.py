@@ -49,11 +49,11 @@ from collections import defaultdict
 # ---------------------------------------------------------------------------------------------
 
 # Cross-cutting primitives: no domain knowledge, usable from every layer above.
-FOUNDATION = {"error", "secret", "crash_point", "keyed_lock", "telemetry"}
+FOUNDATION = {"error", "secret", "crash_point", "keyed_lock", "telemetry", "clock"}
 # Pure domain: what a dataset is, who may do what with it.
 DOMAIN = FOUNDATION | {"contract", "governance"}
 # Backends: storage of state (registry) and of data (warehouse). Peers: neither imports the other.
-BACKENDS = DOMAIN | {"registry", "warehouse"}
+BACKENDS = DOMAIN | {"registry", "warehouse", "notify"}
 # Everything below the use cases.
 BELOW_SERVICE = BACKENDS | {"ingest"}
 # Everything below the adapters and the composition root.
@@ -66,6 +66,7 @@ ALLOWED: dict[str, set[str]] = {
     "secret": {"error"},
     "crash_point": {"error"},
     "keyed_lock": {"error"},
+    "clock": set(),
     "telemetry": {"error"},
     # Layer 2: dataset contracts (YAML, validation, evolution, view filters).
     "contract": FOUNDATION,
@@ -76,6 +77,8 @@ ALLOWED: dict[str, set[str]] = {
     # with governance's rules. Neither knows the other, nor ingest, nor the use cases.
     "registry": DOMAIN,
     "warehouse": DOMAIN,
+    # Outgoing notifications (webhooks): knows events, not datasets or the registry.
+    "notify": FOUNDATION,
     # Layer 5: the publish data path, writing into the warehouse's PartitionSink trait.
     "ingest": DOMAIN | {"warehouse"},
     # Layer 6: the use cases: validate, authorize, act.

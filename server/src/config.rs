@@ -12,6 +12,7 @@ use crate::error::FerryError;
 use crate::governance::AuthConfig;
 use crate::ingest::RecordLimits;
 use crate::ingest::SourcesConfig;
+pub use crate::notify::WebhookConfig;
 use crate::registry::Registry;
 pub use crate::secret::{Secret, SecretUrl};
 use crate::service::Limits;
@@ -45,6 +46,30 @@ pub struct Config {
     /// a load balancer that terminates TLS.
     pub tls: Option<TlsConfig>,
     pub limits: LimitsConfig,
+    pub notifications: NotificationsConfig,
+    pub scheduler: SchedulerConfig,
+}
+
+/// Where Ferry tells people about late days and failed publishes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationsConfig {
+    pub webhook: WebhookConfig,
+}
+
+/// The server's own recurring work: freshness checks and scheduled feeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Seconds between rounds. Each round checks every SLA and runs the feeds whose next
+    /// check has come; 0 turns both off on this replica (another replica may run them).
+    pub tick_secs: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self { tick_secs: 30 }
+    }
 }
 
 /// Bounds that keep one caller or one file from taking the server: the defaults protect a
@@ -167,6 +192,8 @@ impl Default for Config {
             privacy: PrivacyConfig::default(),
             tls: None,
             limits: LimitsConfig::default(),
+            notifications: NotificationsConfig::default(),
+            scheduler: SchedulerConfig::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! `error`; ARCHITECTURE.md draws them, and `scripts/check-layers.py` fails CI on an import
 //! against them.
 
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod crash_point;
@@ -13,6 +14,7 @@ pub mod governance;
 pub mod grpc;
 pub mod ingest;
 pub mod keyed_lock;
+pub mod notify;
 pub mod registry;
 pub mod secret;
 pub mod server;

@@ -11,10 +11,12 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, TlsConfig, WarehouseBackend};
 use crate::error::FerryError;
 use crate::governance::{Authenticator, Authorizer, Pseudonymizer};
 use crate::grpc::{FerryGrpc, RpcTelemetryLayer};
+use crate::notify::Notifier;
 use crate::registry::Registry;
 use crate::service::{Ferry, Governance};
 use crate::warehouse::{BigQueryWarehouse, LocalWarehouse, Warehouse};
@@ -23,6 +25,14 @@ use crate::warehouse::{BigQueryWarehouse, LocalWarehouse, Warehouse};
 /// from publishes a previous process left unfinished; one-off commands must not, since a server
 /// may be running beside them.
 pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
+    build_ferry_on(config, Arc::new(SystemClock)).await
+}
+
+/// `build_ferry`, reading the time from `clock`.
+pub async fn build_ferry_on(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<Ferry>, FerryError> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         FerryError::Config(format!(
             "cannot create data dir {}: {e}",
@@ -49,15 +59,18 @@ pub async fn build_ferry(config: &Config) -> Result<Arc<Ferry>, FerryError> {
             .map(|key| Pseudonymizer::new(&key))
             .transpose()?,
     };
-    let ferry = Arc::new(Ferry::new(
+    let notifier = Notifier::new(&config.notifications.webhook)?;
+    let ferry = Ferry::new(
         registry,
         warehouse,
         config.sources.clone(),
         config.data_dir.join("quarantine"),
         governance,
         config.limits.service_limits(),
-    ));
-    Ok(ferry)
+    )
+    .with_clock(clock)
+    .with_notifier(notifier);
+    Ok(Arc::new(ferry))
 }
 
 /// A server bound to its listener, ready to run.
@@ -66,6 +79,8 @@ pub struct BoundServer {
     listener: TcpListener,
     ferry: Arc<Ferry>,
     policy_refresh: Duration,
+    /// None: this replica runs no freshness checks or feeds.
+    scheduler_tick: Option<Duration>,
     tls: Option<ServerTlsConfig>,
 }
 
@@ -90,7 +105,12 @@ fn server_tls(tls: &TlsConfig) -> Result<ServerTlsConfig, FerryError> {
 impl BoundServer {
     /// Binds `config.listen` (port 0 picks a free port, as tests do).
     pub async fn bind(config: &Config) -> Result<Self, FerryError> {
-        let ferry = build_ferry(config).await?;
+        Self::bind_on(config, Arc::new(SystemClock)).await
+    }
+
+    /// `bind`, with deadlines and schedules read from `clock`.
+    pub async fn bind_on(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, FerryError> {
+        let ferry = build_ferry_on(config, clock).await?;
         ferry.recover().await?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -100,6 +120,8 @@ impl BoundServer {
             listener,
             ferry,
             policy_refresh: Duration::from_secs(config.policy_refresh_secs.max(1)),
+            scheduler_tick: (config.scheduler.tick_secs > 0)
+                .then(|| Duration::from_secs(config.scheduler.tick_secs)),
             tls: config.tls.as_ref().map(server_tls).transpose()?,
         })
     }
@@ -133,6 +155,9 @@ impl BoundServer {
             .map_err(|e| FerryError::Internal(format!("reflection: {e}")))?;
         let refresher = tokio::spawn(refresh_policies(self.ferry.clone(), self.policy_refresh));
         let leases = tokio::spawn(keep_leases(self.ferry.clone()));
+        let scheduler = self
+            .scheduler_tick
+            .map(|tick| tokio::spawn(run_schedules(self.ferry.clone(), tick)));
         let serves = self
             .ferry
             .server_info(&crate::governance::Caller::system("startup"));
@@ -164,6 +189,9 @@ impl BoundServer {
             .map_err(|e| FerryError::Internal(format!("server: {e}")));
         refresher.abort();
         leases.abort();
+        if let Some(scheduler) = scheduler {
+            scheduler.abort();
+        }
         served
     }
 }
@@ -179,6 +207,22 @@ async fn keep_leases(ferry: Arc<Ferry>) {
         ticker.tick().await;
         if let Err(e) = ferry.keep_leases().await {
             warn!(error = %e, "renewing publish leases failed; retrying at the next tick");
+        }
+    }
+}
+
+/// Every `tick`: announces days that are late against their SLA, then runs the feeds that are
+/// due. The first round runs at once, so a restarted server catches up.
+async fn run_schedules(ferry: Arc<Ferry>, tick: Duration) {
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = ferry.check_freshness().await {
+            warn!(error = %e, "freshness check failed; retrying at the next tick");
+        }
+        if let Err(e) = ferry.run_feeds_once().await {
+            warn!(error = %e, "feed round failed; retrying at the next tick");
         }
     }
 }

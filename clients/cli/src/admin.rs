@@ -6,7 +6,7 @@ use anyhow::bail;
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use ferry_proto::v1 as pb;
 
-fn time(t: &Option<prost_types::Timestamp>) -> String {
+pub fn time(t: &Option<prost_types::Timestamp>) -> String {
     t.as_ref()
         .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
         .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())

@@ -150,6 +150,14 @@ pub(crate) enum Command {
         #[command(flatten)]
         listing: ListingArgs,
     },
+    /// Each scheduled feed you may see: its source template, when it is checked next, how its
+    /// last check went and its latest attempt.
+    Feeds {
+        /// Only datasets in this namespace.
+        namespace: Option<String>,
+        #[command(flatten)]
+        listing: ListingArgs,
+    },
     /// Show one publication with its row-level errors.
     Publication {
         id: String,

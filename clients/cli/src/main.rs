@@ -7,6 +7,7 @@ mod backfill;
 mod commands;
 mod datasets;
 mod exit;
+mod feeds;
 mod infer;
 mod listing;
 mod output;
@@ -123,6 +124,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             at,
             listing,
         } => status::run(client, namespace, at, listing, out).await,
+        Command::Feeds { namespace, listing } => feeds::run(client, namespace, listing, out).await,
         Command::Publication { id, listing } => {
             publishing::publication(client, id, listing, out).await
         }

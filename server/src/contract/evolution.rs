@@ -188,6 +188,9 @@ fn diff(old: &Contract, new: &Contract) -> (Vec<String>, Vec<String>) {
     if new.sla != old.sla {
         compatible.push("SLA changed".into());
     }
+    if new.feed != old.feed {
+        compatible.push("feed changed".into());
+    }
     if new.partitioning != old.partitioning {
         breaking.push("partitioning changed".into());
     }

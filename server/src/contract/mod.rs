@@ -3,7 +3,9 @@
 //! them. It knows nothing of gRPC or of any warehouse.
 
 mod evolution;
+mod feed;
 mod filter;
+mod freshness;
 pub mod odcs;
 pub mod quality;
 pub mod values;
@@ -16,7 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::FerryError;
 
 pub use evolution::{ContractVersion, Evolution, plan_evolution};
+pub use feed::Feed;
 pub use filter::{TypedLiteral, ViewFilter};
+pub use freshness::Sla;
 pub use quality::{ColumnRule, DatasetRule, RuleOutcome, Severity};
 pub use values::DecimalSpec;
 
@@ -498,76 +502,9 @@ pub struct Contract {
     /// When each day's partition is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla: Option<Sla>,
-}
-
-/// When each day's partition is due: day D by `available_by` on day D, in `timezone`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Sla {
-    /// `HH:MM`.
-    pub available_by: String,
-    /// `UTC` or a fixed offset such as `+02:00`.
-    #[serde(default = "Sla::utc")]
-    pub timezone: String,
-}
-
-impl Sla {
-    fn utc() -> String {
-        "UTC".into()
-    }
-
-    fn offset(&self) -> Result<chrono::FixedOffset, String> {
-        if self.timezone.eq_ignore_ascii_case("utc") || self.timezone == "Z" {
-            return Ok(chrono::FixedOffset::east_opt(0).expect("zero is an offset"));
-        }
-        let parsed = chrono::DateTime::parse_from_str(
-            &format!("2000-01-01T00:00:00{}", self.timezone),
-            "%Y-%m-%dT%H:%M:%S%:z",
-        )
-        .map_err(|_| {
-            format!(
-                "sla.timezone {:?} must be UTC or a fixed offset such as +02:00",
-                self.timezone
-            )
-        })?;
-        Ok(*parsed.offset())
-    }
-
-    fn time(&self) -> Result<chrono::NaiveTime, String> {
-        chrono::NaiveTime::parse_from_str(&self.available_by, "%H:%M")
-            .map_err(|_| format!("sla.available_by {:?} must be HH:MM", self.available_by))
-    }
-
-    pub fn check(&self) -> Result<(), String> {
-        self.offset().map(|_| ())?;
-        self.time().map(|_| ())
-    }
-
-    /// The day whose partition is due at `now`, and when it was due: today in the SLA's zone,
-    /// once `available_by` has passed.
-    pub fn due(
-        &self,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Option<(chrono::NaiveDate, chrono::DateTime<chrono::Utc>)> {
-        let (offset, time) = (self.offset().ok()?, self.time().ok()?);
-        let today = now.with_timezone(&offset).date_naive();
-        let deadline = today
-            .and_time(time)
-            .and_local_timezone(offset)
-            .single()?
-            .with_timezone(&chrono::Utc);
-        (now >= deadline).then_some((today, deadline))
-    }
-
-    /// Whether the day due at `now` is late, given the latest live partition.
-    pub fn late_day(
-        &self,
-        latest: Option<chrono::NaiveDate>,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> Option<chrono::NaiveDate> {
-        let (due, _) = self.due(now)?;
-        (latest.is_none_or(|latest| latest < due)).then_some(due)
-    }
+    /// Where the server picks each day's file up by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feed: Option<Feed>,
 }
 
 impl Contract {
@@ -737,6 +674,9 @@ impl Contract {
         }
         if let Some(sla) = &self.sla {
             sla.check().map_err(FerryError::InvalidContract)?;
+        }
+        if let Some(feed) = &self.feed {
+            feed.check().map_err(FerryError::InvalidContract)?;
         }
         self.validate_source_names()?;
         self.validate_csv_options()?;
@@ -1161,60 +1101,6 @@ pub(crate) mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("text sources only")
-        );
-    }
-
-    #[test]
-    fn an_sla_makes_a_day_due_at_its_time_in_its_zone() {
-        let at = |text: &str| {
-            chrono::DateTime::parse_from_rfc3339(text)
-                .expect("instant")
-                .to_utc()
-        };
-        let day = |text: &str| chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok();
-        let paris = Sla {
-            available_by: "06:00".into(),
-            timezone: "+02:00".into(),
-        };
-        // 06:00 at +02:00 is 04:00 UTC.
-        assert_eq!(
-            paris.late_day(day("2021-04-03"), at("2021-04-04T03:59:00Z")),
-            None
-        );
-        assert_eq!(
-            paris.late_day(day("2021-04-03"), at("2021-04-04T04:00:00Z")),
-            day("2021-04-04")
-        );
-        assert_eq!(
-            paris.late_day(day("2021-04-04"), at("2021-04-04T23:00:00Z")),
-            None
-        );
-        assert_eq!(
-            paris.late_day(None, at("2021-04-04T05:00:00Z")),
-            day("2021-04-04")
-        );
-        let mut contract = catalog();
-        contract.sla = Some(Sla {
-            available_by: "6am".into(),
-            timezone: "UTC".into(),
-        });
-        assert!(
-            contract
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("HH:MM")
-        );
-        contract.sla = Some(Sla {
-            available_by: "06:00".into(),
-            timezone: "Europe/Paris".into(),
-        });
-        assert!(
-            contract
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("fixed offset")
         );
     }
 

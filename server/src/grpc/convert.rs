@@ -21,6 +21,43 @@ use crate::governance::{AuditEvent, Grant, GrantRole, GrantStatus, NewGrant, Tok
 use crate::registry::{PartitionEntry, Publication, PublicationStatus, RegisteredDataset};
 use crate::service::ColumnGovernance;
 
+pub fn feed_status_to_pb(status: crate::service::FeedStatus) -> pb::FeedStatus {
+    let state = status.state;
+    pb::FeedStatus {
+        dataset: status.dataset,
+        feed: Some(feed_to_pb(&status.feed)),
+        next_check_at: state.as_ref().map(|s| timestamp(s.next_check_at)),
+        last_check_at: state.as_ref().and_then(|s| s.last_check_at).map(timestamp),
+        last_error: state
+            .as_ref()
+            .map(|s| s.last_error.clone())
+            .unwrap_or_default(),
+        failures: state.as_ref().map_or(0, |s| s.failures),
+        running: state.as_ref().is_some_and(|s| s.running_on.is_some()),
+        recent_attempts: status
+            .recent_attempts
+            .into_iter()
+            .map(|attempt| pb::FeedAttempt {
+                partition_date: attempt.partition_date.to_string(),
+                source_uri: attempt.source_uri,
+                object_version: attempt.object_version,
+                at: Some(timestamp(attempt.at)),
+                outcome: attempt.outcome.as_str().to_owned(),
+                publication_id: attempt.publication_id,
+                detail: attempt.detail,
+            })
+            .collect(),
+    }
+}
+
+fn feed_to_pb(feed: &crate::contract::Feed) -> pb::Feed {
+    pb::Feed {
+        source_template: feed.source_template.clone(),
+        check_every: feed.check_every.clone(),
+        lookback_days: Some(feed.lookback_days),
+    }
+}
+
 pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: t.timestamp(),
@@ -257,6 +294,7 @@ pub fn contract_to_pb(c: &Contract) -> pb::DatasetContract {
             available_by: sla.available_by.clone(),
             timezone: sla.timezone.clone(),
         }),
+        feed: c.feed.as_ref().map(feed_to_pb),
     }
 }
 
@@ -453,6 +491,16 @@ pub fn contract_from_pb(c: pb::DatasetContract) -> Result<Contract, FerryError> 
             } else {
                 sla.timezone
             },
+        }),
+        feed: c.feed.map(|feed| {
+            let mut contract_feed = crate::contract::Feed::at(feed.source_template);
+            if !feed.check_every.is_empty() {
+                contract_feed.check_every = feed.check_every;
+            }
+            if let Some(days) = feed.lookback_days {
+                contract_feed.lookback_days = days;
+            }
+            contract_feed
         }),
     };
     contract.validate()?;

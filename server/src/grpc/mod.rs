@@ -145,6 +145,20 @@ impl FerryService for FerryGrpc {
         }))
     }
 
+    async fn list_feeds(
+        &self,
+        request: Request<pb::ListFeedsRequest>,
+    ) -> Result<Response<pb::ListFeedsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let feeds = self
+            .ferry
+            .list_feeds(&request.into_inner().name_prefix, &caller)
+            .await?;
+        Ok(Response::new(pb::ListFeedsResponse {
+            feeds: feeds.into_iter().map(convert::feed_status_to_pb).collect(),
+        }))
+    }
+
     type PublishPartitionStream = EventStream<pb::PublishPartitionEvent>;
 
     async fn publish_partition(

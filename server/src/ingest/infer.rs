@@ -686,6 +686,7 @@ fn build(
         views: Vec::new(),
         quality: Vec::new(),
         sla: None,
+        feed: None,
     };
     contract.validate()?;
     Ok(Inferred {

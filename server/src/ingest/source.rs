@@ -278,6 +278,18 @@ impl Source {
         Ok(SourceStream { size, body })
     }
 
+    /// What identifies the object's current content without reading it: its entity tag, else
+    /// its size and modification time. None when there is no such object (yet).
+    pub async fn version(&self) -> Result<Option<String>, FerryError> {
+        match self.store.head(&self.path).await {
+            Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_else(|| {
+                format!("{}@{}", meta.size, meta.last_modified.to_rfc3339())
+            }))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.map_error(e)),
+        }
+    }
+
     fn map_error(&self, error: object_store::Error) -> FerryError {
         if let Some(reason) = refusal(&error) {
             return FerryError::denied(

@@ -9,17 +9,13 @@ use crate::contract::LegalBasis;
 use crate::error::FerryError;
 use crate::governance::{AuditEvent, AuditOutcome, Grant, GrantRole, TokenRecord, TokenStore};
 
-use super::{Registry, now_text, parse_time};
+use super::{Registry, now_text, parse_time, time_text};
 
 #[async_trait::async_trait]
 impl TokenStore for Registry {
     async fn token_by_hash(&self, sha256: &str) -> Result<Option<TokenRecord>, FerryError> {
         Registry::token_by_hash(self, sha256).await
     }
-}
-
-fn time_text(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn optional_time(row: &AnyRow, index: usize) -> Result<Option<DateTime<Utc>>, FerryError> {

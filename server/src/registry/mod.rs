@@ -10,8 +10,10 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
 mod governance;
+mod schedules;
 
 pub use governance::AuditQuery;
+pub use schedules::{FeedAttempt, FeedOutcome, FeedState};
 
 use crate::contract::{Contract, ContractVersion};
 use crate::error::FerryError;
@@ -159,7 +161,12 @@ fn lease_end() -> String {
 }
 
 fn now_text() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    time_text(Utc::now())
+}
+
+/// The one spelling of instants in the registry: fixed width, so text order is time order.
+fn time_text(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn parse_time(text: &str) -> Result<DateTime<Utc>, FerryError> {

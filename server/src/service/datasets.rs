@@ -3,8 +3,9 @@
 use tracing::{info, instrument};
 
 use crate::contract::{Contract, Evolution, plan_evolution, validate_qualified_name};
-use crate::error::{Denial, FerryError, Missing, Precondition};
+use crate::error::{Denial, FerryError, Missing, Precondition, Reason};
 use crate::governance::{Action, AuditOutcome, Scope};
+use crate::ingest::Source;
 use crate::registry::{PartitionEntry, RegisteredDataset};
 
 use super::{Caller, Ferry};
@@ -16,6 +17,23 @@ pub struct RegisterOutcome {
 }
 
 impl Ferry {
+    /// A feed reads its files as the owner team: the owner must be bound to the feed's source
+    /// (its bucket or host, which the template keeps fixed), and the server must accept it.
+    async fn authorize_feed(&self, caller: &Caller, contract: &Contract) -> Result<(), FerryError> {
+        let Some(feed) = &contract.feed else {
+            return Ok(());
+        };
+        let today = feed.source_for(chrono::Utc::now().date_naive());
+        let source = Source::resolve(&today, &self.sources).map_err(|e| match e.reason() {
+            Reason::InvalidField => {
+                FerryError::InvalidContract(format!("feed.source_template: {e}"))
+            }
+            _ => e,
+        })?;
+        self.authorize_source(caller, &contract.owner, &source)
+            .await
+    }
+
     #[instrument(skip_all, fields(dataset = %contract.name))]
     pub async fn register_dataset(
         &self,
@@ -41,6 +59,7 @@ impl Ferry {
             .as_ref()
             .is_some_and(|d| d.contract.owner == contract.owner);
         let any_namespace = assigned || self.authorize_namespace(caller, &contract).await?;
+        self.authorize_feed(caller, &contract).await?;
         // Every name check runs before the warehouse is touched: a refused register never
         // creates, patches or expires a table that another contract owns.
         self.registry.check_names(&contract).await?;

@@ -7,11 +7,13 @@ use std::time::Instant;
 use chrono::NaiveDate;
 use opentelemetry::KeyValue;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{FerryError, Missing};
 pub use crate::governance::Caller;
 use crate::governance::{Action, Authenticator, Authorizer, Pseudonymizer};
 use crate::ingest::{RecordLimits, SourcesConfig};
 use crate::keyed_lock::KeyedLock;
+use crate::notify::Notifier;
 use crate::registry::{RegisteredDataset, Registry};
 use crate::telemetry::metrics::METRICS;
 use crate::warehouse::Warehouse;
@@ -19,6 +21,8 @@ use crate::warehouse::Warehouse;
 // One use case a file; each adds its methods to `Ferry`.
 mod authorization;
 mod datasets;
+mod feeds;
+mod freshness;
 mod grants;
 mod ledger;
 mod masking;
@@ -31,6 +35,8 @@ mod retention;
 mod tokens;
 
 pub use datasets::RegisterOutcome;
+pub use feeds::{FeedRound, FeedStatus};
+pub use freshness::LateDay;
 pub use masking::{ColumnGovernance, GovernedRows};
 pub use publish::{PublishOutcome, PublishRequest};
 use publish_slots::PublishSlots;
@@ -61,6 +67,9 @@ pub struct Ferry {
     record_limits: RecordLimits,
     max_unique_keys: usize,
     publish_slots: PublishSlots,
+    /// What deadlines and schedules read the time from.
+    clock: Arc<dyn Clock>,
+    notifier: Notifier,
 }
 
 /// The bounds the service enforces (see `LimitsConfig` for their meaning and defaults).
@@ -117,7 +126,21 @@ impl Ferry {
             authenticator: governance.authenticator,
             authorizer: governance.authorizer,
             pseudonymizer: governance.pseudonymizer,
+            clock: Arc::new(SystemClock),
+            notifier: Notifier::default(),
         }
+    }
+
+    /// Reads the time from `clock` instead of the system's (tests move a `ManualClock`).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Tells `notifier` about late days and failed publishes.
+    pub fn with_notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = notifier;
+        self
     }
 
     pub fn registry(&self) -> &Registry {

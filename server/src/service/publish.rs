@@ -14,6 +14,7 @@ use crate::governance::{Action, AuditOutcome};
 use crate::ingest::{
     CsvQuarantine, IngestProgress, PublishStage, Quarantine, Source, ValidationSettings, ingest,
 };
+use crate::notify::Event;
 use crate::registry::{Publication, PublicationStatus};
 use crate::telemetry::metrics::METRICS;
 use crate::warehouse::{GarbageScope, PartitionTarget};
@@ -237,6 +238,14 @@ impl Ferry {
                     warn!(error = %e, "could not hand a failed commit to recovery");
                 }
                 warn!(publication = %publication.id, error = %error, "publish failed; previous partition unchanged");
+                self.notifier.send(Event::PublishFailed {
+                    dataset: publication.dataset.clone(),
+                    owner: committed_contract.owner.clone(),
+                    partition_date: publication.partition_date,
+                    publication_id: publication.id.clone(),
+                    reason: error.reason().as_str().to_owned(),
+                    message: first_line(&error.to_string()),
+                });
                 Err(error)
             }
         }

@@ -26,6 +26,11 @@ pub struct FerryMetrics {
     pub warehouse_retries: Counter<u64>,
     /// `ferry.authz.denials`: denied calls by reason.
     pub authz_denials: Counter<u64>,
+    /// `ferry.freshness.late_partitions`: days found late against their SLA, by dataset (each
+    /// day once, across replicas).
+    pub late_partitions: Counter<u64>,
+    /// `ferry.webhook.deliveries`: webhook events by type and outcome (delivered, given_up).
+    pub webhook_deliveries: Counter<u64>,
 }
 
 pub static METRICS: LazyLock<FerryMetrics> = LazyLock::new(|| {
@@ -75,6 +80,16 @@ pub static METRICS: LazyLock<FerryMetrics> = LazyLock::new(|| {
             .u64_counter("ferry.authz.denials")
             .with_unit("{call}")
             .with_description("Calls denied by authorization")
+            .build(),
+        late_partitions: meter
+            .u64_counter("ferry.freshness.late_partitions")
+            .with_unit("{partition}")
+            .with_description("Days not live by their SLA's deadline")
+            .build(),
+        webhook_deliveries: meter
+            .u64_counter("ferry.webhook.deliveries")
+            .with_unit("{event}")
+            .with_description("Webhook events, by outcome")
             .build(),
     }
 });

@@ -21,6 +21,9 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+mod webhook;
+pub use webhook::{Received, WebhookReceiver};
+
 pub const CONTRACT_YAML: &str = include_str!("../../../examples/product_catalog/contract.yaml");
 pub const DAY_1: &str =
     include_str!("../../../examples/product_catalog/data/product_catalog_20210403.csv");
@@ -272,6 +275,8 @@ pub fn config(data_dir: &Path, s3_endpoint: Option<&str>) -> Config {
     config.sources.s3.region = Some("us-east-1".into());
     config.sources.s3.access_key_id = Some("testing".into());
     config.sources.s3.secret_access_key = Some(Secret::new("testing"));
+    // Tests run freshness checks and feeds themselves, at the instants they choose.
+    config.scheduler.tick_secs = 0;
     config
 }
 
@@ -322,11 +327,26 @@ impl TestServer {
         s3_endpoint: Option<&str>,
         adjust: impl FnOnce(&mut Config),
     ) -> Self {
+        Self::start_on(
+            std::sync::Arc::new(ferry_server::clock::SystemClock),
+            s3_endpoint,
+            adjust,
+        )
+        .await
+    }
+
+    /// `start_configured`, with deadlines and schedules read from `clock` (a `ManualClock`
+    /// the test moves).
+    pub async fn start_on(
+        clock: std::sync::Arc<dyn ferry_server::clock::Clock>,
+        s3_endpoint: Option<&str>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         let scratch = tempfile::tempdir().unwrap();
         let data_dir = scratch.path().join("data");
         let mut config = config(&data_dir, s3_endpoint);
         adjust(&mut config);
-        let server = BoundServer::bind(&config).await.unwrap();
+        let server = BoundServer::bind_on(&config, clock).await.unwrap();
         let addr = server.local_addr;
         let mut tokens = std::collections::HashMap::new();
         tokens.insert(ADMIN.to_owned(), ADMIN_TOKEN.to_owned());
