@@ -585,6 +585,19 @@ mod tests {
     }
 
     #[test]
+    fn a_feed_travels_in_custom_properties() {
+        let mut contract = catalog();
+        contract.feed = Some(crate::contract::Feed {
+            source_template: "s3://catalog-drops/product_catalog_{date:%Y%m%d}.csv".into(),
+            check_every: "1h 30m".into(),
+            lookback_days: 5,
+        });
+        let odcs = to_odcs(&contract, "1.3").expect("exports");
+        assert!(odcs.contains("product_catalog_{date:%Y%m%d}.csv"), "{odcs}");
+        assert_eq!(from_odcs(&odcs).expect("imports"), contract);
+    }
+
+    #[test]
     fn a_document_from_another_tool_is_read_by_its_own_terms() {
         let text = r#"
 apiVersion: v3.0.2
