@@ -457,3 +457,47 @@ async fn one_replica_at_a_time_holds_a_feed_on_postgres() {
     let postgres = Postgres::start();
     one_replica_at_a_time_holds_a_feed(&postgres.url).await;
 }
+
+/// The server runs freshness checks and feeds on its own, every `scheduler.tick_secs`, on the
+/// system clock: today's file in the bucket is published without anyone calling.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_runs_feeds_on_its_own() {
+    let s3 = MotoS3::start();
+    s3.create_bucket(BUCKET).await;
+    let server = TestServer::start_configured(Some(&s3.endpoint), |config| {
+        config.scheduler.tick_secs = 1;
+    })
+    .await;
+    let mut client = server.client().await;
+    let today = Utc::now().date_naive();
+    s3.put(
+        BUCKET,
+        &format!("product_catalog_{}.csv", today.format("%Y%m%d")),
+        DAY_1,
+    )
+    .await;
+    register_yaml(&mut client, &contract_with_feed())
+        .await
+        .unwrap();
+    let day = today.to_string();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let published = ledger(&mut client, RAW, &day).await;
+        if published
+            .iter()
+            .any(|p| p.status == pb::PublicationStatus::Succeeded as i32)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the feed did not publish {day} within a minute: {published:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        count(&mut client, RAW, &day).await,
+        expected_rows(DAY_1).len()
+    );
+    server.stop().await;
+}
