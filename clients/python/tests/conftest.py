@@ -66,6 +66,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         # The tests' sources: the shipped extracts and files under pytest's temporary directory.
         "FERRY_SOURCES__FILE_ROOTS": f'["{sources[0]}", "{sources[1]}"]',
         "FERRY_POLICY_DIR": str(policy_dir),
+        # Scheduled feeds and freshness checks every second, so a feed test waits seconds.
+        "FERRY_SCHEDULER__TICK_SECS": "1",
     }
     tokens = {"admin:platform": ADMIN_TOKEN}
     for principal in ["team:catalog", "team:a", "team:b"]:

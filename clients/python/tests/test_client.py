@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import importlib.util
 import io
+import time
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,27 @@ def test_long_publishes_report_progress(server: Server, tmp_path: Path) -> None:
     assert all(p.total_bytes == big.stat().st_size for p in progress)
     assert [p.bytes_read for p in progress] == sorted(p.bytes_read for p in progress)
     assert result.publication.rows_accepted > progress[0].rows_validated
+
+
+def test_a_feed_publishes_todays_file_and_is_listed(server: Server, tmp_path: Path) -> None:
+    today = dt.datetime.now(dt.timezone.utc).date()
+    (tmp_path / f"drop_{today:%Y%m%d}.csv").write_bytes(DAY_2.read_bytes())
+    contract = (EXAMPLES / "contract.yaml").read_text(encoding="utf-8")
+    template = f"file://{tmp_path.resolve()}/drop_{{date:%Y%m%d}}.csv"
+    contract += f'\nfeed:\n  source_template: "{template}"\n  check_every: 1m\n  lookback_days: 0\n'
+    owner = Client(server.endpoint, token=server.tokens["team:catalog"])
+    owner.register_dataset(contract)
+    deadline = time.monotonic() + 60
+    while True:
+        feeds = owner.list_feeds("catalog.")
+        assert [f.dataset for f in feeds] == ["catalog.product_catalog"]
+        assert feeds[0].feed.source_template == template
+        attempts = feeds[0].recent_attempts
+        if attempts:
+            break
+        assert time.monotonic() < deadline, "the feed did not publish within a minute"
+        time.sleep(0.2)
+    assert attempts[0].outcome == "published", attempts
+    assert attempts[0].partition_date == today.isoformat()
+    rows = owner.read_rows("catalog.product_catalog", from_date=today, to_date=today)
+    assert len(rows) == _expected_counts()["raw"]

@@ -265,6 +265,13 @@ class Client:
         )
         return list(response.publications)
 
+    def list_feeds(self, prefix: str = "") -> list[pb.FeedStatus]:
+        """The scheduled feeds of the datasets you may see: next check, last error, attempts."""
+        response: pb.ListFeedsResponse = self._call(
+            self._stub.ListFeeds, pb.ListFeedsRequest(name_prefix=prefix)
+        )
+        return list(response.feeds)
+
     # Reading ------------------------------------------------------------------------------
 
     def read_rows(

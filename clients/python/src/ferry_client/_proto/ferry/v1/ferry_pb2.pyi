@@ -797,6 +797,7 @@ class DatasetContract(_message.Message):
     MAJOR_VERSION_FIELD_NUMBER: _builtins.int
     QUALITY_FIELD_NUMBER: _builtins.int
     SLA_FIELD_NUMBER: _builtins.int
+    FEED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """`namespace.dataset`."""
     owner: _builtins.str
@@ -821,6 +822,10 @@ class DatasetContract(_message.Message):
     def sla(self) -> Global___Sla:
         """When each day's partition is due."""
 
+    @_builtins.property
+    def feed(self) -> Global___Feed:
+        """Where the server picks each day's file up by itself."""
+
     def __init__(
         self,
         *,
@@ -835,10 +840,11 @@ class DatasetContract(_message.Message):
         major_version: _builtins.int = ...,
         quality: _abc.Iterable[Global___QualityRule] | None = ...,
         sla: Global___Sla | None = ...,
+        feed: Global___Feed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["partitioning", b"partitioning", "sla", b"sla", "source_format", b"source_format"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["feed", b"feed", "partitioning", b"partitioning", "sla", b"sla", "source_format", b"source_format"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "major_version", b"major_version", "name", b"name", "owner", b"owner", "partitioning", b"partitioning", "quality", b"quality", "retention_days", b"retention_days", "sla", b"sla", "source_format", b"source_format", "views", b"views"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["columns", b"columns", "description", b"description", "feed", b"feed", "major_version", b"major_version", "name", b"name", "owner", b"owner", "partitioning", b"partitioning", "quality", b"quality", "retention_days", b"retention_days", "sla", b"sla", "source_format", b"source_format", "views", b"views"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -846,8 +852,8 @@ Global___DatasetContract: _TypeAlias = DatasetContract  # noqa: Y015
 
 @_typing.final
 class Sla(_message.Message):
-    """Day D's partition is due by `available_by` (HH:MM) on day D, in `timezone` (UTC or a fixed
-    offset such as +02:00).
+    """Day D's partition is due by `available_by` (HH:MM) on day D, in `timezone` (UTC, an IANA
+    zone such as Europe/Paris, or a fixed offset such as +02:00).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -869,6 +875,41 @@ class Sla(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Sla: _TypeAlias = Sla  # noqa: Y015
+
+@_typing.final
+class Feed(_message.Message):
+    """A scheduled feed: every `check_every` (a duration such as `15m`), the server looks for the
+    file of each day from `lookback_days` ago to today (UTC), at `source_template` with its
+    `{date}` or `{date:%Y%m%d}` placeholder rendered, and publishes it as the owner team when it
+    appears or changes.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_TEMPLATE_FIELD_NUMBER: _builtins.int
+    CHECK_EVERY_FIELD_NUMBER: _builtins.int
+    LOOKBACK_DAYS_FIELD_NUMBER: _builtins.int
+    source_template: _builtins.str
+    check_every: _builtins.str
+    """Empty: 15m."""
+    lookback_days: _builtins.int
+    """Unset: 2."""
+    def __init__(
+        self,
+        *,
+        source_template: _builtins.str = ...,
+        check_every: _builtins.str = ...,
+        lookback_days: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_lookback_days", b"_lookback_days", "lookback_days", b"lookback_days"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_lookback_days", b"_lookback_days", "check_every", b"check_every", "lookback_days", b"lookback_days", "source_template", b"source_template"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__lookback_days: _TypeAlias = _typing.Literal["lookback_days"]  # noqa: Y015
+    _WhichOneofArgType__lookback_days: _TypeAlias = _typing.Literal["_lookback_days", b"_lookback_days"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lookback_days) -> _WhichOneofReturnType__lookback_days | None: ...
+
+Global___Feed: _TypeAlias = Feed  # noqa: Y015
 
 @_typing.final
 class Dataset(_message.Message):
@@ -1041,6 +1082,147 @@ class ListDatasetsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDatasetsResponse: _TypeAlias = ListDatasetsResponse  # noqa: Y015
+
+@_typing.final
+class ListFeedsRequest(_message.Message):
+    """---------------------------------------------------------------------------------------------
+    Scheduled feeds
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_PREFIX_FIELD_NUMBER: _builtins.int
+    name_prefix: _builtins.str
+    """Only datasets whose name starts with this prefix, e.g. `catalog.`."""
+    def __init__(
+        self,
+        *,
+        name_prefix: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name_prefix", b"name_prefix"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFeedsRequest: _TypeAlias = ListFeedsRequest  # noqa: Y015
+
+@_typing.final
+class ListFeedsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FEEDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def feeds(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedStatus]: ...
+    def __init__(
+        self,
+        *,
+        feeds: _abc.Iterable[Global___FeedStatus] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feeds", b"feeds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFeedsResponse: _TypeAlias = ListFeedsResponse  # noqa: Y015
+
+@_typing.final
+class FeedStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATASET_FIELD_NUMBER: _builtins.int
+    FEED_FIELD_NUMBER: _builtins.int
+    NEXT_CHECK_AT_FIELD_NUMBER: _builtins.int
+    LAST_CHECK_AT_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    FAILURES_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    RECENT_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    dataset: _builtins.str
+    last_error: _builtins.str
+    """Why the last check failed; empty when it did not (and for a caller who may not read the
+    dataset's ledger).
+    """
+    failures: _builtins.int
+    """Checks in a row that failed; the wait before the next one doubles with each."""
+    running: _builtins.bool
+    """A replica is checking the feed now."""
+    @_builtins.property
+    def feed(self) -> Global___Feed: ...
+    @_builtins.property
+    def next_check_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset until the feed's first check."""
+
+    @_builtins.property
+    def last_check_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def recent_attempts(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedAttempt]:
+        """Newest first; only for a caller who may read the dataset's ledger."""
+
+    def __init__(
+        self,
+        *,
+        dataset: _builtins.str = ...,
+        feed: Global___Feed | None = ...,
+        next_check_at: _timestamp_pb2.Timestamp | None = ...,
+        last_check_at: _timestamp_pb2.Timestamp | None = ...,
+        last_error: _builtins.str = ...,
+        failures: _builtins.int = ...,
+        running: _builtins.bool = ...,
+        recent_attempts: _abc.Iterable[Global___FeedAttempt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["feed", b"feed", "last_check_at", b"last_check_at", "next_check_at", b"next_check_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dataset", b"dataset", "failures", b"failures", "feed", b"feed", "last_check_at", b"last_check_at", "last_error", b"last_error", "next_check_at", b"next_check_at", "recent_attempts", b"recent_attempts", "running", b"running"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedStatus: _TypeAlias = FeedStatus  # noqa: Y015
+
+@_typing.final
+class FeedAttempt(_message.Message):
+    """One publish a feed tried."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PARTITION_DATE_FIELD_NUMBER: _builtins.int
+    SOURCE_URI_FIELD_NUMBER: _builtins.int
+    OBJECT_VERSION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    PUBLICATION_ID_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    partition_date: _builtins.str
+    source_uri: _builtins.str
+    object_version: _builtins.str
+    """The object's entity tag (or size@modified) when it was read: a new version is tried again."""
+    outcome: _builtins.str
+    """`published`, `unchanged`, `refused` (the contract refused the file: not retried until it
+    changes) or `failed` (retried).
+    """
+    publication_id: _builtins.str
+    detail: _builtins.str
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        partition_date: _builtins.str = ...,
+        source_uri: _builtins.str = ...,
+        object_version: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        outcome: _builtins.str = ...,
+        publication_id: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "detail", b"detail", "object_version", b"object_version", "outcome", b"outcome", "partition_date", b"partition_date", "publication_id", b"publication_id", "source_uri", b"source_uri"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedAttempt: _TypeAlias = FeedAttempt  # noqa: Y015
 
 @_typing.final
 class PublishPartitionRequest(_message.Message):

@@ -64,6 +64,11 @@ class FerryServiceStub:
                 request_serializer=ferry_dot_v1_dot_ferry__pb2.ListPublicationsRequest.SerializeToString,
                 response_deserializer=ferry_dot_v1_dot_ferry__pb2.ListPublicationsResponse.FromString,
                 _registered_method=True)
+        self.ListFeeds = channel.unary_unary(
+                '/ferry.v1.FerryService/ListFeeds',
+                request_serializer=ferry_dot_v1_dot_ferry__pb2.ListFeedsRequest.SerializeToString,
+                response_deserializer=ferry_dot_v1_dot_ferry__pb2.ListFeedsResponse.FromString,
+                _registered_method=True)
         self.GrantAccess = channel.unary_unary(
                 '/ferry.v1.FerryService/GrantAccess',
                 request_serializer=ferry_dot_v1_dot_ferry__pb2.GrantAccessRequest.SerializeToString,
@@ -160,6 +165,14 @@ class FerryServiceServicer:
 
     def ListPublications(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFeeds(self, request, context):
+        """The scheduled feeds of the datasets the caller may see: when each is checked next, how its
+        last check went and, for the owner, its recent attempts.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -274,6 +287,11 @@ def add_FerryServiceServicer_to_server(servicer, server):
                     servicer.ListPublications,
                     request_deserializer=ferry_dot_v1_dot_ferry__pb2.ListPublicationsRequest.FromString,
                     response_serializer=ferry_dot_v1_dot_ferry__pb2.ListPublicationsResponse.SerializeToString,
+            ),
+            'ListFeeds': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFeeds,
+                    request_deserializer=ferry_dot_v1_dot_ferry__pb2.ListFeedsRequest.FromString,
+                    response_serializer=ferry_dot_v1_dot_ferry__pb2.ListFeedsResponse.SerializeToString,
             ),
             'GrantAccess': grpc.unary_unary_rpc_method_handler(
                     servicer.GrantAccess,
@@ -493,6 +511,33 @@ class FerryService:
             '/ferry.v1.FerryService/ListPublications',
             ferry_dot_v1_dot_ferry__pb2.ListPublicationsRequest.SerializeToString,
             ferry_dot_v1_dot_ferry__pb2.ListPublicationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFeeds(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ferry.v1.FerryService/ListFeeds',
+            ferry_dot_v1_dot_ferry__pb2.ListFeedsRequest.SerializeToString,
+            ferry_dot_v1_dot_ferry__pb2.ListFeedsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -92,6 +92,10 @@ class FerryServiceStub:
     """
     GetPublication: _grpc.UnaryUnaryMultiCallable[_ferry_pb2.GetPublicationRequest, _ferry_pb2.Publication]
     ListPublications: _grpc.UnaryUnaryMultiCallable[_ferry_pb2.ListPublicationsRequest, _ferry_pb2.ListPublicationsResponse]
+    ListFeeds: _grpc.UnaryUnaryMultiCallable[_ferry_pb2.ListFeedsRequest, _ferry_pb2.ListFeedsResponse]
+    """The scheduled feeds of the datasets the caller may see: when each is checked next, how its
+    last check went and, for the owner, its recent attempts.
+    """
     GrantAccess: _grpc.UnaryUnaryMultiCallable[_ferry_pb2.GrantAccessRequest, _ferry_pb2.Grant]
     """Grants a consumer team access to a dataset or view. Owners and admins grant; a grant that
     shows personal data in clear stays pending until a privacy officer approves it.
@@ -135,6 +139,10 @@ class FerryServiceAsyncStub(FerryServiceStub):
     """
     GetPublication: _aio.UnaryUnaryMultiCallable[_ferry_pb2.GetPublicationRequest, _ferry_pb2.Publication]  # type: ignore[assignment]
     ListPublications: _aio.UnaryUnaryMultiCallable[_ferry_pb2.ListPublicationsRequest, _ferry_pb2.ListPublicationsResponse]  # type: ignore[assignment]
+    ListFeeds: _aio.UnaryUnaryMultiCallable[_ferry_pb2.ListFeedsRequest, _ferry_pb2.ListFeedsResponse]  # type: ignore[assignment]
+    """The scheduled feeds of the datasets the caller may see: when each is checked next, how its
+    last check went and, for the owner, its recent attempts.
+    """
     GrantAccess: _aio.UnaryUnaryMultiCallable[_ferry_pb2.GrantAccessRequest, _ferry_pb2.Grant]  # type: ignore[assignment]
     """Grants a consumer team access to a dataset or view. Owners and admins grant; a grant that
     shows personal data in clear stays pending until a privacy officer approves it.
@@ -211,6 +219,16 @@ class FerryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ferry_pb2.ListPublicationsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ferry_pb2.ListPublicationsResponse, _abc.Awaitable[_ferry_pb2.ListPublicationsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListFeeds(
+        self,
+        request: _ferry_pb2.ListFeedsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ferry_pb2.ListFeedsResponse, _abc.Awaitable[_ferry_pb2.ListFeedsResponse]]:
+        """The scheduled feeds of the datasets the caller may see: when each is checked next, how its
+        last check went and, for the owner, its recent attempts.
+        """
 
     @_abc_1.abstractmethod
     def GrantAccess(
