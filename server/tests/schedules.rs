@@ -47,11 +47,20 @@ fn assert_signed(received: &Received) {
 }
 
 async fn start_with_webhook(clock: &ManualClock, receiver: &WebhookReceiver) -> TestServer {
+    start_with_webhook_and(clock, receiver, |_| {}).await
+}
+
+async fn start_with_webhook_and(
+    clock: &ManualClock,
+    receiver: &WebhookReceiver,
+    adjust: impl FnOnce(&mut ferry_server::Config),
+) -> TestServer {
     let url = receiver.url();
     TestServer::start_on(Arc::new(clock.clone()), None, move |config| {
         config.notifications.webhook.url = Some(url);
         config.notifications.webhook.secret = Some(ferry_server::config::Secret::new(SECRET));
         config.notifications.webhook.first_retry_ms = 10;
+        adjust(config);
     })
     .await
 }
@@ -62,6 +71,25 @@ async fn a_late_day_is_announced_once_by_a_signed_webhook_that_is_retried() {
     let receiver = WebhookReceiver::start(&[500]).await;
     let clock = ManualClock::at(at("2021-04-04T05:59:00Z"));
     let server = start_with_webhook(&clock, &receiver).await;
+    a_late_day_is_announced_once(&server, &clock, &receiver).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_late_day_is_announced_once_by_a_signed_webhook_that_is_retried_on_bigquery() {
+    let bigquery = LocalBigQuery::start();
+    let receiver = WebhookReceiver::start(&[500]).await;
+    let clock = ManualClock::at(at("2021-04-04T05:59:00Z"));
+    let server = start_with_webhook_and(&clock, &receiver, |config| bigquery.use_in(config)).await;
+    a_late_day_is_announced_once(&server, &clock, &receiver).await;
+    server.stop().await;
+}
+
+async fn a_late_day_is_announced_once(
+    server: &TestServer,
+    clock: &ManualClock,
+    receiver: &WebhookReceiver,
+) {
     let mut client = server.client().await;
     register_catalog(&mut client).await;
     let day1 = write_file(server.scratch(), "day1.csv", DAY_1);
@@ -114,7 +142,7 @@ async fn a_late_day_is_announced_once_by_a_signed_webhook_that_is_retried() {
         "{body}"
     );
 
-    let late_events: Vec<_> = audit_events(&server, RAW)
+    let late_events: Vec<_> = audit_events(server, RAW)
         .await
         .into_iter()
         .filter(|e| e.action == "freshness.late")
@@ -140,7 +168,6 @@ async fn a_late_day_is_announced_once_by_a_signed_webhook_that_is_retried() {
     let body = received.last().unwrap().json();
     assert_eq!(body["data"]["partition_date"], "2021-04-05");
     assert_eq!(body["data"]["latest_partition"], "2021-04-04");
-    server.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
